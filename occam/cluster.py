@@ -1,0 +1,257 @@
+"""``start_cluster`` and :class:`Cluster`: a Spark driver here, executors on a backend, one object."""
+
+from __future__ import annotations
+
+import atexit
+import html
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from occam import config
+from occam.backends import Backend, select_backend
+from occam.errors import ClusterStartError, ClusterStoppedError
+from occam.spec import ClusterSpec, make_spec
+
+if TYPE_CHECKING:
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    from occam.data.dataset import Dataset
+    from occam.training.result import FitResult
+
+POLL_SECONDS = 0.25
+
+_live_clusters: weakref.WeakSet[Cluster] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all_at_exit() -> None:
+    for cluster in list(_live_clusters):
+        cluster.stop()
+
+
+def start_cluster(
+    n: int = 2,
+    *,
+    gpu: bool = False,
+    cores: int | None = None,
+    memory: str | int | None = None,
+    backend: str | None = None,
+    timeout: float | None = None,
+    name: str | None = None,
+    progress: bool = True,
+) -> Cluster:
+    """Start a Spark cluster with ``n`` executors and return it once all of them have registered.
+
+    Args:
+        n: number of executors; :meth:`Cluster.fit` runs one Horovod rank on each.
+        gpu: give each executor one GPU (raises at once if there is none to give).
+        cores: CPU cores per executor (default ``1``, or ``OCCAM_CORES``).
+        memory: JVM memory per executor, Spark-style (``"1g"``, ``"512m"``; default ``OCCAM_MEMORY`` or ``1g``).
+            TensorFlow runs in each executor's Python worker, outside this limit.
+        backend: ``"embedded"`` (executors on this machine), or ``"auto"`` (default, or ``OCCAM_BACKEND``),
+            which picks the cluster the environment is prepared for and falls back to ``"embedded"``.
+        timeout: seconds to wait for all executors (default 180, or ``OCCAM_TIMEOUT``). When it runs out,
+            :class:`~occam.errors.ClusterStartError` says how many registered and shows their logs, and
+            the half-started cluster is removed.
+        name: a name for the cluster (default: ``occam-`` and a random suffix).
+        progress: show a progress bar while executors start.
+
+    Bad input raises :class:`~occam.errors.ConfigError` before anything starts. Use the cluster as a
+    context manager, or call :meth:`Cluster.stop`; clusters still running at interpreter exit are stopped.
+    """
+    spec = make_spec(
+        n,
+        cores=config.get("cores", cores),
+        memory=config.get("memory", memory),
+        gpu=gpu,
+        timeout=config.get("timeout", timeout),
+        name=name,
+    )
+    backend_cls = select_backend(config.get("backend", backend))
+    cluster = Cluster(spec, backend_cls(spec))
+    cluster._start(progress=progress)
+    return cluster
+
+
+class Cluster:
+    """A running cluster: its Spark session, its executors, and training on them.
+
+    Create one with :func:`start_cluster`. ``cluster.spark`` is an ordinary SparkSession whose
+    executors are this cluster's; :meth:`fit` trains a Keras model with one Horovod rank per executor.
+    """
+
+    def __init__(self, spec: ClusterSpec, backend: Backend) -> None:
+        self.spec = spec
+        self.backend = backend
+        self._spark: SparkSession | None = None
+        self._stopped = False
+        self._lock = threading.Lock()
+        self.started_at: float | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def _start(self, progress: bool) -> None:
+        self.backend.check()
+        _live_clusters.add(self)
+        try:
+            self._spark = self.backend.launch()
+            self._wait_for_executors(progress)
+        except BaseException:
+            self.stop()
+            raise
+        self.started_at = time.time()
+
+    def _wait_for_executors(self, progress: bool) -> None:
+        from tqdm.auto import tqdm
+
+        deadline = time.monotonic() + self.spec.timeout
+        with tqdm(
+            total=self.spec.n,
+            desc=f"{self.spec.name}: executors",
+            unit="executor",
+            disable=not progress,
+            leave=False,
+        ) as bar:
+            while True:
+                self.backend.raise_if_failed()
+                ready = self.executor_count()
+                bar.update(ready - bar.n)
+                if ready >= self.spec.n:
+                    return
+                if time.monotonic() > deadline:
+                    raise ClusterStartError(
+                        f"{ready} of {self.spec.n} executors registered within {self.spec.timeout:.0f} s "
+                        f"(cluster {self.spec.name}, {self.backend.name} backend). Raise timeout= if the "
+                        "machine is just slow, or read the log below for why executors did not start.\n"
+                        + self.backend.diagnostics()
+                    )
+                time.sleep(POLL_SECONDS)
+
+    def stop(self) -> None:
+        """Stop the executors and the driver, and remove everything the cluster made. Idempotent."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            _live_clusters.discard(self)
+            self._spark = None
+            self.backend.stop()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    @property
+    def spark(self) -> SparkSession:
+        """The driver's SparkSession; its jobs run on this cluster's executors."""
+        if self._stopped or self._spark is None:
+            raise ClusterStoppedError(
+                f"cluster {self.spec.name} is stopped; start a new one with occam.start_cluster()"
+            )
+        return self._spark
+
+    @property
+    def sc(self) -> SparkContext:
+        return self.spark.sparkContext
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def n(self) -> int:
+        return self.spec.n
+
+    def executor_count(self) -> int:
+        """Executors registered right now (the driver's own block manager is not counted)."""
+        if self._spark is None:
+            return 0
+        return max(0, self._spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1)
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The Spark UI: through the Jupyter server's proxy in JupyterHub, else its direct address."""
+        if self._stopped or self._spark is None:
+            return None
+        url = self._spark.sparkContext.uiWebUrl
+        if not url:
+            return None
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+        if prefix:
+            port = url.rsplit(":", 1)[-1].strip("/")
+            return f"{prefix.rstrip('/')}/proxy/{port}/jobs/"
+        return url
+
+    def status(self) -> dict[str, Any]:
+        """A snapshot: name, backend, executors registered and asked for, resources, Spark UI link."""
+        state = "stopped" if self._stopped else "running"
+        info: dict[str, Any] = {
+            "name": self.spec.name,
+            "state": state,
+            "backend": self.backend.name,
+            "executors": self.executor_count() if not self._stopped else 0,
+            "requested": self.spec.n,
+            "cores per executor": self.spec.cores,
+            "memory per executor": self.spec.memory,
+            "gpu": self.spec.gpu,
+            "dashboard": self.dashboard_link,
+        }
+        if not self._stopped:
+            info["application id"] = self.sc.applicationId
+            info.update(self.backend.describe())
+        return info
+
+    def __repr__(self) -> str:
+        s = self.status()
+        return (
+            f"<Cluster {s['name']} {s['state']}: {s['executors']}/{s['requested']} executors, "
+            f"{s['backend']}, dashboard {s['dashboard'] or '-'}>"
+        )
+
+    def _repr_html_(self) -> str:
+        s = self.status()
+        rows = []
+        for key, value in s.items():
+            if key == "dashboard" and value:
+                cell = f'<a href="{html.escape(value)}" target="_blank">Spark UI</a>'
+            else:
+                cell = html.escape(str(value if value is not None else "-"))
+            rows.append(f"<tr><th style='text-align:left'>{html.escape(key)}</th><td>{cell}</td></tr>")
+        colour = "#2e7d32" if s["state"] == "running" else "#9e9e9e"
+        return (
+            f"<div><strong>Occam cluster</strong> "
+            f"<span style='color:{colour}'>&#9679; {html.escape(s['state'])}</span>"
+            f"<table>{''.join(rows)}</table></div>"
+        )
+
+    # -- training ------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        model_fn: Callable[[], Any],
+        dataset: Dataset,
+        *,
+        epochs: int = 1,
+        batch_size: int = 32,
+        **kwargs: Any,
+    ) -> FitResult:
+        """Train ``model_fn()``'s Keras model on ``dataset`` with one Horovod rank per executor.
+
+        See :func:`occam.training.fit.fit` for every option.
+        """
+        from occam.training.fit import fit
+
+        return fit(self, model_fn, dataset, epochs=epochs, batch_size=batch_size, **kwargs)

@@ -1,0 +1,25 @@
+"""Errors a user may see. Each message says what went wrong and what to do about it."""
+
+
+class OccamError(Exception):
+    """Base class for every error Occam raises on purpose; its message is meant for the user."""
+
+
+class ConfigError(OccamError, ValueError):
+    """A request that cannot be satisfied as given (bad argument, over a limit, no GPU)."""
+
+
+class ClusterStartError(OccamError, RuntimeError):
+    """The cluster did not come up; the message names what was missing and shows its log."""
+
+
+class ClusterStoppedError(OccamError, RuntimeError):
+    """An operation on a cluster that has already been stopped."""
+
+
+class DatasetError(OccamError, ValueError):
+    """Data that Petastorm cannot carry (unsupported column types, missing columns, empty data)."""
+
+
+class TrainingError(OccamError, RuntimeError):
+    """A Horovod rank failed during cluster.fit; the message holds that rank's own traceback."""

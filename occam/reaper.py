@@ -1,0 +1,140 @@
+"""A watchdog that cleans up after a cluster when the process that started it goes away.
+
+The parent starts a reaper (:class:`Reaper`) in its own session with a pipe on its stdin and writes
+``pid <pid>`` and ``dir <path>`` lines to it. The reaper keeps a record of every descendant of the
+watched processes (JVMs, executors, Python workers, Horovod ranks). When its stdin reaches end of
+file, because the parent closed it in ``Cluster.stop()`` or because the parent died (even by SIGKILL),
+it terminates whatever of that record is still alive and removes the directories.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
+from typing import IO
+
+import psutil
+
+POLL_SECONDS = 0.5
+GRACE_SECONDS = 10.0
+
+
+class Tracker:
+    """Processes seen under the watched roots, keyed by (pid, create time) so a reused pid is never hit."""
+
+    def __init__(self) -> None:
+        self.roots: list[psutil.Process] = []
+        self.seen: dict[tuple[int, float], psutil.Process] = {}
+
+    def add_root(self, pid: int) -> None:
+        try:
+            proc = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            return
+        self.roots.append(proc)
+        self._remember(proc)
+
+    def _remember(self, proc: psutil.Process) -> None:
+        try:
+            self.seen[(proc.pid, proc.create_time())] = proc
+        except psutil.NoSuchProcess:
+            pass
+
+    def refresh(self) -> None:
+        for proc in [*self.roots, *self.seen.values()]:
+            try:
+                children = proc.children(recursive=True)
+            except psutil.NoSuchProcess:
+                continue
+            for child in children:
+                self._remember(child)
+
+    def alive(self) -> list[psutil.Process]:
+        return [p for p in self.seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def terminate(procs: list[psutil.Process], grace: float) -> None:
+    for proc in procs:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, still_alive = psutil.wait_procs(procs, timeout=grace)
+    for proc in still_alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(still_alive, timeout=grace)
+
+
+def watch(stream: IO[str], grace: float = GRACE_SECONDS) -> None:
+    tracker = Tracker()
+    dirs: list[str] = []
+    fd = stream.fileno()
+    buffer = b""
+    while True:
+        ready, _, _ = select.select([fd], [], [], POLL_SECONDS)
+        if ready:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            buffer += chunk
+            *lines, rest = buffer.split(b"\n")
+            buffer = rest
+            for line in lines:
+                kind, _, value = line.decode().partition(" ")
+                if kind == "pid":
+                    tracker.add_root(int(value))
+                elif kind == "dir":
+                    dirs.append(value)
+        tracker.refresh()
+    # The parent is gone or done: give the JVM a moment to run its own shutdown hooks, then make sure.
+    deadline = time.monotonic() + grace
+    while tracker.alive() and time.monotonic() < deadline:
+        tracker.refresh()
+        time.sleep(POLL_SECONDS)
+    terminate(tracker.alive(), grace)
+    for path in dirs:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class Reaper:
+    """The parent's handle on a reaper process."""
+
+    def __init__(self) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from occam.reaper import watch; watch(sys.stdin)"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def _send(self, line: str) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(line.encode() + b"\n")
+        self._proc.stdin.flush()
+
+    def watch_pid(self, pid: int) -> None:
+        self._send(f"pid {pid}")
+
+    def remove_dir_on_exit(self, path: str) -> None:
+        self._send(f"dir {path}")
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def finish(self, timeout: float = 60.0) -> None:
+        """Close the pipe and wait until the reaper has cleaned up."""
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=10)

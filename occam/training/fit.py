@@ -1,0 +1,260 @@
+"""``Cluster.fit`` on the driver: launch the ranks through Horovod-on-Spark and stream their progress."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import queue
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from occam import config
+from occam.data.dataset import Dataset
+from occam.errors import ConfigError, TrainingError
+from occam.training.events import EventServer
+from occam.training.job import TrainingJob
+from occam.training.keras_setup import CHECKPOINT_PREFIX
+from occam.training.rank import run_rank
+from occam.training.result import FitResult
+
+if TYPE_CHECKING:
+    from occam.cluster import Cluster
+
+POLL_SECONDS = 0.2
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name}={value!r} must be a whole number of at least 1")
+
+
+def default_checkpoint_dir(model_fn: Callable[[], Any]) -> str:
+    return os.path.join(config.path("checkpoint_dir"), getattr(model_fn, "__name__", "model").strip("<>"))
+
+
+def _clear_checkpoints(directory: str) -> None:
+    for path in glob.glob(os.path.join(directory, f"{CHECKPOINT_PREFIX}-*")):
+        os.remove(path)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(directory, "checkpoint"))
+
+
+def _rank_env(cluster: Cluster) -> dict[str, str]:
+    env = dict(os.environ)
+    threads = str(cluster.spec.cores)
+    env.update(
+        {
+            "OMP_NUM_THREADS": threads,
+            "TF_NUM_INTRAOP_THREADS": threads,
+            "TF_NUM_INTEROP_THREADS": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def fit(
+    cluster: Cluster,
+    model_fn: Callable[[], Any],
+    dataset: Dataset,
+    *,
+    epochs: int = 1,
+    batch_size: int = 32,
+    validation: Dataset | float | None = None,
+    checkpoint_dir: str | None = None,
+    resume: bool = False,
+    scale_lr: bool = True,
+    progress: bool = True,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    start_timeout: float | None = None,
+) -> FitResult:
+    """Data-parallel training of a Keras model with one Horovod rank per executor.
+
+    Args:
+        model_fn: builds and compiles the model (``model.compile(optimizer, loss, metrics)``). It runs in
+            every rank, so it must be a plain function (it is pickled); each rank wraps the optimizer in
+            ``hvd.DistributedOptimizer`` and rank 0's initial weights are broadcast to all.
+        dataset: the training :class:`~occam.Dataset`; each rank reads its own shard through Petastorm.
+        epochs: epochs to train (with ``resume=True``: the total, counting epochs already done).
+        batch_size: per-rank batch size; each step averages gradients over ``batch_size * n`` samples.
+        validation: a :class:`~occam.Dataset`, or a fraction of ``dataset`` to hold out (e.g. ``0.2``).
+        checkpoint_dir: where rank 0 writes a checkpoint after every epoch (default
+            ``~/occam-checkpoints/<model_fn name>``, or under ``OCCAM_CHECKPOINT_DIR``).
+        resume: continue from the last checkpoint there, at the next epoch. Without it old checkpoints
+            in that directory are removed first.
+        scale_lr: multiply the optimizer's learning rate by the number of ranks (linear scaling).
+        progress: show a progress bar and a line per epoch as training goes.
+        on_epoch_end: called on the driver as ``on_epoch_end(epoch, metrics)`` after every epoch, while
+            training continues.
+        start_timeout: seconds Horovod waits for all ranks to start (default: the cluster's timeout).
+
+    Returns a :class:`~occam.training.result.FitResult`. If a rank fails, raises
+    :class:`~occam.errors.TrainingError` with that rank's own traceback and the checkpoint to resume from.
+    """
+    if not callable(model_fn):
+        raise ConfigError("model_fn must be a function that builds and compiles a Keras model")
+    if not isinstance(dataset, Dataset):
+        raise ConfigError(
+            f"dataset must be an occam.Dataset, not {type(dataset).__name__}; build one with "
+            "Dataset.from_dataframe / from_numpy / from_parquet / from_hdf5"
+        )
+    _check_positive_int("epochs", epochs)
+    _check_positive_int("batch_size", batch_size)
+    if dataset.label is None:
+        raise ConfigError("the dataset has no label column; build it with a label (y=... or label=...)")
+    if isinstance(validation, float):
+        dataset, validation = dataset.split(1 - validation, spark=cluster.spark)
+
+    checkpoint_dir = (
+        os.path.expanduser(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(model_fn)
+    )
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    if not resume:
+        _clear_checkpoints(checkpoint_dir)
+
+    driver_host = cluster.sc.getConf().get("spark.driver.host", "127.0.0.1")
+    with EventServer(host=driver_host) as server:
+        job = TrainingJob(
+            model_fn=model_fn,
+            train=dataset,
+            validation=validation if isinstance(validation, Dataset) else None,
+            epochs=epochs,
+            batch_size=batch_size,
+            scale_lr=scale_lr,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            events=server.address,
+        )
+        follower = _ProgressFollower(server, job, progress=progress, on_epoch_end=on_epoch_end)
+        follower.start()
+        results: list[Any] | None = None
+        error: BaseException | None = None
+        try:
+            # Horovod's launcher installs signal handlers, so it must run in the main thread;
+            # progress is shown by the follower thread meanwhile.
+            results = _run_horovod(cluster, job, start_timeout or cluster.spec.timeout)
+        except KeyboardInterrupt:
+            cluster.sc.cancelAllJobs()
+            raise
+        except Exception as exc:
+            error = exc
+        finally:
+            follower.finish()
+    result = _result(cluster, model_fn, results, error, follower.events, checkpoint_dir)
+    if follower.callback_error is not None:
+        raise follower.callback_error
+    return result
+
+
+def _run_horovod(cluster: Cluster, job: TrainingJob, start_timeout: float) -> list[Any]:
+    import horovod.spark
+
+    return horovod.spark.run(
+        run_rank,
+        args=(job,),
+        num_proc=cluster.n,
+        start_timeout=int(start_timeout),
+        use_gloo=True,
+        env=_rank_env(cluster),
+        verbose=0,
+    )
+
+
+class _ProgressFollower(threading.Thread):
+    """Shows the ranks' events (a bar, a line per epoch) and calls ``on_epoch_end`` while training runs."""
+
+    def __init__(
+        self,
+        server: EventServer,
+        job: TrainingJob,
+        *,
+        progress: bool,
+        on_epoch_end: Callable[[int, dict[str, float]], None] | None,
+    ) -> None:
+        super().__init__(name="occam-fit-progress", daemon=True)
+        self.server, self.job, self.progress, self.on_epoch_end = server, job, progress, on_epoch_end
+        self.events: list[dict[str, Any]] = []
+        self.callback_error: BaseException | None = None
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        from tqdm.auto import tqdm
+
+        with tqdm(total=self.job.epochs, desc="epochs", unit="epoch", disable=not self.progress) as bar:
+            while not (self._done.is_set() and self.server.events.empty()):
+                try:
+                    event = self.server.events.get(timeout=POLL_SECONDS)
+                except queue.Empty:
+                    continue
+                self.events.append(event)
+                self._show(bar, event)
+
+    def _show(self, bar: Any, event: dict[str, Any]) -> None:
+        if event["type"] == "start" and event["initial_epoch"]:
+            bar.update(event["initial_epoch"])
+            bar.write(f"resuming after epoch {event['initial_epoch']}")
+        elif event["type"] == "epoch":
+            bar.update(1)
+            if self.progress:
+                metrics = " ".join(f"{k}={v:.4f}" for k, v in event["logs"].items())
+                bar.write(f"epoch {event['epoch']}/{event['epochs']} ({event['seconds']:.1f} s): {metrics}")
+            if self.on_epoch_end is not None and self.callback_error is None:
+                try:
+                    self.on_epoch_end(event["epoch"], event["logs"])
+                except Exception as exc:
+                    self.callback_error = exc
+
+    def finish(self, timeout: float = 30.0) -> None:
+        self._done.set()
+        self.join(timeout=timeout)
+
+
+def _result(
+    cluster: Cluster,
+    model_fn: Callable[[], Any],
+    results: list[Any] | None,
+    error: BaseException | None,
+    events: list[dict[str, Any]],
+    checkpoint_dir: str,
+) -> FitResult:
+    errors = [e for e in events if e["type"] == "error"]
+    if error is not None or errors:
+        import tensorflow as tf
+
+        latest = tf.train.latest_checkpoint(checkpoint_dir)
+        resume_hint = (
+            f"The last checkpoint is {latest}: fit(..., checkpoint_dir={checkpoint_dir!r}, resume=True) goes on from it."
+            if latest
+            else "No epoch finished, so there is no checkpoint to resume from."
+        )
+        if errors:
+            first = min(errors, key=lambda e: e["rank"])
+            raise TrainingError(
+                f"rank {first['rank']} of {cluster.n} failed: {first['error']}\n{resume_hint}\n"
+                f"--- traceback of rank {first['rank']} ---\n{first['traceback']}"
+            ) from error
+        raise TrainingError(
+            f"training stopped: {error!r} (a rank or its executor was lost before it could report "
+            f"why; see the executor logs in the Spark UI).\n{resume_hint}"
+        ) from error
+
+    assert results is not None
+    outcome = next(r for r in results if r is not None)
+    model = model_fn()
+    model.set_weights(outcome["weights"])
+    epoch_events = [e for e in events if e["type"] == "epoch"]
+    train_seconds = sum(e["seconds"] for e in epoch_events)
+    samples = outcome["samples_per_epoch"] * len(epoch_events)
+    return FitResult(
+        model=model,
+        history=outcome["history"],
+        epochs=[e["epoch"] for e in epoch_events],
+        ranks=cluster.n,
+        seconds=outcome["seconds"],
+        samples_per_second=samples / train_seconds if train_seconds else 0.0,
+        checkpoint=outcome["checkpoint"],
+        events=events,
+    )

@@ -1,0 +1,34 @@
+"""What every rank needs to know about a fit: pickled once on the driver, shipped to each rank."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from occam.data.dataset import Dataset
+from occam.training.events import EventAddress
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    model_fn: Callable[[], Any]
+    train: Dataset
+    validation: Dataset | None
+    epochs: int
+    batch_size: int
+    scale_lr: bool
+    checkpoint_dir: str
+    resume: bool
+    events: EventAddress
+    reader_workers: int = 2
+    shuffle_buffer: int = 1024
+
+    def steps_per_epoch(self, size: int) -> int:
+        """Batches each rank runs per epoch, so that together the ranks see the training set once."""
+        return max(1, len(self.train) // (self.batch_size * size))
+
+    def validation_steps(self, size: int) -> int | None:
+        if self.validation is None:
+            return None
+        return max(1, len(self.validation) // (self.batch_size * size))

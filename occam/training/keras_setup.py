@@ -1,0 +1,63 @@
+"""Turning the user's compiled Keras model into a Horovod data-parallel one, inside a rank."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from occam.errors import TrainingError
+
+CHECKPOINT_PREFIX = "epoch"
+
+
+def distribute(model: Any, hvd: Any, *, scale_lr: bool) -> Any:
+    """Recompile ``model`` with its optimizer wrapped in ``hvd.DistributedOptimizer``.
+
+    With ``scale_lr`` the learning rate is multiplied by the number of ranks: each step averages
+    gradients over ``size`` times as many samples, the usual linear-scaling rule.
+    """
+    import tensorflow as tf
+
+    if not getattr(model, "optimizer", None) or not getattr(model, "_is_compiled", False):
+        raise TrainingError(
+            "model_fn must return a compiled Keras model: call model.compile(optimizer=..., loss=..., "
+            "metrics=[...]) before returning it"
+        )
+    compile_config = model.get_compile_config()
+    optimizer_config = model.optimizer.get_config()
+    if scale_lr:
+        lr = optimizer_config.get("learning_rate")
+        if isinstance(lr, int | float):
+            optimizer_config["learning_rate"] = lr * hvd.size()
+    optimizer = hvd.DistributedOptimizer(model.optimizer.__class__.from_config(optimizer_config))
+
+    def restore(value: Any) -> Any:
+        if isinstance(value, dict) and "class_name" in value:
+            return tf.keras.saving.deserialize_keras_object(value)
+        if isinstance(value, list):
+            return [restore(v) for v in value]
+        return value
+
+    model.compile(
+        optimizer=optimizer,
+        loss=restore(compile_config.get("loss")),
+        metrics=restore(compile_config.get("metrics")),
+        loss_weights=compile_config.get("loss_weights"),
+        weighted_metrics=restore(compile_config.get("weighted_metrics")),
+    )
+    return model
+
+
+def checkpoint_manager(model: Any, directory: str) -> Any:
+    import tensorflow as tf
+
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3, checkpoint_name=CHECKPOINT_PREFIX)
+
+
+def epochs_done(checkpoint_path: str | None) -> int:
+    """The number of finished epochs a checkpoint holds (its name ends in ``epoch-N``)."""
+    if not checkpoint_path:
+        return 0
+    match = re.search(rf"{CHECKPOINT_PREFIX}-(\d+)$", checkpoint_path)
+    return int(match.group(1)) if match else 0

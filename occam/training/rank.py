@@ -1,0 +1,154 @@
+"""The code each Horovod rank runs inside a Spark executor during ``Cluster.fit``."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import traceback
+from typing import Any
+
+from occam.training.events import EventClient
+from occam.training.job import TrainingJob
+from occam.training.keras_setup import checkpoint_manager, distribute, epochs_done
+
+BATCH_EVENT_SECONDS = 1.0
+
+
+def _to_xy(job: TrainingJob, dataset: Any) -> Any:
+    import tensorflow as tf
+
+    shape = job.train.feature_shape
+    features, label = job.train.features, job.train.label
+
+    def split(batch: Any) -> Any:
+        x = getattr(batch, features)
+        if shape:
+            x = tf.reshape(x, [-1, *shape])
+        return (x, getattr(batch, label)) if label else x
+
+    return dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _converter(dataset: Any) -> Any:
+    from petastorm.spark.spark_dataset_converter import SparkDatasetConverter
+
+    return SparkDatasetConverter(dataset.url, dataset.file_urls(), len(dataset))
+
+
+def _progress_callback(tf: Any, job: TrainingJob, events: EventClient, steps: int) -> Any:
+    class Progress(tf.keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.epoch_started = time.perf_counter()
+            self.last_sent = 0.0
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            now = time.perf_counter()
+            if now - self.last_sent >= BATCH_EVENT_SECONDS:
+                self.last_sent = now
+                events.send({"type": "batch", "batch": batch + 1, "steps": steps})
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            metrics = {k: float(v) for k, v in (logs or {}).items()}
+            seconds = time.perf_counter() - self.epoch_started
+            events.send(
+                {
+                    "type": "epoch",
+                    "epoch": epoch + 1,
+                    "epochs": job.epochs,
+                    "logs": metrics,
+                    "seconds": seconds,
+                }
+            )
+
+    return Progress()
+
+
+def _checkpoint_callback(tf: Any, manager: Any) -> Any:
+    class SaveEachEpoch(tf.keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            manager.save(checkpoint_number=epoch + 1)
+
+    return SaveEachEpoch()
+
+
+def run_rank(job: TrainingJob) -> dict[str, Any] | None:
+    """Train on this rank's shard; rank 0 returns the weights and history, other ranks ``None``.
+
+    Any exception is sent to the driver with this rank's traceback before it propagates.
+    """
+    import horovod.tensorflow.keras as hvd
+
+    hvd.init()
+    rank, size = hvd.rank(), hvd.size()
+    events = EventClient(job.events)
+    try:
+        return _train(job, hvd, rank, size, events)
+    except BaseException as exc:
+        events.send({"type": "error", "rank": rank, "error": repr(exc), "traceback": traceback.format_exc()})
+        raise
+    finally:
+        events.close()
+
+
+def _train(job: TrainingJob, hvd: Any, rank: int, size: int, events: EventClient) -> dict[str, Any] | None:
+    import tensorflow as tf
+
+    model = distribute(job.model_fn(), hvd, scale_lr=job.scale_lr)
+    manager = checkpoint_manager(model, job.checkpoint_dir)
+    initial_epoch = 0
+    if job.resume and manager.latest_checkpoint:
+        manager.checkpoint.restore(manager.latest_checkpoint)
+        initial_epoch = min(epochs_done(manager.latest_checkpoint), job.epochs)
+    steps = job.steps_per_epoch(size)
+    callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()]
+    if rank == 0:
+        callbacks += [_checkpoint_callback(tf, manager), _progress_callback(tf, job, events, steps)]
+        events.send({"type": "start", "size": size, "initial_epoch": initial_epoch, "steps": steps})
+
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        train_data = stack.enter_context(
+            _converter(job.train).make_tf_dataset(
+                batch_size=job.batch_size,
+                num_epochs=None,
+                workers_count=job.reader_workers,
+                shuffling_queue_capacity=job.shuffle_buffer,
+                cur_shard=rank,
+                shard_count=size,
+                seed=17 + rank,
+            )
+        )
+        fit_args: dict[str, Any] = {}
+        if job.validation is not None:
+            val_data = stack.enter_context(
+                _converter(job.validation).make_tf_dataset(
+                    batch_size=job.batch_size,
+                    num_epochs=None,
+                    workers_count=1,
+                    cur_shard=rank,
+                    shard_count=size,
+                )
+            )
+            fit_args = {
+                "validation_data": _to_xy(job, val_data),
+                "validation_steps": job.validation_steps(size),
+            }
+        history = model.fit(
+            _to_xy(job, train_data),
+            steps_per_epoch=steps,
+            epochs=job.epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            verbose=0,
+            **fit_args,
+        )
+    if rank != 0:
+        return None
+    return {
+        "weights": model.get_weights(),
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        "initial_epoch": initial_epoch,
+        "seconds": time.perf_counter() - started,
+        "samples_per_epoch": steps * job.batch_size * size,
+        "checkpoint": manager.latest_checkpoint,
+    }
