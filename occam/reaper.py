@@ -9,6 +9,7 @@ it terminates whatever of that record is still alive and removes the directories
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shutil
@@ -39,10 +40,8 @@ class Tracker:
         self._remember(proc)
 
     def _remember(self, proc: psutil.Process) -> None:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             self.seen[(proc.pid, proc.create_time())] = proc
-        except psutil.NoSuchProcess:
-            pass
 
     def refresh(self) -> None:
         for proc in [*self.roots, *self.seen.values()]:
@@ -59,16 +58,12 @@ class Tracker:
 
 def terminate(procs: list[psutil.Process], grace: float) -> None:
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.terminate()
-        except psutil.NoSuchProcess:
-            pass
     _, still_alive = psutil.wait_procs(procs, timeout=grace)
     for proc in still_alive:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(still_alive, timeout=grace)
 
 

@@ -45,6 +45,4 @@ def detect() -> MachineResources:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
-    return MachineResources(
-        cores=cores, memory_bytes=psutil.virtual_memory().total, gpus=_visible_gpu_count()
-    )
+    return MachineResources(cores=cores, memory_bytes=psutil.virtual_memory().total, gpus=_visible_gpu_count())

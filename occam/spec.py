@@ -24,9 +24,7 @@ def parse_memory(value: str | int) -> int:
             raise ConfigError(f"memory={value!r} is not a size; write it like '1g' or '512m'")
         size = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
     if size < 256 << 20:
-        raise ConfigError(
-            f"memory={value!r} is below the 256m a Spark executor needs; ask for at least '512m'"
-        )
+        raise ConfigError(f"memory={value!r} is below the 256m a Spark executor needs; ask for at least '512m'")
     return size
 
 

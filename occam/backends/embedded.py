@@ -143,9 +143,7 @@ class EmbeddedBackend(Backend):
 
     def raise_if_failed(self) -> None:
         if self._gateway is not None and self._gateway.proc.poll() is not None:
-            raise ClusterStartError(
-                f"the Spark driver JVM exited with status {self._gateway.proc.returncode}"
-            )
+            raise ClusterStartError(f"the Spark driver JVM exited with status {self._gateway.proc.returncode}")
         if self._session is not None and self._session.sparkContext._jsc.sc().isStopped():
             raise ClusterStartError("Spark stopped the application: its executors kept failing to start")
 
@@ -189,10 +187,8 @@ class EmbeddedBackend(Backend):
         if gateway is None:
             return
         proc = gateway.proc
-        try:
+        with contextlib.suppress(Exception):
             gateway.shutdown()
-        except Exception:
-            pass
         # The JVM exits when its stdin closes (PythonGatewayServer watches it).
         if proc.stdin is not None and not proc.stdin.closed:
             proc.stdin.close()

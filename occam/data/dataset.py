@@ -159,9 +159,7 @@ class Dataset:
             names = list(f.keys())
             for wanted in [x] + ([y] if y else []):
                 if wanted not in f:
-                    raise DatasetError(
-                        f"{path} has no dataset {wanted!r}; it has {names}. Pass x=... and y=..."
-                    )
+                    raise DatasetError(f"{path} has no dataset {wanted!r}; it has {names}. Pass x=... and y=...")
             x_data = f[x][()]
             y_data = f[y][()] if y else None
         return cls.from_numpy(x_data, y_data, spark=spark, cache_dir=cache_dir)
@@ -232,9 +230,7 @@ class Dataset:
 
     def file_urls(self) -> list[str]:
         return sorted(
-            "file://" + os.path.join(self.path, name)
-            for name in os.listdir(self.path)
-            if name.endswith(".parquet")
+            "file://" + os.path.join(self.path, name) for name in os.listdir(self.path) if name.endswith(".parquet")
         )
 
     def to_dataframe(self, spark: SparkSession | None = None) -> DataFrame:
@@ -254,9 +250,7 @@ class Dataset:
     def file_urls_local(self) -> list[str]:
         return [u.removeprefix("file://") for u in self.file_urls()]
 
-    def split(
-        self, fraction: float, *, seed: int = 42, spark: SparkSession | None = None
-    ) -> tuple[Dataset, Dataset]:
+    def split(self, fraction: float, *, seed: int = 42, spark: SparkSession | None = None) -> tuple[Dataset, Dataset]:
         """Split into two datasets holding about ``fraction`` and ``1 - fraction`` of the rows."""
         if not 0 < fraction < 1:
             raise DatasetError(f"split fraction {fraction!r} must be between 0 and 1, e.g. 0.8")

@@ -22,7 +22,7 @@ def numpy_fingerprint(arrays: dict[str, np.ndarray], options: dict[str, Any]) ->
     for name in sorted(arrays):
         array = np.ascontiguousarray(arrays[name])
         h.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
-        h.update(memoryview(array).cast("B"))
+        h.update(array.tobytes())
     return _digest({"layout": LAYOUT_VERSION, "kind": "numpy", "data": h.hexdigest(), **options})
 
 

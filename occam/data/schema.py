@@ -19,8 +19,7 @@ def check_columns(schema: Any, wanted: list[str]) -> None:
     missing = [c for c in wanted if c not in names]
     if missing:
         raise DatasetError(
-            f"column(s) {missing} not found; the data has {names}. Pass features=... and label=... "
-            "naming your columns"
+            f"column(s) {missing} not found; the data has {names}. Pass features=... and label=... naming your columns"
         )
 
 
@@ -55,9 +54,7 @@ def conversions(schema: Any) -> dict[str, str]:
                 f"{field.name!r} is a struct: select its fields as columns, e.g. df.select('{field.name}.*')"
             )
         elif kind == "MapType":
-            problems.append(
-                f"{field.name!r} is a map: turn its keys into columns, or drop it with df.drop(...)"
-            )
+            problems.append(f"{field.name!r} is a map: turn its keys into columns, or drop it with df.drop(...)")
         else:
             problems.append(
                 f"{field.name!r} has type {kind}, which Petastorm cannot encode: cast it to a number or a "

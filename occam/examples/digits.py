@@ -7,9 +7,7 @@ from typing import Any
 import numpy as np
 
 
-def load_digits(
-    test_fraction: float = 0.2, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def load_digits(test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``x_train, y_train, x_test, y_test``: images as float32 in [0, 1] with shape (8, 8, 1), labels 0-9."""
     from sklearn.datasets import load_digits as sklearn_digits
     from sklearn.model_selection import train_test_split
@@ -17,9 +15,7 @@ def load_digits(
     digits = sklearn_digits()
     x = (digits.images / 16.0).astype(np.float32)[..., np.newaxis]
     y = digits.target.astype(np.int64)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=test_fraction, random_state=seed, stratify=y
-    )
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
     return x_train, y_train, x_test, y_test
 
 

@@ -108,9 +108,7 @@ def fit(
     if isinstance(validation, float):
         dataset, validation = dataset.split(1 - validation, spark=cluster.spark)
 
-    checkpoint_dir = (
-        os.path.expanduser(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(model_fn)
-    )
+    checkpoint_dir = os.path.expanduser(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(model_fn)
     os.makedirs(checkpoint_dir, exist_ok=True)
     if not resume:
         _clear_checkpoints(checkpoint_dir)

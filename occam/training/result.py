@@ -29,9 +29,7 @@ class FitResult:
         head = "".join(f"<th>{html.escape(k)}</th>" for k in ["epoch", *self.history])
         rows = []
         for i, epoch in enumerate(self.epochs):
-            cells = "".join(
-                f"<td>{values[i]:.4f}</td>" for values in self.history.values() if i < len(values)
-            )
+            cells = "".join(f"<td>{values[i]:.4f}</td>" for values in self.history.values() if i < len(values))
             rows.append(f"<tr><td>{epoch}</td>{cells}</tr>")
         return (
             f"<div><strong>Occam fit</strong>: {self.ranks} ranks, {self.seconds:.1f} s, "
