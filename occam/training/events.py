@@ -11,7 +11,8 @@ import queue
 import secrets
 import threading
 from dataclasses import dataclass
-from multiprocessing.connection import Client, Connection, Listener
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Client, Connection, Listener, answer_challenge, deliver_challenge
 from typing import Any
 
 
@@ -27,7 +28,9 @@ class EventServer:
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self._authkey = secrets.token_bytes(32)
-        self._listener = Listener((host, 0), authkey=self._authkey)
+        # The handshake runs in each connection's own thread (not in accept), so a client that
+        # connects and stays silent cannot hold up the others.
+        self._listener = Listener((host, 0))
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self._closed = threading.Event()
         self._connections: list[Connection] = []
@@ -43,8 +46,7 @@ class EventServer:
         while not self._closed.is_set():
             try:
                 conn = self._listener.accept()
-            except (OSError, EOFError):
-                # Closed by close(), or a client that failed the handshake: keep serving the others.
+            except OSError:
                 if self._closed.is_set():
                     return
                 continue
@@ -52,6 +54,12 @@ class EventServer:
             threading.Thread(target=self._read, args=(conn,), daemon=True).start()
 
     def _read(self, conn: Connection) -> None:
+        try:
+            deliver_challenge(conn, self._authkey)
+            answer_challenge(conn, self._authkey)
+        except (AuthenticationError, EOFError, OSError):
+            conn.close()
+            return
         while True:
             try:
                 self.events.put(conn.recv())

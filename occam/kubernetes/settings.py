@@ -1,0 +1,174 @@
+"""What the Kubernetes backend needs to know about the notebook pod it runs in, read from ``OCCAM_K8S_*``.
+
+The notebook spawner sets these variables on every notebook pod (the pod facts through the downward
+API). Outside such a pod, pass the values to :func:`settings_from_env` as keyword arguments.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from occam.errors import ConfigError
+
+NAMESPACE_ENV = "OCCAM_K8S_NAMESPACE"
+POD_NAME_ENV = "OCCAM_K8S_POD_NAME"
+POD_IP_ENV = "OCCAM_K8S_POD_IP"
+POD_UID_ENV = "OCCAM_K8S_POD_UID"
+EXECUTOR_IMAGE_ENV = "OCCAM_K8S_EXECUTOR_IMAGE"
+IMAGE_PULL_POLICY_ENV = "OCCAM_K8S_IMAGE_PULL_POLICY"
+SERVICE_ACCOUNT_ENV = "OCCAM_K8S_SERVICE_ACCOUNT"
+USER_ENV = "OCCAM_K8S_USER"
+GPU_NODE_SELECTOR_ENV = "OCCAM_K8S_GPU_NODE_SELECTOR"
+GPU_TOLERATIONS_ENV = "OCCAM_K8S_GPU_TOLERATIONS"
+
+#: Setting name -> the variable it is read from. Settings missing here are set by argument only.
+ENV_VARS: dict[str, str] = {
+    "namespace": NAMESPACE_ENV,
+    "pod_name": POD_NAME_ENV,
+    "pod_ip": POD_IP_ENV,
+    "pod_uid": POD_UID_ENV,
+    "executor_image": EXECUTOR_IMAGE_ENV,
+    "image_pull_policy": IMAGE_PULL_POLICY_ENV,
+    "service_account": SERVICE_ACCOUNT_ENV,
+    "user": USER_ENV,
+    "gpu_node_selector": GPU_NODE_SELECTOR_ENV,
+    "gpu_tolerations": GPU_TOLERATIONS_ENV,
+}
+
+#: How the spawner fills each required variable, for the message when one is missing.
+_REQUIRED_SOURCES = {
+    "namespace": "the pod's namespace, from the downward API metadata.namespace",
+    "pod_name": "the notebook pod's name, from the downward API metadata.name",
+    "pod_ip": "the notebook pod's IP, from the downward API status.podIP",
+    "executor_image": "the container image executors run, with the same Python, Spark and Occam as the notebook",
+}
+
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    """Facts about the notebook pod (the Spark driver) and how executor pods are made.
+
+    ``namespace``, ``pod_name``, ``pod_ip``: where the driver runs; executors connect back to ``pod_ip``.
+    ``pod_uid``: the notebook pod's UID; when known, the objects Occam creates are owned by the notebook
+    pod, so Kubernetes deletes them with it. ``executor_image`` and ``image_pull_policy``: the executors'
+    container. ``service_account``: the account executor pods run as (None: the namespace's default;
+    its token is never mounted). ``api_server``: the Kubernetes API as seen from the pod. ``user``: the
+    student, for the ``occam.io/user`` label only. ``driver_port``, ``block_manager_port``,
+    ``ui_port``: fixed ports on the notebook pod, so network policies can allow them. ``gpu_resource``:
+    the extended resource a GPU executor asks for, ``<vendor>/gpu``. ``gpu_node_selector`` and
+    ``gpu_tolerations``: added to GPU executor pods only, to land them on GPU nodes.
+    """
+
+    namespace: str
+    pod_name: str
+    pod_ip: str
+    executor_image: str
+    pod_uid: str | None = None
+    image_pull_policy: str = "IfNotPresent"
+    service_account: str | None = None
+    api_server: str = "https://kubernetes.default.svc"
+    user: str | None = None
+    driver_port: int = 7078
+    block_manager_port: int = 7079
+    ui_port: int = 4040
+    gpu_resource: str = "nvidia.com/gpu"
+    gpu_node_selector: dict[str, str] = field(default_factory=dict)
+    gpu_tolerations: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for name in ("namespace", "pod_name", "pod_ip", "executor_image", "api_server"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"Kubernetes setting {name}={value!r} must be a non-empty string")
+        if self.image_pull_policy not in PULL_POLICIES:
+            raise ConfigError(
+                f"image_pull_policy={self.image_pull_policy!r} is not a Kubernetes pull policy; "
+                f"use one of {', '.join(PULL_POLICIES)} (env {IMAGE_PULL_POLICY_ENV})"
+            )
+        ports = {
+            "driver_port": self.driver_port,
+            "block_manager_port": self.block_manager_port,
+            "ui_port": self.ui_port,
+        }
+        for name, port in ports.items():
+            if isinstance(port, bool) or not isinstance(port, int) or not 1024 <= port <= 65535:
+                raise ConfigError(f"{name}={port!r} must be a port number from 1024 to 65535")
+        if len(set(ports.values())) != len(ports):
+            raise ConfigError(f"the driver's ports must all differ, got {ports}")
+        if not isinstance(self.gpu_node_selector, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.gpu_node_selector.items()
+        ):
+            raise ConfigError(
+                f'gpu_node_selector={self.gpu_node_selector!r} must map label names to values, e.g. {{"gpu": "true"}}'
+            )
+        if not isinstance(self.gpu_tolerations, list) or not all(isinstance(t, dict) for t in self.gpu_tolerations):
+            raise ConfigError(
+                f"gpu_tolerations={self.gpu_tolerations!r} must be a list of toleration objects, "
+                'e.g. [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]'
+            )
+
+
+def in_kubernetes_pod(environ: Mapping[str, str]) -> bool:
+    """Whether this process runs in a notebook pod set up by the spawner (for the backend's ``detect``)."""
+    return bool(environ.get(NAMESPACE_ENV)) and bool(environ.get(POD_NAME_ENV))
+
+
+def settings_from_env(environ: Mapping[str, str], **overrides: Any) -> KubernetesSettings:
+    """Build :class:`KubernetesSettings` from ``OCCAM_K8S_*`` variables; keyword arguments win over them.
+
+    An override of ``None`` counts as not given; an empty variable counts as unset. A missing required
+    value raises :class:`~occam.errors.ConfigError` naming the variable and the argument to pass instead.
+    """
+    known = {f.name for f in fields(KubernetesSettings)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"unknown Kubernetes setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    parsers: dict[str, Callable[[str, str], Any]] = {
+        "gpu_node_selector": _parse_node_selector,
+        "gpu_tolerations": _parse_tolerations,
+    }
+    values: dict[str, Any] = {}
+    for name in known:
+        if overrides.get(name) is not None:
+            values[name] = overrides[name]
+            continue
+        variable = ENV_VARS.get(name, "")
+        raw = environ.get(variable, "").strip() if variable else ""
+        if raw:
+            parse = parsers.get(name)
+            values[name] = parse(variable, raw) if parse else raw
+        elif name in _REQUIRED_SOURCES:
+            raise ConfigError(
+                f"{variable} is not set: the notebook spawner sets it to {_REQUIRED_SOURCES[name]}; "
+                f"outside a spawned notebook pod, pass {name}=... explicitly"
+            )
+    return KubernetesSettings(**values)
+
+
+def _parse_node_selector(variable: str, raw: str) -> dict[str, str]:
+    value = _parse_json(variable, raw, '{"nvidia.com/gpu.present": "true"}')
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError(
+            f'{variable}={raw!r} must be a JSON object of label values, e.g. {{"nvidia.com/gpu.present": "true"}}'
+        )
+    return value
+
+
+def _parse_tolerations(variable: str, raw: str) -> list[dict[str, Any]]:
+    example = '[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]'
+    value = _parse_json(variable, raw, example)
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ConfigError(f"{variable}={raw!r} must be a JSON list of toleration objects, e.g. {example}")
+    return value
+
+
+def _parse_json(variable: str, raw: str, example: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{variable} is not valid JSON ({error.msg}); write it like {example}") from None
