@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection, Listener, answer_challenge, deliver_challenge
-from typing import Any
+from typing import Any, cast
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class EventServer:
 
     @property
     def address(self) -> EventAddress:
-        host, port = self._listener.address
+        host, port = cast(tuple[str, int], self._listener.address)
         return EventAddress(host=host, port=port, authkey=self._authkey)
 
     def _accept(self) -> None:
