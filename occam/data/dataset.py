@@ -240,15 +240,16 @@ class Dataset:
         """All rows in memory, features reshaped as given: for evaluation and small data."""
         import pyarrow.parquet as pq
 
-        table = pq.read_table(self.file_urls_local())
-        x = np.stack(table.column(self.features).to_numpy(zero_copy_only=False))
+        table = pq.read_table([url.removeprefix("file://") for url in self.file_urls()])
+        column = table.column(self.features).combine_chunks()
+        if hasattr(column, "flatten"):  # an array column: one fixed-length list per row
+            x = column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), -1)
+        else:
+            x = column.to_numpy(zero_copy_only=False)
         if self.feature_shape:
             x = x.reshape((len(x), *self.feature_shape))
-        y = table.column(self.label).to_numpy() if self.label else None
+        y = table.column(self.label).combine_chunks().to_numpy(zero_copy_only=False) if self.label else None
         return x, y
-
-    def file_urls_local(self) -> list[str]:
-        return [u.removeprefix("file://") for u in self.file_urls()]
 
     def split(self, fraction: float, *, seed: int = 42, spark: SparkSession | None = None) -> tuple[Dataset, Dataset]:
         """Split into two datasets holding about ``fraction`` and ``1 - fraction`` of the rows."""

@@ -42,7 +42,8 @@ def dataframe_fingerprint(df: Any, options: dict[str, Any]) -> str:
         {
             "layout": LAYOUT_VERSION,
             "kind": "dataframe",
-            "schema": df.schema.json(),
+            # Names and types only: nullability and metadata depend on how the frame was built, not on the data.
+            "schema": [(f.name, f.dataType.simpleString()) for f in df.schema.fields],
             "rows": count,
             "xor": xor,
             "sum": total,
