@@ -229,9 +229,11 @@ def _result(
             else "No epoch finished, so there is no checkpoint to resume from."
         )
         if errors:
-            first = min(errors, key=lambda e: e["rank"])
+            # The first report is the cause; the others are ranks that lost their peer afterwards.
+            first = errors[0]
+            others = "".join(f"rank {e['rank']} failed after it: {e['error'][:200]}\n" for e in errors[1:])
             raise TrainingError(
-                f"rank {first['rank']} of {cluster.n} failed: {first['error']}\n{resume_hint}\n"
+                f"rank {first['rank']} of {cluster.n} failed: {first['error']}\n{resume_hint}\n{others}"
                 f"--- traceback of rank {first['rank']} ---\n{first['traceback']}"
             ) from error
         raise TrainingError(

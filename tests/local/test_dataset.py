@@ -80,7 +80,9 @@ def test_from_dataframe_is_keyed_by_content_not_by_plan(cluster):
 def test_from_parquet_and_hdf5(cluster, tmp_path, digits):
     x_train, y_train, _, _ = digits
     parquet = str(tmp_path / "digits.parquet")
-    frame = cluster.spark.createDataFrame([(x.flatten().tolist(), int(y)) for x, y in zip(x_train[:200], y_train[:200])], ["pixels", "digit"])
+    frame = cluster.spark.createDataFrame(
+        [(x.flatten().tolist(), int(y)) for x, y in zip(x_train[:200], y_train[:200])], ["pixels", "digit"]
+    )
     frame.write.parquet(parquet)
     from_parquet = Dataset.from_parquet(parquet, features="pixels", label="digit", feature_shape=(8, 8, 1))
     assert len(from_parquet) == 200 and from_parquet.feature_shape == (8, 8, 1)
