@@ -18,6 +18,10 @@ class DemoResult:
     seconds: float
 
 
+def _print_epoch(epoch: int, logs: dict[str, float]) -> None:
+    print(f"epoch {epoch}: " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()), flush=True)
+
+
 def run_demo(
     executors: int = 2, epochs: int = 8, batch_size: int = 32, backend: str | None = None, progress: bool = True
 ) -> DemoResult:
@@ -29,7 +33,16 @@ def run_demo(
         train = Dataset.from_numpy(x_train, y_train, spark=cluster.spark)
         test = Dataset.from_numpy(x_test, y_test, spark=cluster.spark)
         print(f"dataset: {len(train)} rows converted for Petastorm at {train.path}")
-        result = cluster.fit(build_cnn, train, validation=test, epochs=epochs, batch_size=batch_size, progress=progress)
+        result = cluster.fit(
+            build_cnn,
+            train,
+            validation=test,
+            epochs=epochs,
+            batch_size=batch_size,
+            progress=progress,
+            # Without progress bars (logs, CI) the per-epoch metrics are still printed, one line each.
+            on_epoch_end=None if progress else _print_epoch,
+        )
     _, accuracy = result.model.evaluate(x_test, y_test, verbose=0)
     seconds = time.perf_counter() - started
     print(
