@@ -17,8 +17,8 @@ from occam import OccamError, start_cluster
 
 
 def facts(cluster) -> dict:
-    backend = cluster.backend
-    jvm = psutil.Process(backend._gateway.proc.pid)
+    driver = cluster.backend.driver
+    jvm = psutil.Process(driver.gateway_pid)
     tree = [jvm, *jvm.children(recursive=True)]
     ports = sorted(
         {c.laddr.port for p in tree for c in p.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
@@ -27,8 +27,8 @@ def facts(cluster) -> dict:
         "driver": os.getpid(),
         "processes": [[p.pid, p.create_time(), " ".join(p.cmdline()[:3])] for p in tree],
         "ports": ports,
-        "work_dir": backend.work_dir,
-        "reaper": backend._reaper.pid,
+        "work_dir": driver.work_dir,
+        "reaper": driver.reaper.pid,
         "executors": cluster.executor_count(),
         "dashboard": cluster.dashboard_link,
     }

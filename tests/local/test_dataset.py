@@ -81,7 +81,8 @@ def test_from_parquet_and_hdf5(cluster, tmp_path, digits):
     x_train, y_train, _, _ = digits
     parquet = str(tmp_path / "digits.parquet")
     frame = cluster.spark.createDataFrame(
-        [(x.flatten().tolist(), int(y)) for x, y in zip(x_train[:200], y_train[:200])], ["pixels", "digit"]
+        [(x.flatten().tolist(), int(y)) for x, y in zip(x_train[:200], y_train[:200], strict=False)],
+        ["pixels", "digit"],
     )
     frame.write.parquet(parquet)
     from_parquet = Dataset.from_parquet(parquet, features="pixels", label="digit", feature_shape=(8, 8, 1))

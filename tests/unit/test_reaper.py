@@ -13,6 +13,7 @@ import psutil
 PARENT = textwrap.dedent(
     """
     import json, subprocess, sys, tempfile, time
+    import psutil
     from occam.reaper import Reaper
     work = tempfile.mkdtemp(prefix="occam-reaper-test-")
     reaper = Reaper()
@@ -21,8 +22,13 @@ PARENT = textwrap.dedent(
     jvm = subprocess.Popen([sys.executable, "-c",
         "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); time.sleep(600)"])
     reaper.watch_pid(jvm.pid)
-    time.sleep(2)
-    print(json.dumps({"work": work, "jvm": jvm.pid, "reaper": reaper.pid}), flush=True)
+    deadline = time.monotonic() + 60
+    while not psutil.Process(jvm.pid).children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1)  # let the reaper see the child too
+    tree = [psutil.Process(jvm.pid), *psutil.Process(jvm.pid).children()]
+    procs = [[p.pid, p.create_time()] for p in tree]
+    print(json.dumps({"work": work, "procs": procs, "reaper": [reaper.pid, psutil.Process(reaper.pid).create_time()]}), flush=True)
     if sys.argv[1] == "finish":
         jvm.terminate()
         reaper.finish()
@@ -36,37 +42,39 @@ PARENT = textwrap.dedent(
 def start_parent(mode):
     proc = subprocess.Popen([sys.executable, "-c", PARENT, mode], stdout=subprocess.PIPE, text=True)
     facts = json.loads(proc.stdout.readline())
-    tree = [psutil.Process(facts["jvm"]), *psutil.Process(facts["jvm"]).children(recursive=True)]
-    assert len(tree) == 2 and os.path.isdir(facts["work"])
-    return proc, facts, tree
+    assert len(facts["procs"]) == 2 and os.path.isdir(facts["work"])
+    return proc, facts
 
 
-def wait_gone(procs, work, timeout=30):
+def alive(pid, created):
+    try:
+        p = psutil.Process(pid)
+        return p.create_time() == created and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_gone(facts, timeout=30):
+    watched = [*facts["procs"], facts["reaper"]]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        alive = [p for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        if not alive and not os.path.exists(work):
+        left = [pid for pid, created in watched if alive(pid, created)]
+        if not left and not os.path.exists(facts["work"]):
             return []
         time.sleep(0.2)
-    return alive
+    return left + ([facts["work"]] if os.path.exists(facts["work"]) else [])
 
 
 def test_parent_killed_with_sigkill_leaves_nothing():
-    proc, facts, tree = start_parent("sleep")
+    proc, facts = start_parent("sleep")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    reaper = psutil.Process(facts["reaper"])
-    assert wait_gone([*tree, reaper], facts["work"]) == []
-    assert not os.path.exists(facts["work"])
+    assert wait_gone(facts) == []
 
 
 def test_clean_finish_removes_the_dir_and_the_reaper_exits():
-    proc, facts, tree = start_parent("finish")
+    proc, facts = start_parent("finish")
     assert proc.stdout.readline().strip() == "finished"
     proc.wait(timeout=30)
-    assert (
-        wait_gone(
-            [*tree, psutil.Process(facts["reaper"])] if psutil.pid_exists(facts["reaper"]) else tree, facts["work"]
-        )
-        == []
-    )
+    # the stand-in JVM was stopped by its parent; its orphaned child is the reaper's to kill
+    assert wait_gone(facts) == []

