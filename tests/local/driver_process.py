@@ -16,16 +16,28 @@ import psutil
 from occam import OccamError, start_cluster
 
 
+def describe(proc: psutil.Process) -> list | None:
+    try:
+        return [proc.pid, proc.create_time(), " ".join(proc.cmdline()[:3])]
+    except psutil.Error:  # a short-lived helper that already exited
+        return None
+
+
+def listening_ports(proc: psutil.Process) -> set[int]:
+    try:
+        return {c.laddr.port for c in proc.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
+    except psutil.Error:
+        return set()
+
+
 def facts(cluster) -> dict:
     driver = cluster.backend.driver
     jvm = psutil.Process(driver.gateway_pid)
     tree = [jvm, *jvm.children(recursive=True)]
-    ports = sorted(
-        {c.laddr.port for p in tree for c in p.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
-    )
+    ports = sorted(set().union(*(listening_ports(p) for p in tree)))
     return {
         "driver": os.getpid(),
-        "processes": [[p.pid, p.create_time(), " ".join(p.cmdline()[:3])] for p in tree],
+        "processes": [d for d in map(describe, tree) if d is not None],
         "ports": ports,
         "work_dir": driver.work_dir,
         "reaper": driver.reaper.pid,
