@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from occam.backends.base import Backend
 from occam.backends.embedded import EmbeddedBackend
+from occam.backends.kubernetes import KubernetesBackend
 from occam.errors import ConfigError
 
 BACKENDS: dict[str, type[Backend]] = {}
@@ -18,6 +19,7 @@ def register(backend: type[Backend]) -> type[Backend]:
 
 
 register(EmbeddedBackend)
+register(KubernetesBackend)
 
 
 def select_backend(name: str, environ: Mapping[str, str] | None = None) -> type[Backend]:

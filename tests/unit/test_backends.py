@@ -35,3 +35,11 @@ def test_auto_prefers_a_detected_backend_of_higher_priority():
         assert select_backend("fake", environ={}) is Fake
     finally:
         BACKENDS.pop("fake")
+
+
+def test_auto_picks_kubernetes_inside_a_prepared_notebook_pod():
+    from occam.backends.kubernetes import KubernetesBackend
+
+    environ = {"OCCAM_K8S_NAMESPACE": "student-ada", "OCCAM_K8S_POD_NAME": "jupyter-ada"}
+    assert select_backend("auto", environ=environ) is KubernetesBackend
+    assert select_backend("embedded", environ=environ) is EmbeddedBackend

@@ -1,0 +1,131 @@
+"""The Kubernetes backend: the notebook kernel is the Spark driver, executors are pods in its namespace.
+
+Configured from the environment OccamSpawner sets in the notebook pod (``OCCAM_K8S_*``, see
+:mod:`occam.kubernetes.settings`); the conf and objects come from the pure builders in
+:mod:`occam.kubernetes`. Before anything is created the request is checked against the namespace's
+ResourceQuotas and LimitRanges; while executors start, their pods are watched so that an unschedulable
+pod or an image that cannot be pulled ends the wait at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from occam.backends.base import Backend
+from occam.backends.driver import SparkDriver, check_java_and_no_active_context
+from occam.errors import ClusterStartError
+from occam.kubernetes import objects, pods
+from occam.kubernetes.api import NamespaceApi
+from occam.kubernetes.quota import check_fits_quota
+from occam.kubernetes.settings import KubernetesSettings, in_kubernetes_pod, settings_from_env
+from occam.kubernetes.sparkconf import kubernetes_conf
+from occam.spec import ClusterSpec
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+class KubernetesBackend(Backend):
+    name = "kubernetes"
+    priority = 10
+
+    def __init__(self, spec: ClusterSpec, settings: KubernetesSettings | None = None) -> None:
+        super().__init__(spec)
+        self._settings = settings
+        self._api: NamespaceApi | None = None
+        self.driver: SparkDriver | None = None
+
+    @classmethod
+    def detect(cls, environ: Mapping[str, str]) -> bool:
+        return in_kubernetes_pod(environ)
+
+    @property
+    def settings(self) -> KubernetesSettings:
+        if self._settings is None:
+            self._settings = settings_from_env(os.environ)
+        return self._settings
+
+    @property
+    def api(self) -> NamespaceApi:
+        if self._api is None:
+            self._api = NamespaceApi(self.settings.namespace)
+        return self._api
+
+    def check(self) -> None:
+        check_java_and_no_active_context()
+        check_fits_quota(
+            self.spec,
+            self.api.resource_quotas(),
+            self.api.limit_ranges(),
+            pods.usage_by_cluster(self.api.occam_pods(), self.settings.gpu_resource),
+            gpu_resource=self.settings.gpu_resource,
+        )
+
+    def create_objects(self, work_dir: str) -> dict[str, str]:
+        """Create the cluster's Secret and write the files the driver reads; return the Spark conf."""
+        secret_value = objects.new_auth_secret_value()
+        self.api.create_secret(objects.auth_secret(self.spec, self.settings, secret_value))
+        secret_file = os.path.join(work_dir, "spark-auth-secret")
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(objects.driver_secret_file_bytes(secret_value))
+        template = os.path.join(work_dir, "executor-pod-template.json")
+        with open(template, "w") as fh:
+            json.dump(objects.executor_pod_template(self.spec, self.settings), fh)
+        conf = kubernetes_conf(
+            self.spec,
+            self.settings,
+            python=sys.executable,
+            template_path=template,
+            secret_name=objects.auth_secret_name(self.spec),
+            driver_secret_file=secret_file,
+        )
+        conf["spark.local.dir"] = os.path.join(work_dir, "local")
+        conf["spark.driver.extraJavaOptions"] = f"-Djava.io.tmpdir={work_dir}/tmp"
+        return conf
+
+    def launch(self) -> SparkSession:
+        self.driver = SparkDriver(self.spec.name)
+        conf = self.create_objects(self.driver.work_dir)
+        return self.driver.start(conf, environ={})
+
+    def executor_pods(self) -> list[dict]:
+        return self.api.occam_pods(objects.label_value(self.spec.name))
+
+    def raise_if_failed(self) -> None:
+        if self.driver is not None:
+            self.driver.raise_if_dead()
+        problem = pods.start_problem(self.executor_pods())
+        if problem:
+            raise ClusterStartError(f"{problem}\n{self.diagnostics()}")
+
+    def diagnostics(self) -> str:
+        try:
+            executor_pods = self.executor_pods()
+            events = self.api.pod_events([p["metadata"]["name"] for p in executor_pods])
+        except Exception as exc:
+            return f"(could not read the executor pods: {exc})"
+        lines = [f"{e.get('involvedObject', {}).get('name')}: {e.get('reason')}: {e.get('message')}" for e in events]
+        return (
+            "executor pods:\n"
+            + pods.pod_summary(executor_pods)
+            + ("\nevents:\n" + "\n".join(lines[-20:]) if lines else "")
+        )
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "cluster manager": f"Kubernetes ({self.api.host}), namespace {self.settings.namespace}",
+        }
+
+    def stop(self) -> None:
+        try:
+            if self.driver is not None:
+                self.driver.stop()
+        finally:
+            if self._api is not None:
+                self._api.delete_cluster(objects.label_value(self.spec.name))
+                self._api.close()

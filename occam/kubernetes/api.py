@@ -1,0 +1,96 @@
+"""A thin layer over the Kubernetes API for one namespace: what the backend reads, creates and deletes.
+
+Every call has a request timeout; connection failures and refusals become errors that say what to do.
+Objects come back as plain dicts (the API's own JSON shape), which the pure functions consume.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from occam.errors import ConfigError
+from occam.kubernetes.objects import APP_LABEL, CLUSTER_LABEL
+
+REQUEST_TIMEOUT_SECONDS = 15
+
+
+class NamespaceApi:
+    """The calls Occam makes in the student's namespace, with the student's own credentials."""
+
+    def __init__(self, namespace: str, kubeconfig: str | None = None) -> None:
+        from kubernetes import client
+        from kubernetes import config as kube_config
+
+        path = kubeconfig or os.environ.get("KUBECONFIG")
+        configuration = client.Configuration()
+        try:
+            if path:
+                kube_config.load_kube_config(config_file=path, client_configuration=configuration)
+            else:
+                kube_config.load_incluster_config(client_configuration=configuration)
+        except kube_config.ConfigException as exc:
+            raise ConfigError(
+                f"no Kubernetes credentials: {exc}. In a notebook started by OccamSpawner they are mounted "
+                "automatically; elsewhere set KUBECONFIG, or use backend='embedded'"
+            ) from None
+        configuration.retries = 1
+        self.host = configuration.host
+        self.namespace = namespace
+        self._client = client.ApiClient(configuration)
+        self.core = client.CoreV1Api(self._client)
+
+    def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            result = method(*args, _request_timeout=REQUEST_TIMEOUT_SECONDS, **kwargs)
+        except ApiException as exc:
+            if exc.status == 403:
+                raise ConfigError(
+                    f"Kubernetes refused to let this notebook {what} in namespace {self.namespace!r} (403 "
+                    "Forbidden); the role OccamSpawner grants allows it, so ask your course admin to check it"
+                ) from None
+            raise
+        except HTTPError as exc:
+            raise ConfigError(
+                f"cannot reach the Kubernetes API at {self.host} to {what}: {exc}. Check that the cluster is "
+                "up and that this notebook may reach it, or use backend='embedded'"
+            ) from None
+        return self._client.sanitize_for_serialization(result)
+
+    def resource_quotas(self) -> list[dict[str, Any]]:
+        return self._call("read ResourceQuotas", self.core.list_namespaced_resource_quota, self.namespace)["items"]
+
+    def limit_ranges(self) -> list[dict[str, Any]]:
+        return self._call("read LimitRanges", self.core.list_namespaced_limit_range, self.namespace)["items"]
+
+    def occam_pods(self, cluster: str | None = None) -> list[dict[str, Any]]:
+        selector = f"{APP_LABEL}=occam" + (f",{CLUSTER_LABEL}={cluster}" if cluster else "")
+        return self._call("list pods", self.core.list_namespaced_pod, self.namespace, label_selector=selector)["items"]
+
+    def pod_events(self, pod_names: list[str]) -> list[dict[str, Any]]:
+        events = self._call("read events", self.core.list_namespaced_event, self.namespace)["items"]
+        wanted = set(pod_names)
+        return [e for e in events if e.get("involvedObject", {}).get("name") in wanted]
+
+    def create_secret(self, body: dict[str, Any]) -> None:
+        self._call("create a Secret", self.core.create_namespaced_secret, self.namespace, body)
+
+    def delete_cluster(self, cluster: str) -> None:
+        """Delete every pod and Secret labelled with the cluster's name (idempotent)."""
+        selector = f"{APP_LABEL}=occam,{CLUSTER_LABEL}={cluster}"
+        self._call(
+            "delete pods",
+            self.core.delete_collection_namespaced_pod,
+            self.namespace,
+            label_selector=selector,
+            grace_period_seconds=0,
+        )
+        self._call(
+            "delete Secrets", self.core.delete_collection_namespaced_secret, self.namespace, label_selector=selector
+        )
+
+    def close(self) -> None:
+        self._client.close()
