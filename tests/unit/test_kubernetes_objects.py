@@ -21,23 +21,17 @@ from occam.kubernetes.objects import (
     quantity_to_millicores,
     resource_name,
 )
-from occam.kubernetes.settings import KubernetesSettings
-from occam.spec import make_spec
+from tests.unit import factories
 
 LABEL_VALUE = re.compile(r"^$|^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 
 def spec(n=2, **kw):
-    args = {"cores": 1, "memory": "1g", "gpu": False, "timeout": 60, "name": "occam-ab12cd34"}
-    args.update(kw)
-    return make_spec(n, **args)
+    return factories.spec(n, **{"name": "occam-ab12cd34", **kw})
 
 
-def settings(**kw):
-    args = {"namespace": "jane", "pod_name": "jupyter-jane", "pod_ip": "10.1.2.3", "executor_image": "img:1"}
-    args.update(kw)
-    return KubernetesSettings(**args)
+settings = factories.settings
 
 
 GPU_SETTINGS = {

@@ -8,21 +8,16 @@ from occam.kubernetes.objects import (
     executor_pod_memory_bytes,
     executor_pod_template,
 )
-from occam.kubernetes.settings import KubernetesSettings
 from occam.kubernetes.sparkconf import EXECUTOR_GPU_DISCOVERY_SCRIPT, gpu_vendor, kubernetes_conf
-from occam.spec import make_spec, parse_memory
+from occam.spec import parse_memory
+from tests.unit import factories
 
 
 def spec(n=3, **kw):
-    args = {"cores": 2, "memory": "4g", "gpu": False, "timeout": 60, "name": "occam-ab12cd34"}
-    args.update(kw)
-    return make_spec(n, **args)
+    return factories.spec(n, **{"cores": 2, "memory": "4g", "name": "occam-ab12cd34", **kw})
 
 
-def settings(**kw):
-    args = {"namespace": "jane", "pod_name": "jupyter-jane", "pod_ip": "10.1.2.3", "executor_image": "img:1"}
-    args.update(kw)
-    return KubernetesSettings(**args)
+settings = factories.settings
 
 
 def conf(cluster=None, config=None, **kw):

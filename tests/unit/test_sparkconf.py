@@ -1,11 +1,9 @@
 from occam.sparkconf import embedded_conf, gpu_conf
-from occam.spec import make_spec
+from tests.unit import factories
 
 
 def spec(n=2, **kw):
-    args = {"cores": 1, "memory": "1536m", "gpu": False, "timeout": 60}
-    args.update(kw)
-    return make_spec(n, **args)
+    return factories.spec(n, **{"memory": "1536m", **kw})
 
 
 def test_embedded_conf_is_a_local_cluster_of_separate_executor_jvms():

@@ -1,13 +1,10 @@
 import pytest
 
 from occam.errors import ConfigError
-from occam.spec import format_memory, make_spec, parse_memory
+from occam.spec import format_memory, parse_memory
+from tests.unit import factories
 
-
-def spec(n=2, **kw):
-    args = {"cores": 1, "memory": "1g", "gpu": False, "timeout": 60}
-    args.update(kw)
-    return make_spec(n, **args)
+spec = factories.spec
 
 
 @pytest.mark.parametrize(

@@ -2,16 +2,13 @@ import pytest
 
 from occam.errors import ConfigError
 from occam.resources import MachineResources
-from occam.spec import make_spec
 from occam.validation import check_fits_machine
+from tests.unit import factories
 
 LAPTOP = MachineResources(cores=2, memory_bytes=24 << 30, gpus=0)
 
 
-def spec(n, **kw):
-    args = {"cores": 1, "memory": "1g", "gpu": False, "timeout": 60}
-    args.update(kw)
-    return make_spec(n, **args)
+spec = factories.spec
 
 
 def test_a_request_that_fits_passes():
