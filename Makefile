@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint unit local bench clean
+.PHONY: setup demo test lint unit local kubernetes bench clean
 
 setup:
 	bash scripts/setup-venv.sh
@@ -24,6 +24,11 @@ unit: setup
 
 local: setup
 	$(PY) -m pytest -m local
+
+# A real control plane on loopback (etcd, API server, controllers, scheduler, kwok nodes); the binaries come
+# from scripts/k8s-binaries.sh (OCCAM_BUILD_K8S=1 builds them), or set OCCAM_TEST_KUBECONFIG to use a cluster.
+kubernetes: setup
+	$(PY) -m pytest -m kubernetes
 
 bench: setup
 	$(PY) bench/bench_embedded.py

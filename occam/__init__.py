@@ -6,7 +6,7 @@ with start_cluster(n=2) as cluster:
     result = cluster.fit(build_model, data, epochs=5, batch_size=64)
 """
 
-from occam.cluster import Cluster, start_cluster
+from occam.cluster import Cluster, connect, list_clusters, start_cluster
 from occam.data.dataset import Dataset
 from occam.errors import (
     ClusterStartError,
@@ -29,5 +29,7 @@ __all__ = [
     "OccamError",
     "TrainingError",
     "__version__",
+    "connect",
+    "list_clusters",
     "start_cluster",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import html
 import os
 import threading
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from occam import config
 from occam.backends import Backend, select_backend
-from occam.errors import ClusterStartError, ClusterStoppedError
+from occam.errors import ClusterStartError, ClusterStoppedError, ConfigError
 from occam.spec import ClusterSpec, make_spec
 
 if TYPE_CHECKING:
@@ -32,6 +33,22 @@ _live_clusters: weakref.WeakSet[Cluster] = weakref.WeakSet()
 def _stop_all_at_exit() -> None:
     for cluster in list(_live_clusters):
         cluster.stop()
+
+
+def list_clusters() -> list[Cluster]:
+    """The clusters this Python process (this notebook's kernel) is running."""
+    return sorted(_live_clusters, key=lambda c: c.started_at or 0.0)
+
+
+def connect(name: str) -> Cluster:
+    """The running cluster of this notebook called ``name`` (see :func:`list_clusters`)."""
+    for cluster in _live_clusters:
+        if cluster.name == name:
+            return cluster
+    running = ", ".join(c.name for c in list_clusters()) or "none"
+    raise ConfigError(
+        f"no running cluster named {name!r} in this notebook (running: {running}); start one with start_cluster()"
+    )
 
 
 def start_cluster(
@@ -106,12 +123,15 @@ class Cluster:
             raise
         self.started_at = time.time()
 
-    def _wait_for_executors(self, progress: bool) -> None:
+    def _wait_for_executors(self, progress: bool, target: int | None = None, timeout: float | None = None) -> None:
+        """Wait until exactly ``target`` executors (default: the spec's n) are registered."""
         from tqdm.auto import tqdm
 
-        deadline = time.monotonic() + self.spec.timeout
+        target = self.spec.n if target is None else target
+        timeout = self.spec.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         with tqdm(
-            total=self.spec.n,
+            total=target,
             desc=f"{self.spec.name}: executors",
             unit="executor",
             disable=not progress,
@@ -120,17 +140,39 @@ class Cluster:
             while True:
                 self.backend.raise_if_failed()
                 ready = self.executor_count()
-                bar.update(ready - bar.n)
-                if ready >= self.spec.n:
+                bar.update(min(ready, target) - bar.n)
+                if ready == target:
                     return
                 if time.monotonic() > deadline:
                     raise ClusterStartError(
-                        f"{ready} of {self.spec.n} executors registered within {self.spec.timeout:.0f} s "
+                        f"{ready} of {target} executors registered within {timeout:.0f} s "
                         f"(cluster {self.spec.name}, {self.backend.name} backend). Raise timeout= if the "
                         "machine is just slow, or read the log below for why executors did not start.\n"
                         + self.backend.diagnostics()
                     )
                 time.sleep(POLL_SECONDS)
+
+    def scale(self, n: int, *, timeout: float | None = None, progress: bool = True) -> None:
+        """Grow or shrink the cluster to ``n`` executors and wait until it has exactly that many.
+
+        The backend checks the request first (the embedded cluster cannot grow past the size it was
+        started with; on Kubernetes the namespace's quota must fit the extra executors).
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"scale(n={n!r}): a cluster needs a whole number of executors, at least 1")
+        sc = self.sc
+        self.backend.check_scale(n)
+        current = self.executor_ids()
+        jvm: Any = sc._jvm
+        if n > len(current):
+            # requestTotalExecutors sets the target; requestExecutors(k) adds to a target that killing
+            # executors already lowered, and so asks for nothing new.
+            sc._jsc.sc().requestTotalExecutors(n, 0, jvm.PythonUtils.toScalaMap({}))
+        elif n < len(current):
+            victims = sorted(current, key=lambda i: int(i) if i.isdigit() else 0)[n:]
+            sc._jsc.sc().killExecutors(jvm.PythonUtils.toSeq(victims))
+        self._wait_for_executors(progress, target=n, timeout=timeout)
+        self.spec = dataclasses.replace(self.spec, n=n)
 
     def stop(self) -> None:
         """Stop the executors and the driver, and remove everything the cluster made. Idempotent."""
@@ -174,6 +216,14 @@ class Cluster:
     @property
     def n(self) -> int:
         return self.spec.n
+
+    def executor_ids(self) -> list[str]:
+        """Spark's ids of the executors registered right now."""
+        if self._spark is None:
+            return []
+        jvm: Any = self._spark.sparkContext._jvm
+        ids = jvm.scala.collection.JavaConverters.seqAsJavaList(self._spark.sparkContext._jsc.sc().getExecutorIds())
+        return [str(i) for i in ids]
 
     def executor_count(self) -> int:
         """Executors registered right now (the driver's own block manager is not counted)."""

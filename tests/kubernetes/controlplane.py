@@ -1,0 +1,310 @@
+"""A real Kubernetes control plane on loopback for the ``kubernetes`` test tier: etcd, API server, controllers,
+scheduler, and kwok standing in for kubelets.
+
+Everything lives in one temporary directory (certificates, kubeconfigs, etcd's data, each component's
+log) and listens on 127.0.0.1 only, on free ports. The API server enforces what a real cluster does
+(TLS client certificates and service-account tokens, RBAC, the ServiceAccount, LimitRanger and
+ResourceQuota admission plugins); the controller manager runs its default controllers (garbage
+collector, resource quota, service accounts, ...); the scheduler places pods on kwok's fake nodes,
+where kwok reports them Running without running anything (see :mod:`.kwok_stages`).
+
+Each component starts in its own process group and is killed with it; if the test process dies, the
+kernel kills them too (``PR_SET_PDEATHSIG``). Every wait has a deadline, and its error names what it
+waited for with the tail of that component's log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from . import kwok_stages
+from .pki import Pki, write_kubeconfig
+
+T = TypeVar("T")
+
+SERVICE_CIDR = "10.96.0.0/16"
+POD_CIDR = "10.244.0.0/16"
+NODE_IP = "10.0.0.1"  # only written into node and pod status: nothing listens there
+ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+
+class ControlPlaneError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _remove_stale_dirs(base: Path) -> None:
+    """Directories of control planes whose test process died without cleaning up (SIGKILL)."""
+    for path in base.glob("occam-k8s-*"):
+        try:
+            pid = int((path / "owner.pid").read_text())
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except (OSError, ValueError):
+            continue
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(no log: {exc})"
+
+
+class ControlPlane:
+    """``with ControlPlane(bin_dir) as cp:`` starts the control plane; ``cp.kubeconfig`` is an admin's."""
+
+    def __init__(self, bin_dir: Path, *, nodes: list[dict] | None = None, timeout: float = 120.0) -> None:
+        self.bin_dir = Path(bin_dir)
+        self.nodes = kwok_stages.DEFAULT_NODES if nodes is None else nodes
+        self.timeout = timeout
+        self.dir: Path | None = None
+        self.server = ""
+        self.kubeconfig = Path()
+        self.ca_file = Path()
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._logs: dict[str, Path] = {}
+
+    def __enter__(self) -> ControlPlane:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- processes ------------------------------------------------------------------------------------
+
+    def _start(self, name: str, args: list[str]) -> None:
+        assert self.dir is not None
+        log = self.dir / f"{name}.log"
+        self._logs[name] = log
+        with open(log, "ab") as out:
+            self._procs[name] = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.dir,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+
+    def wait_for(self, what: str, component: str, check: Callable[[], T | None], timeout: float | None = None) -> T:
+        """Call ``check`` until it returns something other than None (exceptions count as not yet)."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        last: object = None
+        while True:
+            proc = self._procs.get(component)
+            if proc is not None and proc.poll() is not None:
+                raise ControlPlaneError(
+                    f"{component} exited with status {proc.returncode} while waiting for {what}\n"
+                    f"--- tail of {self._logs[component]} ---\n{log_tail(self._logs[component])}"
+                )
+            try:
+                result = check()
+                if result is not None:
+                    return result
+            except Exception as exc:
+                last = exc
+            if time.monotonic() > deadline:
+                log = self._logs.get(component)
+                tail = f"\n--- tail of {log} ---\n{log_tail(log)}" if log else ""
+                raise ControlPlaneError(f"timed out waiting for {what} (last error: {last}){tail}")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        """Kill every component (process group), newest first; remove the directory. Idempotent.
+
+        With ``OCCAM_KEEP_CONTROL_PLANE=1`` the directory (logs, certificates, kubeconfigs) is kept.
+        """
+        for name, proc in reversed(list(self._procs.items())):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+            with contextlib.suppress(ProcessLookupError):  # children left in the group (none expected)
+                os.killpg(proc.pid, signal.SIGKILL)
+            del self._procs[name]
+        if self.dir is not None and os.environ.get("OCCAM_KEEP_CONTROL_PLANE") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    # -- start-up --------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        # etcd fsyncs every write: in memory (/dev/shm) start-up takes seconds instead of tens of seconds.
+        base = Path("/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir())
+        _remove_stale_dirs(base)
+        self.dir = Path(tempfile.mkdtemp(prefix="occam-k8s-", dir=base))
+        (self.dir / "owner.pid").write_text(str(os.getpid()))
+        pki_dir = self.dir / "pki"
+        pki_dir.mkdir()
+        pki = Pki(pki_dir)
+        ports = {name: free_port() for name in ("etcd", "etcd-peer", "apiserver", "kcm", "scheduler", "kwok")}
+        self.server = f"https://127.0.0.1:{ports['apiserver']}"
+        serving = pki.issue(
+            "apiserver",
+            common_name="kube-apiserver",
+            dns_names=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"),
+            ip_addresses=("127.0.0.1", "10.96.0.1"),
+            server=True,
+        )
+        sa = pki.service_account_keys()
+        kubeconfigs = {}
+        for name, user, groups in (
+            ("admin", "occam-test-admin", ("system:masters",)),
+            ("kcm", "system:kube-controller-manager", ()),
+            ("scheduler", "system:kube-scheduler", ()),
+        ):
+            pair = pki.issue(name, common_name=user, organizations=groups)
+            kubeconfigs[name] = write_kubeconfig(
+                self.dir / f"{name}.kubeconfig",
+                self.server,
+                pki.ca_pem,
+                {"client-certificate": str(pair.cert), "client-key": str(pair.key)},
+            )
+        self.kubeconfig = kubeconfigs["admin"]
+        self.ca_file = pki.ca.cert
+        b = self.bin_dir
+        etcd_url = f"http://127.0.0.1:{ports['etcd']}"
+        peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
+        self._start(
+            "etcd",
+            [str(b / "etcd"), "--name=occam", f"--data-dir={self.dir / 'etcd'}", f"--listen-client-urls={etcd_url}",
+             f"--advertise-client-urls={etcd_url}", f"--listen-peer-urls={peer_url}",
+             f"--initial-advertise-peer-urls={peer_url}", f"--initial-cluster=occam={peer_url}",
+             "--initial-cluster-state=new", "--log-level=warn"],
+        )  # fmt: skip
+        self.wait_for("etcd to answer /health", "etcd", lambda: _etcd_healthy(etcd_url))
+        # WatchList=false: Debian's etcd 3.4 cannot answer the progress requests that watch-list needs, and
+        # with the gate on the API server turns a client's plain watch from resourceVersion 0 into a
+        # watch-list that then fails; kwok's informers would only see changes on their back-off relists.
+        # The requestheader flags only silence the controllers' complaints about a missing front-proxy CA.
+        self._start(
+            "kube-apiserver",
+            [str(b / "kube-apiserver"), f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1",
+             "--advertise-address=127.0.0.1", f"--secure-port={ports['apiserver']}",
+             f"--tls-cert-file={serving.cert}", f"--tls-private-key-file={serving.key}",
+             f"--client-ca-file={pki.ca.cert}", "--authorization-mode=Node,RBAC",
+             "--enable-admission-plugins=NodeRestriction,ServiceAccount,LimitRanger,ResourceQuota",
+             f"--service-account-issuer={ISSUER}", f"--service-account-key-file={sa.cert}",
+             f"--service-account-signing-key-file={sa.key}", f"--service-cluster-ip-range={SERVICE_CIDR}",
+             "--endpoint-reconciler-type=none", "--feature-gates=WatchList=false", "--profiling=false",
+             f"--requestheader-client-ca-file={pki.ca.cert}", "--requestheader-allowed-names=front-proxy-client",
+             "--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
+             "--requestheader-extra-headers-prefix=X-Remote-Extra-", f"--cert-dir={self.dir / 'apiserver-certs'}"],
+        )  # fmt: skip
+        admin_tls = ssl.create_default_context(cafile=str(pki.ca.cert))
+        admin_pair = pki_dir / "admin"
+        admin_tls.load_cert_chain(f"{admin_pair}.crt", f"{admin_pair}.key")
+        self.wait_for(
+            "kube-apiserver to be ready (/readyz)",
+            "kube-apiserver",
+            lambda: _http_ok(f"{self.server}/readyz", admin_tls),
+        )
+        common = ["--bind-address=127.0.0.1", "--leader-elect=false", "--profiling=false"]
+        self._start(
+            "kube-controller-manager",
+            [str(b / "kube-controller-manager"), f"--kubeconfig={kubeconfigs['kcm']}",
+             f"--authentication-kubeconfig={kubeconfigs['kcm']}", f"--authorization-kubeconfig={kubeconfigs['kcm']}",
+             f"--secure-port={ports['kcm']}", "--use-service-account-credentials=true",
+             f"--service-account-private-key-file={sa.key}", f"--root-ca-file={pki.ca.cert}",
+             f"--cluster-signing-cert-file={pki.ca.cert}", f"--cluster-signing-key-file={pki.ca.key}",
+             f"--service-cluster-ip-range={SERVICE_CIDR}", f"--cert-dir={self.dir / 'kcm-certs'}", *common],
+        )  # fmt: skip
+        self._start(
+            "kube-scheduler",
+            [str(b / "kube-scheduler"), f"--kubeconfig={kubeconfigs['scheduler']}",
+             f"--authentication-kubeconfig={kubeconfigs['scheduler']}",
+             f"--authorization-kubeconfig={kubeconfigs['scheduler']}", f"--secure-port={ports['scheduler']}",
+             f"--cert-dir={self.dir / 'scheduler-certs'}", *common],
+        )  # fmt: skip
+        self._start(
+            "kwok",
+            [str(b / "kwok"), f"--kubeconfig={self.kubeconfig}", f"--config={kwok_stages.write_config(self.dir / 'kwok.yaml')}",
+             "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=" + "=".join(kwok_stages.MANAGED_ANNOTATION),
+             f"--cidr={POD_CIDR}", f"--node-ip={NODE_IP}", "--node-lease-duration-seconds=40",
+             f"--server-address=127.0.0.1:{ports['kwok']}"],
+        )  # fmt: skip
+        insecure = ssl.create_default_context()  # the components serve self-signed certificates
+        insecure.check_hostname = False
+        insecure.verify_mode = ssl.CERT_NONE
+        for name in ("kube-controller-manager", "kube-scheduler"):
+            port = ports["kcm" if name == "kube-controller-manager" else "scheduler"]
+            url = f"https://127.0.0.1:{port}/healthz"
+            self.wait_for(f"{name} to be healthy ({url})", name, lambda u=url: _http_ok(u, insecure))
+        kwok_url = f"http://127.0.0.1:{ports['kwok']}/healthz"
+        self.wait_for(f"kwok to be healthy ({kwok_url})", "kwok", lambda: _http_ok(kwok_url))
+        self._add_nodes()
+
+    def _add_nodes(self) -> None:
+        from kubernetes import client, config
+
+        api_client = config.new_client_from_config(str(self.kubeconfig))
+        core = client.CoreV1Api(api_client)
+        try:
+            for node in self.nodes:
+                core.create_node(node)
+            names = {n["metadata"]["name"] for n in self.nodes}
+            self.wait_for(
+                f"kwok to make the nodes {sorted(names)} Ready and the node lifecycle controller to untaint them",
+                "kwok",
+                lambda: True if names <= kwok_stages.schedulable_nodes(core) else None,
+            )
+            self.wait_for(
+                "the service account controller to make 'default' in namespace default",
+                "kube-controller-manager",
+                lambda: core.read_namespaced_service_account("default", "default"),
+            )
+        finally:
+            api_client.close()
+
+    def log(self, component: str) -> Path:
+        """The log file of ``component`` (``etcd``, ``kube-apiserver``, ..., ``kwok``)."""
+        return self._logs[component]
+
+    def exited(self) -> list[str]:
+        """Components that have exited (none should while the control plane is up)."""
+        return [name for name, proc in self._procs.items() if proc.poll() is not None]
+
+
+def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool | None:
+    with urllib.request.urlopen(url, context=context, timeout=5) as response:
+        return True if response.status == 200 else None
+
+
+def _etcd_healthy(url: str) -> bool | None:
+    with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+        return True if json.loads(response.read()).get("health") == "true" else None
