@@ -23,6 +23,7 @@ SERVICE_ACCOUNT_ENV = "OCCAM_K8S_SERVICE_ACCOUNT"
 USER_ENV = "OCCAM_K8S_USER"
 GPU_NODE_SELECTOR_ENV = "OCCAM_K8S_GPU_NODE_SELECTOR"
 GPU_TOLERATIONS_ENV = "OCCAM_K8S_GPU_TOLERATIONS"
+API_SERVER_ENV = "OCCAM_K8S_API_SERVER"
 
 #: Setting name -> the variable it is read from. Settings missing here are set by argument only.
 ENV_VARS: dict[str, str] = {
@@ -36,6 +37,7 @@ ENV_VARS: dict[str, str] = {
     "user": USER_ENV,
     "gpu_node_selector": GPU_NODE_SELECTOR_ENV,
     "gpu_tolerations": GPU_TOLERATIONS_ENV,
+    "api_server": API_SERVER_ENV,
 }
 
 #: How the spawner fills each required variable, for the message when one is missing.
