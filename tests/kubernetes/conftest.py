@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from .controlplane import ControlPlane, log_tail
-from .student import StudentNamespace, create_student_namespace, namespace_report
+from .student import StudentNamespace, create_student_namespace, namespace_report, wait_running
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = "scripts/k8s-binaries.sh"
@@ -105,6 +105,25 @@ def namespace(kube: Kube, tmp_path: Path) -> Iterator[StudentNamespace]:
     created = create_student_namespace(kube.admin, f"occam-test-{uuid.uuid4().hex[:8]}", tmp_path)
     yield created
     client.CoreV1Api(kube.admin).delete_namespace(created.name)
+
+
+@pytest.fixture
+def admin(kube: Kube) -> Any:
+    from kubernetes import client
+
+    return client.CoreV1Api(kube.admin)
+
+
+@pytest.fixture
+def notebook(admin: Any, namespace: StudentNamespace) -> dict[str, Any]:
+    """The stand-in notebook pod (the Spark driver's pod), Running with an IP."""
+    body = {
+        "metadata": {"name": "jupyter-ada", "labels": {"component": "singleuser-server"}},
+        "spec": {"containers": [{"name": "notebook", "image": "registry.k8s.io/pause:3.10"}]},
+    }
+    admin.create_namespaced_pod(namespace.name, body)
+    pod = wait_running(admin, namespace.name, "jupyter-ada")
+    return admin.api_client.sanitize_for_serialization(pod)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -116,3 +116,11 @@ def namespace_report(admin: Any, namespace: str) -> str:
         obj = event.involved_object
         lines.append(f"  {obj.kind}/{obj.name}: {event.type} {event.reason}: {event.message}")
     return "\n".join(lines)
+
+
+def wait_running(core: Any, namespace: str, name: str) -> Any:
+    def running() -> Any:
+        pod = core.read_namespaced_pod(name, namespace)
+        return pod if pod.status.phase == "Running" and pod.status.pod_ip else None
+
+    return wait_until(f"pod {namespace}/{name} to be scheduled and reported Running", running)

@@ -33,8 +33,7 @@ from occam.kubernetes.api import NamespaceApi
 from occam.kubernetes.settings import KubernetesSettings
 from occam.spec import ClusterSpec, make_spec
 
-from .conftest import Kube
-from .student import StudentNamespace, wait_until
+from .student import StudentNamespace, wait_running, wait_until
 
 EXECUTOR_IMAGE = "registry.example/occam-executor:test"  # never pulled: no container runs on kwok's nodes
 GPU_SELECTOR = {"occam.io/gpu": "true"}
@@ -53,21 +52,6 @@ def executor_pod(spec: ClusterSpec, settings: KubernetesSettings, index: int) ->
     return pod
 
 
-def wait_running(core: Any, namespace: str, name: str) -> Any:
-    def running() -> Any:
-        pod = core.read_namespaced_pod(name, namespace)
-        return pod if pod.status.phase == "Running" and pod.status.pod_ip else None
-
-    return wait_until(f"pod {namespace}/{name} to be scheduled and reported Running", running)
-
-
-@pytest.fixture
-def admin(kube: Kube) -> Any:
-    from kubernetes import client
-
-    return client.CoreV1Api(kube.admin)
-
-
 @pytest.fixture
 def student(namespace: StudentNamespace) -> Iterator[Any]:
     """A CoreV1Api with the student's token."""
@@ -76,18 +60,6 @@ def student(namespace: StudentNamespace) -> Iterator[Any]:
     api_client = config.new_client_from_config(str(namespace.kubeconfig))
     yield client.CoreV1Api(api_client)
     api_client.close()
-
-
-@pytest.fixture
-def notebook(admin: Any, namespace: StudentNamespace) -> dict[str, Any]:
-    """The stand-in notebook pod (the Spark driver's pod), Running with an IP."""
-    body = {
-        "metadata": {"name": "jupyter-ada", "labels": {"component": "singleuser-server"}},
-        "spec": {"containers": [{"name": "notebook", "image": "registry.k8s.io/pause:3.10"}]},
-    }
-    admin.create_namespaced_pod(namespace.name, body)
-    pod = wait_running(admin, namespace.name, "jupyter-ada")
-    return admin.api_client.sanitize_for_serialization(pod)
 
 
 @pytest.fixture

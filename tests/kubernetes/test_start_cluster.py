@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .student import wait_until
-from .test_backend import EXECUTOR_IMAGE, GPU_SELECTOR, GPU_TOLERATIONS, OCCAM_SELECTOR, admin, notebook  # noqa: F401
+from .test_backend import EXECUTOR_IMAGE, GPU_SELECTOR, GPU_TOLERATIONS, OCCAM_SELECTOR
 
 DRIVER = str(Path(__file__).with_name("k8s_driver.py"))
 
@@ -58,8 +58,8 @@ def start_driver(kube, namespace, notebook_pod, *, gpu_settings: bool = True, **
     return proc
 
 
-def executor_pods(admin, namespace: str, cluster: str) -> list[Any]:
-    return admin.list_namespaced_pod(namespace, label_selector=f"{OCCAM_SELECTOR},occam.io/cluster={cluster}").items
+def executor_pods(core, namespace: str, cluster: str) -> list[Any]:
+    return core.list_namespaced_pod(namespace, label_selector=f"{OCCAM_SELECTOR},occam.io/cluster={cluster}").items
 
 
 def test_executor_pods_have_the_expected_spec_and_go_when_start_fails(kube, namespace, admin, notebook):
