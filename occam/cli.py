@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from occam.errors import OccamError
+from occam.errors import ConfigError, OccamError
+
+if TYPE_CHECKING:
+    from occam.kubernetes.api import NamespaceApi
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -21,6 +25,53 @@ def _demo(args: argparse.Namespace) -> int:
     if result.held_out_accuracy < args.min_accuracy:
         print(f"held-out accuracy {result.held_out_accuracy:.4f} is below --min-accuracy {args.min_accuracy}")
         return 1
+    return 0
+
+
+def _namespace_api() -> NamespaceApi:
+    import os
+
+    from occam.kubernetes.api import NamespaceApi
+    from occam.kubernetes.settings import NAMESPACE_ENV, in_kubernetes_pod
+
+    if not in_kubernetes_pod(os.environ):
+        raise ConfigError(
+            "occam status and occam stop work on Kubernetes clusters, from a notebook pod started by "
+            "OccamSpawner; embedded clusters live inside the Python process that started them: use "
+            "occam.list_clusters() and cluster.stop() there"
+        )
+    return NamespaceApi(os.environ[NAMESPACE_ENV])
+
+
+def _status(args: argparse.Namespace) -> int:
+    from occam.kubernetes.pods import clusters_in
+
+    api = _namespace_api()
+    clusters = clusters_in(api.occam_pods())
+    if not clusters:
+        print(f"no Occam cluster in namespace {api.namespace}")
+        return 0
+    print(f"{'cluster':<32} {'user':<16} {'executors':>9}  phases")
+    for name, info in sorted(clusters.items()):
+        phases = ", ".join(f"{k} {v}" for k, v in sorted(info["phases"].items()))
+        print(f"{name:<32} {info['user']:<16} {info['executors']:>9}  {phases}")
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from occam.kubernetes.pods import clusters_in
+
+    api = _namespace_api()
+    running = clusters_in(api.occam_pods())
+    names = sorted(running) if args.all else args.names
+    if not names:
+        raise ConfigError("name the clusters to stop (see occam status), or pass --all")
+    unknown = [n for n in names if n not in running]
+    if unknown:
+        raise ConfigError(f"no cluster {', '.join(unknown)} in namespace {api.namespace}; occam status lists them")
+    for name in names:
+        api.delete_cluster(name)
+        print(f"stopped {name}: deleted its {running[name]['executors']} executor pod(s) and its Secret")
     return 0
 
 
@@ -43,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--min-accuracy", type=float, default=0.0, help="exit 1 if held-out accuracy is lower")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
     demo.set_defaults(run=_demo)
+
+    status = commands.add_parser("status", help="list this namespace's Occam clusters (Kubernetes)")
+    status.set_defaults(run=_status)
+    stop = commands.add_parser("stop", help="delete the executors and objects of Occam clusters (Kubernetes)")
+    stop.add_argument("names", nargs="*", help="cluster names, as occam status shows them")
+    stop.add_argument("--all", action="store_true", help="every Occam cluster in this namespace")
+    stop.set_defaults(run=_stop)
 
     version = commands.add_parser("version", help="print Occam's version")
     version.set_defaults(run=_version)

@@ -34,10 +34,12 @@ class KubernetesBackend(Backend):
     name = "kubernetes"
     priority = 10
 
-    def __init__(self, spec: ClusterSpec, settings: KubernetesSettings | None = None) -> None:
+    def __init__(
+        self, spec: ClusterSpec, settings: KubernetesSettings | None = None, api: NamespaceApi | None = None
+    ) -> None:
         super().__init__(spec)
         self._settings = settings
-        self._api: NamespaceApi | None = None
+        self._api = api
         self.driver: SparkDriver | None = None
 
     @classmethod

@@ -81,3 +81,18 @@ def usage_by_cluster(pods: Iterable[dict[str, Any]], gpu_resource: str = "nvidia
         }
         for name, values in usage.items()
     }
+
+
+def clusters_in(pods_: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Occam clusters seen in a namespace's pods: name -> user, executor count and their phases."""
+    clusters: dict[str, dict[str, Any]] = {}
+    for pod in pods_:
+        labels = pod.get("metadata", {}).get("labels") or {}
+        name = labels.get(CLUSTER_LABEL)
+        if not name:
+            continue
+        entry = clusters.setdefault(name, {"user": labels.get("occam.io/user", "-"), "executors": 0, "phases": {}})
+        entry["executors"] += 1
+        phase = (pod.get("status") or {}).get("phase", "Unknown")
+        entry["phases"][phase] = entry["phases"].get(phase, 0) + 1
+    return clusters

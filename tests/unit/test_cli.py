@@ -21,3 +21,14 @@ def test_user_errors_become_a_message_and_exit_2(capsys):
 def test_unknown_command_is_a_usage_error():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train-everything"])
+
+
+def test_status_outside_a_notebook_pod_explains_where_clusters_live(capsys, monkeypatch):
+    monkeypatch.delenv("OCCAM_K8S_NAMESPACE", raising=False)
+    assert main(["status"]) == 2
+    assert "occam.list_clusters()" in capsys.readouterr().err
+
+
+def test_stop_needs_names_or_all():
+    args = build_parser().parse_args(["stop", "--all"])
+    assert args.all and args.names == []

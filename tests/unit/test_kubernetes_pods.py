@@ -74,3 +74,13 @@ def test_usage_by_cluster_feeds_the_quota_message():
         ConfigError, match=r"you asked for 4 GPUs; your quota allows 2 and 1 is in use by cluster occam-a"
     ):
         check_fits_quota(spec, [quota], [], usage)
+
+
+def test_clusters_in_groups_pods_by_cluster():
+    from occam.kubernetes.pods import clusters_in
+
+    pods = [pod("a1", phase="Running"), pod("a2"), pod("b1", cluster="occam-b", phase="Running")]
+    pods[0]["metadata"]["labels"]["occam.io/user"] = "ada"
+    found = clusters_in([*pods, {"metadata": {"name": "other", "labels": {}}}])
+    assert found["occam-a"]["executors"] == 2 and found["occam-a"]["phases"] == {"Running": 1, "Pending": 1}
+    assert found["occam-a"]["user"] == "ada" and set(found) == {"occam-a", "occam-b"}
