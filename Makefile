@@ -34,8 +34,9 @@ local: setup
 kubernetes: setup
 	$(PY) -m pytest -m kubernetes
 
-bench: setup
+bench: setup k8s-binaries
 	$(PY) bench/bench_embedded.py
+	$(PY) bench/bench_kubernetes.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

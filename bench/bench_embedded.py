@@ -9,7 +9,6 @@ fit(n=1) >= 0.8 of plain Keras, conversion <= 1.5x of df.write.parquet.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from report import format_table, write_results
 
 BATCH = 64
 EPOCHS = 4
@@ -248,11 +248,7 @@ def table(results: dict[str, Any]) -> str:
             "-",
         ),
     ]
-    header = ("measure", "occam", "baseline", "ratio", "target")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
-    lines = [" | ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=False)) for row in [header, *rows]]
-    lines.insert(1, "-+-".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return format_table([("measure", "occam", "baseline", "ratio", "target"), *rows])
 
 
 def main() -> int:
@@ -272,9 +268,7 @@ def main() -> int:
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     print(table(results))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwritten to {args.out}")
+    write_results(args.out, results)
     return 0
 
 

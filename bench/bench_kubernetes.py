@@ -27,6 +27,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from report import format_table, write_results  # noqa: E402
+
 from occam.backends.kubernetes import KubernetesBackend  # noqa: E402
 from occam.kubernetes import objects  # noqa: E402
 from occam.kubernetes.api import NamespaceApi  # noqa: E402
@@ -198,12 +200,8 @@ def main() -> int:
     rows.append(
         ("  per cluster p50 / p95 (s)", f"{c['per_cluster_p50_s']:.2f} / {c['per_cluster_p95_s']:.2f}", "-", "-")
     )
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for row in rows:
-        print(" | ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwritten to {args.out}")
+    print(format_table(rows))
+    write_results(args.out, results)
     return 0
 
 
