@@ -11,8 +11,8 @@ demo: setup
 	$(VENV)/bin/occam demo --min-accuracy 0.9
 
 lint: setup
-	$(VENV)/bin/ruff check occam tests bench
-	$(VENV)/bin/ruff format --check occam tests bench
+	$(VENV)/bin/ruff check occam spawner tests bench
+	$(VENV)/bin/ruff format --check occam spawner tests bench
 	$(VENV)/bin/mypy
 
 # Real Kubernetes control-plane binaries, cached outside the repo (about 20 minutes cold, instant when cached).

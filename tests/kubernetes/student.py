@@ -13,22 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spawner.namespace import NOTEBOOK_RULES
+
 from .pki import write_kubeconfig
 
 SERVICE_ACCOUNT = "occam-student"
 ROLE = "occam-student"
 
-#: What the notebook's service account may do in its own namespace, and nothing elsewhere.
-STUDENT_RULES: list[dict[str, Any]] = [
-    {
-        "apiGroups": [""],
-        "resources": ["pods", "services", "configmaps", "secrets", "persistentvolumeclaims"],
-        "verbs": ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"],
-    },
-    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": [""], "resources": ["resourcequotas", "limitranges"], "verbs": ["get", "list", "watch"]},
-]
+#: What the notebook's service account may do in its own namespace, and nothing elsewhere: the Role
+#: OccamSpawner grants (:data:`spawner.namespace.NOTEBOOK_RULES`).
+STUDENT_RULES: list[dict[str, Any]] = NOTEBOOK_RULES
 
 
 @dataclass(frozen=True)

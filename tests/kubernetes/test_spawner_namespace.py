@@ -1,0 +1,287 @@
+"""The spawner's namespace preparation against a real API server (RBAC, admission, quota controller).
+
+The hub's credentials here are the test's admin client. What is checked: every object is created; a
+second call writes nothing; new course limits reach the ResourceQuota and LimitRange; and the notebook's
+service account, with a token from the TokenRequest API, can do what ``start_cluster`` does in its
+namespace and nothing elsewhere.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from occam.errors import ConfigError
+from spawner.apply import CREATED, UNCHANGED, UPDATED, prepare_namespace
+from spawner.limits import CourseLimits
+from spawner.namespace import (
+    LIMIT_RANGE,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    NETWORK_POLICY,
+    RESOURCE_QUOTA,
+    ROLE,
+    SERVICE_ACCOUNT,
+    namespace_name,
+)
+
+from .conftest import Kube
+from .student import wait_until
+
+LIMITS = CourseLimits(max_executors=2, cpu="4", memory="8Gi", gpus=1, executor_max_cpu="2", executor_max_memory="4Gi")
+HUB = {"hub_namespace": "jhub", "hub_selector": {"app.kubernetes.io/part-of": "jupyterhub"}}
+PAUSE = "registry.k8s.io/pause:3.10"
+
+
+@pytest.fixture
+def new_user(kube: Kube) -> Iterator[Callable[[], str]]:
+    """Fresh usernames (with a capital, so their namespaces are hashed); their namespaces go afterwards."""
+    from kubernetes import client
+
+    made: list[str] = []
+
+    def make() -> str:
+        username = f"Student.{uuid.uuid4().hex[:8]}"
+        made.append(username)
+        return username
+
+    yield make
+    core = client.CoreV1Api(kube.admin)
+    for username in made:
+        try:
+            core.delete_namespace(namespace_name(username))
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+def _read_all(admin: Any, ns: str) -> dict[str, dict[str, Any]]:
+    from kubernetes import client
+
+    core = client.CoreV1Api(admin)
+    rbac = client.RbacAuthorizationV1Api(admin)
+    networking = client.NetworkingV1Api(admin)
+    found = {
+        "Namespace": core.read_namespace(ns),
+        "ServiceAccount": core.read_namespaced_service_account(SERVICE_ACCOUNT, ns),
+        "Role": rbac.read_namespaced_role(ROLE, ns),
+        "RoleBinding": rbac.read_namespaced_role_binding(ROLE, ns),
+        "ResourceQuota": core.read_namespaced_resource_quota(RESOURCE_QUOTA, ns),
+        "LimitRange": core.read_namespaced_limit_range(LIMIT_RANGE, ns),
+        "NetworkPolicy": networking.read_namespaced_network_policy(NETWORK_POLICY, ns),
+    }
+    return {kind: admin.sanitize_for_serialization(obj) for kind, obj in found.items()}
+
+
+def _versions(objects: dict[str, dict[str, Any]]) -> dict[str, str]:
+    return {kind: obj["metadata"]["resourceVersion"] for kind, obj in objects.items()}
+
+
+def _client_with_token(kube: Kube, token: str) -> Any:
+    from kubernetes import client
+
+    admin_conf = kube.admin.configuration
+    conf = client.Configuration()
+    conf.host = admin_conf.host
+    conf.ssl_ca_cert = admin_conf.ssl_ca_cert
+    conf.verify_ssl = admin_conf.verify_ssl
+    conf.api_key = {"authorization": f"Bearer {token}"}
+    return client.ApiClient(conf)
+
+
+def _notebook_client(kube: Kube, ns: str) -> Any:
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube.admin)
+    token = core.create_namespaced_service_account_token(
+        SERVICE_ACCOUNT, ns, {"spec": {"expirationSeconds": 600}}
+    ).status.token
+    return _client_with_token(kube, token)
+
+
+def test_prepare_namespace_creates_every_object(kube: Kube, new_user: Callable[[], str]) -> None:
+    username = new_user()
+    ns = namespace_name(username)
+    applied = prepare_namespace(kube.admin, username, LIMITS, **HUB)
+    assert [(a.kind, a.action) for a in applied] == [
+        ("Namespace", CREATED),
+        ("ServiceAccount", CREATED),
+        ("Role", CREATED),
+        ("RoleBinding", CREATED),
+        ("ResourceQuota", CREATED),
+        ("LimitRange", CREATED),
+        ("NetworkPolicy", CREATED),
+    ]
+    objects = _read_all(kube.admin, ns)
+    for obj in objects.values():
+        assert obj["metadata"]["labels"][MANAGED_BY_LABEL] == MANAGED_BY
+        assert obj["metadata"]["labels"]["occam.io/user"] == username
+    hard = objects["ResourceQuota"]["spec"]["hard"]
+    assert hard == {
+        "pods": "3",
+        "requests.cpu": "4",
+        "requests.memory": "8Gi",
+        "limits.cpu": "4",
+        "limits.memory": "8Gi",
+        "requests.nvidia.com/gpu": "1",
+    }
+    _quota_counted(kube, ns)  # the quota controller accepts and counts it
+    ports = {p["port"] for rule in objects["NetworkPolicy"]["spec"]["ingress"] for p in rule["ports"]}
+    assert {7078, 7079, 4040, 8888} <= ports
+
+
+def _quota_counted(kube: Kube, ns: str) -> None:
+    """Wait for the quota controller's first status write, so later resourceVersions are ours to change."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube.admin)
+    wait_until(
+        "the quota controller to fill in the quota's status",
+        lambda: (core.read_namespaced_resource_quota(RESOURCE_QUOTA, ns).status.used or {}).get("pods") == "0",
+    )
+
+
+def test_prepare_namespace_twice_writes_nothing(kube: Kube, new_user: Callable[[], str]) -> None:
+    username = new_user()
+    ns = namespace_name(username)
+    prepare_namespace(kube.admin, username, LIMITS, **HUB)
+    _quota_counted(kube, ns)
+    before = _versions(_read_all(kube.admin, ns))
+    applied = prepare_namespace(kube.admin, username, LIMITS, **HUB)
+    assert {a.action for a in applied} == {UNCHANGED}
+    assert _versions(_read_all(kube.admin, ns)) == before
+
+
+def test_changed_limits_update_the_quota_and_keep_others_labels(kube: Kube, new_user: Callable[[], str]) -> None:
+    from kubernetes import client
+
+    username = new_user()
+    ns = namespace_name(username)
+    core = client.CoreV1Api(kube.admin)
+    prepare_namespace(kube.admin, username, LIMITS, **HUB)
+    _quota_counted(kube, ns)
+    core.patch_namespace(ns, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "baseline"}}})
+    before = _versions(_read_all(kube.admin, ns))
+
+    bigger = CourseLimits(
+        max_executors=4, cpu="8", memory="16Gi", gpus=0, executor_max_cpu="2", executor_max_memory="4Gi"
+    )
+    applied = {a.kind: a.action for a in prepare_namespace(kube.admin, username, bigger, **HUB)}
+    assert applied["ResourceQuota"] == UPDATED
+    assert {kind for kind, action in applied.items() if action != UNCHANGED} == {"ResourceQuota"}
+    after = _read_all(kube.admin, ns)
+    assert after["ResourceQuota"]["spec"]["hard"] == {
+        "pods": "5",
+        "requests.cpu": "8",
+        "requests.memory": "16Gi",
+        "limits.cpu": "8",
+        "limits.memory": "16Gi",
+        "requests.nvidia.com/gpu": "0",
+    }
+    for kind in ("Namespace", "ServiceAccount", "Role", "RoleBinding", "LimitRange", "NetworkPolicy"):
+        assert _versions(after)[kind] == before[kind], kind
+
+    # a new per-executor maximum reaches the LimitRange; the admin's namespace label stays
+    smaller = CourseLimits(
+        max_executors=4, cpu="8", memory="16Gi", gpus=0, executor_max_cpu="1500m", executor_max_memory="3Gi"
+    )
+    applied = {a.kind: a.action for a in prepare_namespace(kube.admin, username, smaller, **HUB)}
+    assert applied["LimitRange"] == UPDATED
+    (item,) = _read_all(kube.admin, ns)["LimitRange"]["spec"]["limits"]
+    assert item["max"] == {"cpu": "1500m", "memory": "3Gi"}
+    labels = core.read_namespace(ns).metadata.labels
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels[MANAGED_BY_LABEL] == MANAGED_BY
+
+
+def test_the_notebook_account_may_start_pods_in_its_namespace_only(kube: Kube, new_user: Callable[[], str]) -> None:
+    from kubernetes import client
+
+    username, other = new_user(), new_user()
+    ns, other_ns = namespace_name(username), namespace_name(other)
+    prepare_namespace(kube.admin, username, LIMITS, **HUB)
+    prepare_namespace(kube.admin, other, LIMITS, **HUB)
+    admin_core = client.CoreV1Api(kube.admin)
+    for namespace in (ns, other_ns):
+        wait_until(
+            f"the ServiceAccount 'default' in namespace {namespace}",
+            lambda namespace=namespace: admin_core.read_namespaced_service_account("default", namespace),
+        )
+
+    notebook = _notebook_client(kube, ns)
+    try:
+        core = client.CoreV1Api(notebook)
+        pod = {
+            "metadata": {"name": "executor-1", "labels": {"app.kubernetes.io/name": "occam"}},
+            "spec": {"containers": [{"name": "executor", "image": PAUSE}]},
+        }
+        created = core.create_namespaced_pod(ns, pod)
+        # the LimitRange filled in requests and limits, so the quota could count the pod
+        resources = created.spec.containers[0].resources
+        assert resources.requests == {"cpu": "1", "memory": "1Gi"}
+        assert resources.limits == {"cpu": "1", "memory": "1Gi"}
+        assert [p.metadata.name for p in core.list_namespaced_pod(ns).items] == ["executor-1"]
+        core.list_namespaced_resource_quota(ns)
+        core.list_namespaced_limit_range(ns)
+        core.list_namespaced_event(ns)
+        core.create_namespaced_secret(ns, {"metadata": {"name": "s", "labels": {"app.kubernetes.io/name": "occam"}}})
+        core.delete_collection_namespaced_secret(ns, label_selector="app.kubernetes.io/name=occam")
+        core.delete_collection_namespaced_pod(ns, label_selector="app.kubernetes.io/name=occam")
+
+        too_big = {
+            "metadata": {"name": "too-big"},
+            "spec": {
+                "containers": [
+                    {"name": "executor", "image": PAUSE, "resources": {"limits": {"cpu": "3", "memory": "1Gi"}}}
+                ]
+            },
+        }
+        with pytest.raises(client.ApiException) as refused:
+            core.create_namespaced_pod(ns, too_big)
+        assert refused.value.status == 403 and "maximum cpu usage per Container is 2" in refused.value.body
+
+        for forbidden in (
+            lambda: core.create_namespaced_pod(other_ns, pod),
+            lambda: core.list_namespaced_pod(other_ns),
+            lambda: core.list_node(),
+            lambda: core.list_namespace(),
+            lambda: core.patch_namespaced_resource_quota(RESOURCE_QUOTA, ns, {"spec": {"hard": {"pods": "100"}}}),
+            lambda: client.RbacAuthorizationV1Api(notebook).create_namespaced_role(
+                ns, {"metadata": {"name": "more"}, "rules": []}
+            ),
+        ):
+            with pytest.raises(client.ApiException) as denied:
+                forbidden()
+            assert denied.value.status == 403, denied.value.body
+    finally:
+        notebook.close()
+
+
+def test_a_refused_spawner_gets_a_message_saying_what_it_needs(kube: Kube, new_user: Callable[[], str]) -> None:
+    username = new_user()
+    prepare_namespace(kube.admin, username, LIMITS, **HUB)
+    notebook = _notebook_client(kube, namespace_name(username))
+    try:
+        with pytest.raises(ConfigError, match=r"refused to let the spawner read Namespace .*403.*ClusterRole"):
+            prepare_namespace(notebook, new_user(), LIMITS, **HUB)
+    finally:
+        notebook.close()
+
+
+def test_an_unreachable_api_server_is_a_config_error() -> None:
+    from kubernetes import client
+
+    conf = client.Configuration()
+    conf.host = "https://127.0.0.1:9"  # discard: nothing listens
+    conf.retries = 0
+    api_client = client.ApiClient(conf)
+    try:
+        with pytest.raises(
+            ConfigError, match=r"cannot reach the Kubernetes API at https://127.0.0.1:9 to read Namespace"
+        ):
+            prepare_namespace(api_client, "ada", LIMITS, timeout=2, **HUB)
+    finally:
+        api_client.close()

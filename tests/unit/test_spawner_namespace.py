@@ -1,0 +1,336 @@
+"""The spawner's pure builders of a student's namespace: names, RBAC, quota, limits, network policy."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from occam.errors import ConfigError
+from occam.kubernetes.objects import APP_LABEL, USER_LABEL, parse_quantity
+from spawner.apply import matches
+from spawner.limits import CourseLimits
+from spawner.namespace import (
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    NOTEBOOK_LABELS,
+    NOTEBOOK_RULES,
+    SERVICE_ACCOUNT,
+    limit_range,
+    namespace_name,
+    namespace_objects,
+    network_policy,
+    resource_quota,
+    role,
+    role_binding,
+)
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+LABEL_VALUE = re.compile(r"^$|^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
+LIMITS = CourseLimits(max_executors=4, cpu="8", memory="16Gi", gpus=2, executor_max_cpu="2", executor_max_memory="4Gi")
+HUB = {"hub_namespace": "jhub", "hub_selector": {"app.kubernetes.io/part-of": "jupyterhub"}}
+
+USERNAMES = [
+    "ada",
+    "Ada",
+    "ada.lovelace@unito.it",
+    "ada_lovelace",
+    "-ada-",
+    "a--b",
+    "ada-0123abcd",
+    "0123abcd",
+    "élodie",
+    "李雷",
+    "",
+    "x" * 200,
+    "UPPER-" + "y" * 80,
+]
+
+
+# --- namespace_name -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("username", USERNAMES)
+def test_namespace_names_are_dns_labels_with_the_prefix(username):
+    name = namespace_name(username)
+    assert DNS_LABEL.fullmatch(name), name
+    assert name.startswith("occam-")
+    assert namespace_name(username) == name  # stable
+
+
+def test_clean_usernames_are_kept_as_they_are():
+    assert namespace_name("ada") == "occam-ada"
+    assert namespace_name("ada-lovelace-42") == "occam-ada-lovelace-42"
+
+
+def test_cleaned_usernames_get_a_hash_so_they_do_not_collide():
+    names = {u: namespace_name(u) for u in ["ada", "Ada", "ADA", "ada.", "ada_", "-ada", "a-da", "a.da", "a_da"]}
+    assert len(set(names.values())) == len(names), names
+    assert re.fullmatch(r"occam-ada-[0-9a-f]{8}", names["Ada"])
+    assert re.fullmatch(r"occam-a-da-[0-9a-f]{8}", names["a.da"])
+
+
+def test_a_username_cannot_pick_another_users_hashed_namespace():
+    hashed = namespace_name("Ada")  # occam-ada-<hash>
+    impostor = hashed.removeprefix("occam-")
+    assert namespace_name(impostor) != hashed
+    assert namespace_name(impostor).startswith(hashed + "-")
+
+
+def test_long_usernames_are_cut_and_hashed_within_63_characters():
+    a, b = namespace_name("x" * 100 + "a"), namespace_name("x" * 100 + "b")
+    assert a != b
+    assert len(a) == len(b) == 63
+
+
+def test_usernames_with_nothing_usable_still_get_a_name():
+    assert re.fullmatch(r"occam-[0-9a-f]{8}", namespace_name("李雷"))
+    assert namespace_name("李雷") != namespace_name("韩梅梅")
+
+
+# --- labels and apply order ---------------------------------------------------------------------
+
+
+def test_namespace_objects_come_in_apply_order_all_labelled_and_in_the_namespace():
+    objects = namespace_objects("Ada Lovelace", LIMITS, **HUB)
+    kinds = [o["kind"] for o in objects]
+    assert kinds == [
+        "Namespace",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ResourceQuota",
+        "LimitRange",
+        "NetworkPolicy",
+    ]
+    ns = namespace_name("Ada Lovelace")
+    assert objects[0]["metadata"]["name"] == ns
+    assert "namespace" not in objects[0]["metadata"]
+    for obj in objects:
+        labels = obj["metadata"]["labels"]
+        assert labels[MANAGED_BY_LABEL] == MANAGED_BY
+        assert labels[USER_LABEL] == "Ada-Lovelace"
+        assert all(LABEL_VALUE.fullmatch(v) for v in labels.values())
+        assert DNS_LABEL.fullmatch(obj["metadata"]["name"])
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"]["namespace"] == ns
+
+
+def test_builders_return_fresh_objects():
+    first = role("ada")
+    first["rules"][0]["verbs"].append("*")
+    assert "*" not in role("ada")["rules"][0]["verbs"]
+    assert "*" not in NOTEBOOK_RULES[0]["verbs"]
+
+
+# --- RBAC ---------------------------------------------------------------------------------------
+
+CLUSTER_SCOPED = {
+    "nodes",
+    "namespaces",
+    "persistentvolumes",
+    "clusterroles",
+    "clusterrolebindings",
+    "customresourcedefinitions",
+    "storageclasses",
+    "priorityclasses",
+}
+
+
+def _allowed(rules, resource, verb, group=""):
+    return any(
+        group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"] and not r.get("resourceNames")
+        for r in rules
+    )
+
+
+def test_role_has_no_wildcards_and_nothing_cluster_scoped_or_escalating():
+    obj = role("ada")
+    assert obj["kind"] == "Role"
+    for rule in obj["rules"]:
+        for key in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule[key], rule
+        assert not set(rule["resources"]) & CLUSTER_SCOPED, rule
+        assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
+        assert "nonResourceURLs" not in rule
+        assert not {"roles", "rolebindings", "serviceaccounts", "serviceaccounts/token"} & set(rule["resources"])
+        assert rule["apiGroups"] == [""], rule
+
+
+@pytest.mark.parametrize(
+    ("resource", "verb"),
+    [
+        # the Occam backend (occam/kubernetes/api.py)
+        ("resourcequotas", "list"),
+        ("limitranges", "list"),
+        ("pods", "list"),
+        ("events", "list"),
+        ("secrets", "create"),
+        ("pods", "deletecollection"),
+        ("secrets", "deletecollection"),
+        # Spark's executor allocator and lifecycle manager
+        ("pods", "create"),
+        ("pods", "get"),
+        ("pods", "watch"),
+        ("pods", "delete"),
+        ("pods/log", "get"),
+        ("configmaps", "create"),
+        ("configmaps", "delete"),
+        ("configmaps", "deletecollection"),
+        ("persistentvolumeclaims", "create"),
+        ("services", "create"),
+    ],
+)
+def test_role_allows_what_start_cluster_does(resource, verb):
+    assert _allowed(role("ada")["rules"], resource, verb)
+
+
+@pytest.mark.parametrize(
+    ("resource", "verb"),
+    [
+        ("pods", "update"),
+        ("pods", "patch"),
+        ("pods/exec", "create"),
+        ("secrets", "watch"),
+        ("secrets", "update"),
+        ("resourcequotas", "update"),
+        ("limitranges", "delete"),
+        ("events", "create"),
+        ("serviceaccounts/token", "create"),
+    ],
+)
+def test_role_refuses_what_start_cluster_does_not_need(resource, verb):
+    assert not _allowed(role("ada")["rules"], resource, verb)
+
+
+def test_role_binding_binds_the_role_to_the_notebook_account_in_the_namespace():
+    binding = role_binding("ada")
+    ns = namespace_name("ada")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role("ada")["metadata"]["name"],
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": ns}]
+
+
+# --- quota and limits ---------------------------------------------------------------------------
+
+
+def test_quota_allows_the_executors_plus_the_notebook_and_the_course_totals():
+    hard = resource_quota("ada", LIMITS)["spec"]["hard"]
+    assert hard == {
+        "pods": "5",
+        "requests.cpu": "8",
+        "requests.memory": "16Gi",
+        "limits.cpu": "8",
+        "limits.memory": "16Gi",
+        "requests.nvidia.com/gpu": "2",
+    }
+    assert "scopes" not in resource_quota("ada", LIMITS)["spec"]  # counts executors (see occam.kubernetes.quota)
+
+
+def test_quota_without_gpus_allows_none_and_names_another_vendor():
+    limits = CourseLimits(
+        max_executors=1, cpu="2", memory="4Gi", gpus=0, executor_max_cpu="1", executor_max_memory="2Gi"
+    )
+    hard = resource_quota("ada", limits, gpu_resource="amd.com/gpu")["spec"]["hard"]
+    assert hard["pods"] == "2"
+    assert hard["requests.amd.com/gpu"] == "0"
+    assert "requests.nvidia.com/gpu" not in hard
+
+
+def test_limit_range_caps_each_container_with_defaults_under_the_cap():
+    (item,) = limit_range("ada", LIMITS)["spec"]["limits"]
+    assert item["type"] == "Container"
+    assert item["max"] == {"cpu": "2", "memory": "4Gi"}
+    assert item["default"] == item["defaultRequest"] == {"cpu": "1", "memory": "1Gi"}
+    small = CourseLimits(max_executors=2, cpu="2", memory="2Gi", executor_max_cpu="500m", executor_max_memory="512Mi")
+    (item,) = limit_range("ada", small)["spec"]["limits"]
+    assert item["default"] == {"cpu": "500m", "memory": "512Mi"}
+    for key in ("cpu", "memory"):
+        assert parse_quantity(item["defaultRequest"][key]) <= parse_quantity(item["max"][key])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_executors": 0}, "at least 1"),
+        ({"max_executors": True}, "whole number"),
+        ({"max_executors": 2.5}, "whole number"),
+        ({"gpus": -1}, "0 \\(no GPUs\\) or more"),
+        ({"cpu": "eight"}, "cpu='eight' is not a Kubernetes quantity"),
+        ({"memory": 16}, "must be a Kubernetes quantity string"),
+        ({"memory": "0"}, "more than zero"),
+        ({"executor_max_cpu": "16"}, "executor_max_cpu='16' is more than the namespace's whole cpu='8'.*lower"),
+        ({"executor_max_memory": "32Gi"}, "executor_max_memory='32Gi' is more than"),
+    ],
+)
+def test_course_limits_refuse_impossible_values_saying_what_to_write(kwargs, message):
+    values = {"max_executors": 4, "cpu": "8", "memory": "16Gi", "executor_max_cpu": "2", "executor_max_memory": "4Gi"}
+    with pytest.raises(ConfigError, match=message):
+        CourseLimits(**{**values, **kwargs})
+
+
+def test_course_limits_are_frozen():
+    with pytest.raises(AttributeError):
+        LIMITS.cpu = "100"  # type: ignore[misc]
+
+
+# --- network policy -----------------------------------------------------------------------------
+
+
+def _ports(rule):
+    return {(p["protocol"], p["port"], p.get("endPort")) for p in rule["ports"]}
+
+
+def test_network_policy_guards_the_notebook_pod_for_ingress_only():
+    spec = network_policy("ada", **HUB)["spec"]
+    assert spec["podSelector"] == {"matchLabels": NOTEBOOK_LABELS}
+    assert spec["policyTypes"] == ["Ingress"]
+
+
+def test_network_policy_lets_same_namespace_occam_pods_reach_the_spark_ports():
+    spark, hub, horovod = network_policy("ada", **HUB)["spec"]["ingress"]
+    assert spark["from"] == [
+        {"podSelector": {"matchLabels": {APP_LABEL: "occam"}}}
+    ]  # no namespaceSelector: same namespace
+    assert _ports(spark) == {("TCP", 7078, None), ("TCP", 7079, None), ("TCP", 4040, None)}
+    assert horovod["from"] == spark["from"]
+    assert _ports(horovod) == {("TCP", 1024, 8887), ("TCP", 8889, 65535)}  # never Jupyter's 8888
+
+
+def test_network_policy_lets_only_the_hub_reach_jupyter():
+    _, hub, _ = network_policy("ada", **HUB)["spec"]["ingress"]
+    assert hub["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "jhub"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "jupyterhub"}},
+        }
+    ]
+    assert _ports(hub) == {("TCP", 8888, None)}
+
+
+def test_network_policy_can_allow_the_spark_ports_alone():
+    ingress = network_policy("ada", horovod_ports=False, notebook_selector={"a": "b"}, **HUB)["spec"]["ingress"]
+    assert len(ingress) == 2
+    assert all(p.get("endPort") is None for rule in ingress for p in rule["ports"])
+    assert network_policy("ada", notebook_selector={"a": "b"}, **HUB)["spec"]["podSelector"] == {
+        "matchLabels": {"a": "b"}
+    }
+
+
+def test_network_policy_refuses_an_empty_hub_selector():
+    with pytest.raises(ValueError, match="hub_selector"):
+        network_policy("ada", hub_namespace="jhub", hub_selector={})
+
+
+# --- matching what the API server returns ---------------------------------------------------------
+
+
+def test_matches_ignores_server_defaults_and_compares_quantities_by_value():
+    assert matches({"a": "1", "l": [{"x": 1}]}, {"a": "1000m", "l": [{"x": 1, "default": ""}], "extra": 2})
+    assert not matches({"a": "1"}, {"a": "2"})
+    assert not matches({"l": [1, 2]}, {"l": [1]})
+    assert not matches({"hard": {"pods": "5"}}, {"hard": {"pods": "5", "old": "1"}}, exact_keys=True)
+    assert matches({"hard": {"cpu": "8"}}, {"hard": {"cpu": "8"}}, exact_keys=True)
