@@ -47,6 +47,8 @@ DEFAULT_CONTAINER_MEMORY = "1Gi"
 
 _DNS_LABEL_MAX = 63
 _HASH_LENGTH = 8
+_PREFIX_MAX = 30
+_PREFIX = re.compile(rf"[a-z][a-z0-9-]{{0,{_PREFIX_MAX - 1}}}")
 _HASHED = re.compile(rf"(.*-)?[0-9a-f]{{{_HASH_LENGTH}}}")
 
 _CORE = ""
@@ -79,7 +81,17 @@ NOTEBOOK_RULES: list[dict[str, Any]] = [
 ]
 
 
-def namespace_name(username: str) -> str:
+def check_prefix(prefix: str) -> str:
+    """``prefix`` if it can start a namespace name (lowercase letters, digits and ``-``; short), else ValueError."""
+    if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+        raise ValueError(
+            f"namespace prefix {prefix!r} must start with a lowercase letter, hold only lowercase letters, digits "
+            f"and '-', and be at most {_PREFIX_MAX} characters, e.g. {NAMESPACE_PREFIX!r}"
+        )
+    return prefix
+
+
+def namespace_name(username: str, *, prefix: str = NAMESPACE_PREFIX) -> str:
     """The student's namespace: ``occam-<username>`` made a DNS-1123 label, the same for the same user.
 
     A name that is already lowercase ``[a-z0-9-]`` (no leading, trailing or doubled ``-``) and short
@@ -88,14 +100,15 @@ def namespace_name(username: str) -> str:
     different namespaces. So does a name that already ends like that (``ada-0123abcd``), so that no
     user can pick a name equal to another's hashed namespace.
     """
+    check_prefix(prefix)
     cleaned = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", username.lower())).strip("-")
-    plain = NAMESPACE_PREFIX + cleaned
+    plain = prefix + cleaned
     if cleaned and cleaned == username and len(plain) <= _DNS_LABEL_MAX and not _HASHED.fullmatch(cleaned):
         return plain
     digest = hashlib.sha256(username.encode("utf-8")).hexdigest()[:_HASH_LENGTH]
-    room = _DNS_LABEL_MAX - len(NAMESPACE_PREFIX) - _HASH_LENGTH - 1
+    room = _DNS_LABEL_MAX - len(prefix) - _HASH_LENGTH - 1
     stem = cleaned[:room].rstrip("-")
-    return f"{NAMESPACE_PREFIX}{stem}-{digest}" if stem else f"{NAMESPACE_PREFIX}{digest}"
+    return f"{prefix}{stem}-{digest}" if stem else f"{prefix}{digest}"
 
 
 def labels(username: str) -> dict[str, str]:
@@ -114,33 +127,37 @@ def _metadata(name: str, username: str, namespace: str | None) -> dict[str, Any]
     return metadata
 
 
-def namespace(username: str) -> dict[str, Any]:
+def namespace(username: str, *, prefix: str = NAMESPACE_PREFIX) -> dict[str, Any]:
     """The student's v1 Namespace."""
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": _metadata(namespace_name(username), username, None)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": _metadata(namespace_name(username, prefix=prefix), username, None),
+    }
 
 
-def service_account(username: str) -> dict[str, Any]:
+def service_account(username: str, *, prefix: str = NAMESPACE_PREFIX) -> dict[str, Any]:
     """The notebook pod's ServiceAccount (its token is what the notebook's Kubernetes calls use)."""
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": _metadata(SERVICE_ACCOUNT, username, namespace_name(username)),
+        "metadata": _metadata(SERVICE_ACCOUNT, username, namespace_name(username, prefix=prefix)),
     }
 
 
-def role(username: str) -> dict[str, Any]:
+def role(username: str, *, prefix: str = NAMESPACE_PREFIX) -> dict[str, Any]:
     """The Role with :data:`NOTEBOOK_RULES`, in the student's namespace only."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
-        "metadata": _metadata(ROLE, username, namespace_name(username)),
+        "metadata": _metadata(ROLE, username, namespace_name(username, prefix=prefix)),
         "rules": [{key: list(value) for key, value in rule.items()} for rule in NOTEBOOK_RULES],
     }
 
 
-def role_binding(username: str) -> dict[str, Any]:
+def role_binding(username: str, *, prefix: str = NAMESPACE_PREFIX) -> dict[str, Any]:
     """Binds :func:`role` to :func:`service_account`, both in the student's namespace."""
-    ns = namespace_name(username)
+    ns = namespace_name(username, prefix=prefix)
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
@@ -150,7 +167,9 @@ def role_binding(username: str) -> dict[str, Any]:
     }
 
 
-def resource_quota(username: str, limits: CourseLimits, *, gpu_resource: str = "nvidia.com/gpu") -> dict[str, Any]:
+def resource_quota(
+    username: str, limits: CourseLimits, *, gpu_resource: str = "nvidia.com/gpu", prefix: str = NAMESPACE_PREFIX
+) -> dict[str, Any]:
     """The namespace's ResourceQuota: ``max_executors`` pods plus the notebook, and the course's totals.
 
     CPU and memory are capped both as requests and as limits, so every pod must state them (the
@@ -160,7 +179,7 @@ def resource_quota(username: str, limits: CourseLimits, *, gpu_resource: str = "
     return {
         "apiVersion": "v1",
         "kind": "ResourceQuota",
-        "metadata": _metadata(RESOURCE_QUOTA, username, namespace_name(username)),
+        "metadata": _metadata(RESOURCE_QUOTA, username, namespace_name(username, prefix=prefix)),
         "spec": {
             "hard": {
                 "pods": str(limits.max_executors + 1),
@@ -178,7 +197,7 @@ def _smaller(a: str, b: str) -> str:
     return a if parse_quantity(a) <= parse_quantity(b) else b
 
 
-def limit_range(username: str, limits: CourseLimits) -> dict[str, Any]:
+def limit_range(username: str, limits: CourseLimits, *, prefix: str = NAMESPACE_PREFIX) -> dict[str, Any]:
     """The namespace's LimitRange: no container above the course's per-executor CPU and memory.
 
     A container that states no CPU or memory gets :data:`DEFAULT_CONTAINER_CPU` and
@@ -190,7 +209,7 @@ def limit_range(username: str, limits: CourseLimits) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "LimitRange",
-        "metadata": _metadata(LIMIT_RANGE, username, namespace_name(username)),
+        "metadata": _metadata(LIMIT_RANGE, username, namespace_name(username, prefix=prefix)),
         "spec": {
             "limits": [
                 {
@@ -217,6 +236,7 @@ def network_policy(
     spark_ports: Sequence[int] = (DRIVER_PORT, BLOCK_MANAGER_PORT, UI_PORT),
     notebook_port: int = NOTEBOOK_PORT,
     horovod_ports: bool = True,
+    prefix: str = NAMESPACE_PREFIX,
 ) -> dict[str, Any]:
     """Who may connect to the notebook pod: nobody, except as listed.
 
@@ -257,7 +277,7 @@ def network_policy(
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": _metadata(NETWORK_POLICY, username, namespace_name(username)),
+        "metadata": _metadata(NETWORK_POLICY, username, namespace_name(username, prefix=prefix)),
         "spec": {
             "podSelector": {
                 "matchLabels": dict(notebook_selector if notebook_selector is not None else NOTEBOOK_LABELS)
@@ -277,20 +297,22 @@ def namespace_objects(
     gpu_resource: str = "nvidia.com/gpu",
     notebook_selector: Mapping[str, str] | None = None,
     horovod_ports: bool = True,
+    prefix: str = NAMESPACE_PREFIX,
 ) -> list[dict[str, Any]]:
     """Everything the student's namespace holds, in the order to create it (the Namespace first)."""
     return [
-        namespace(username),
-        service_account(username),
-        role(username),
-        role_binding(username),
-        resource_quota(username, limits, gpu_resource=gpu_resource),
-        limit_range(username, limits),
+        namespace(username, prefix=prefix),
+        service_account(username, prefix=prefix),
+        role(username, prefix=prefix),
+        role_binding(username, prefix=prefix),
+        resource_quota(username, limits, gpu_resource=gpu_resource, prefix=prefix),
+        limit_range(username, limits, prefix=prefix),
         network_policy(
             username,
             hub_namespace=hub_namespace,
             hub_selector=hub_selector,
             notebook_selector=notebook_selector,
             horovod_ports=horovod_ports,
+            prefix=prefix,
         ),
     ]

@@ -334,3 +334,29 @@ def test_matches_ignores_server_defaults_and_compares_quantities_by_value():
     assert not matches({"l": [1, 2]}, {"l": [1]})
     assert not matches({"hard": {"pods": "5"}}, {"hard": {"pods": "5", "old": "1"}}, exact_keys=True)
     assert matches({"hard": {"cpu": "8"}}, {"hard": {"cpu": "8"}}, exact_keys=True)
+
+
+def test_a_namespace_prefix_names_every_object_s_namespace():
+    objects = namespace_objects(
+        "Ada", LIMITS, hub_namespace="jhub", hub_selector={"app": "jupyterhub"}, prefix="ml101-"
+    )
+    name = namespace_name("Ada", prefix="ml101-")
+    assert name.startswith("ml101-ada-")
+    assert DNS_LABEL.match(name)
+    assert objects[0]["metadata"]["name"] == name
+    assert {obj["metadata"]["namespace"] for obj in objects[1:]} == {name}
+    assert namespace_name("ada", prefix="ml101-") == "ml101-ada"
+    assert namespace_name("ada") == "occam-ada"
+
+
+def test_a_long_prefix_still_gives_a_dns_label():
+    prefix = "a" * 29 + "-"
+    name = namespace_name("x" * 80, prefix=prefix)
+    assert DNS_LABEL.match(name)
+    assert name.startswith(prefix)
+
+
+@pytest.mark.parametrize("prefix", ["", "Occam-", "-occam", "occam_", "1occam-", "a" * 31])
+def test_a_bad_prefix_is_refused(prefix):
+    with pytest.raises(ValueError, match="namespace prefix"):
+        namespace_name("ada", prefix=prefix)

@@ -1,0 +1,123 @@
+"""Pure builders of what the spawner adds to a student's notebook pod: plain dicts in, plain dicts out.
+
+The notebook pod is the Spark driver. The Kubernetes backend (:mod:`occam.kubernetes.settings`) reads
+``OCCAM_K8S_*`` variables there: the pod's own name, IP, UID and namespace through the downward API,
+and the executor image, the user and the GPU placement as values (:func:`notebook_env`). The pod runs
+as the namespace's notebook ServiceAccount with its token mounted (:func:`pod_spec_fields`), and carries
+:data:`~spawner.namespace.NOTEBOOK_LABELS`, which the namespace's NetworkPolicy selects.
+:func:`with_notebook_fields` puts all of that into a pod manifest.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from occam.kubernetes.settings import (
+    EXECUTOR_IMAGE_ENV,
+    GPU_NODE_SELECTOR_ENV,
+    GPU_TOLERATIONS_ENV,
+    IMAGE_PULL_POLICY_ENV,
+    NAMESPACE_ENV,
+    POD_IP_ENV,
+    POD_NAME_ENV,
+    POD_UID_ENV,
+    USER_ENV,
+)
+from spawner.namespace import NOTEBOOK_LABELS, SERVICE_ACCOUNT
+
+#: Variable -> the downward API field it is read from.
+DOWNWARD_API_FIELDS: dict[str, str] = {
+    NAMESPACE_ENV: "metadata.namespace",
+    POD_NAME_ENV: "metadata.name",
+    POD_UID_ENV: "metadata.uid",
+    POD_IP_ENV: "status.podIP",
+}
+
+
+def _field_ref(name: str, path: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def notebook_env(
+    *,
+    executor_image: str,
+    user: str,
+    image_pull_policy: str | None = None,
+    gpu_node_selector: Mapping[str, str] | None = None,
+    gpu_tolerations: Sequence[Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """The ``OCCAM_K8S_*`` variables of the notebook container, as Kubernetes EnvVar objects.
+
+    The pod facts come from the downward API; the rest are plain values. The GPU node selector and
+    tolerations are JSON, and are left out when empty (the backend then adds nothing to GPU executors).
+    """
+    if not executor_image or not executor_image.strip():
+        raise ValueError("executor_image must name a container image (the notebook's own image, usually)")
+    env = [_field_ref(name, path) for name, path in DOWNWARD_API_FIELDS.items()]
+    env.append({"name": EXECUTOR_IMAGE_ENV, "value": executor_image})
+    if image_pull_policy:
+        env.append({"name": IMAGE_PULL_POLICY_ENV, "value": image_pull_policy})
+    env.append({"name": USER_ENV, "value": user})
+    if gpu_node_selector:
+        env.append({"name": GPU_NODE_SELECTOR_ENV, "value": json.dumps(dict(gpu_node_selector), sort_keys=True)})
+    if gpu_tolerations:
+        env.append({"name": GPU_TOLERATIONS_ENV, "value": json.dumps([dict(t) for t in gpu_tolerations])})
+    return env
+
+
+def env_by_name(env: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """EnvVar objects as KubeSpawner's ``environment`` takes them: name -> value, or the EnvVar for ``valueFrom``."""
+    return {item["name"]: item["value"] if "value" in item else copy.deepcopy(dict(item)) for item in env}
+
+
+def notebook_labels() -> dict[str, str]:
+    """The labels the notebook pod must carry (the NetworkPolicy selects it by them)."""
+    return dict(NOTEBOOK_LABELS)
+
+
+def pod_spec_fields() -> dict[str, Any]:
+    """Pod spec fields of the notebook pod: it runs as the namespace's notebook account, token mounted."""
+    return {"serviceAccountName": SERVICE_ACCOUNT, "automountServiceAccountToken": True}
+
+
+def with_notebook_fields(
+    pod: Mapping[str, Any], env: Sequence[Mapping[str, Any]], *, container: str | None = None
+) -> dict[str, Any]:
+    """A copy of ``pod`` (a v1 Pod manifest) with the notebook's labels, spec fields and ``env``.
+
+    ``env`` goes into the container named ``container`` (default: the first one), replacing variables of
+    the same name and keeping the others. The pod's other labels are kept.
+    """
+    result = copy.deepcopy(dict(pod))
+    metadata = result.setdefault("metadata", {})
+    metadata["labels"] = {**(metadata.get("labels") or {}), **notebook_labels()}
+    spec = result.setdefault("spec", {})
+    spec.update(pod_spec_fields())
+    containers = spec.get("containers") or []
+    if not containers:
+        raise ValueError("the pod has no containers to put the notebook's environment into")
+    if container is None:
+        target = containers[0]
+    else:
+        matching = [c for c in containers if c.get("name") == container]
+        if not matching:
+            known = ", ".join(str(c.get("name")) for c in containers)
+            raise ValueError(f"the pod has no container named {container!r} (it has {known})")
+        target = matching[0]
+    names = {item["name"] for item in env}
+    kept = [item for item in target.get("env") or [] if item.get("name") not in names]
+    target["env"] = kept + [copy.deepcopy(dict(item)) for item in env]
+    return result
+
+
+__all__ = [
+    "DOWNWARD_API_FIELDS",
+    "env_by_name",
+    "notebook_env",
+    "notebook_labels",
+    "pod_spec_fields",
+    "with_notebook_fields",
+]

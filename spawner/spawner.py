@@ -1,0 +1,329 @@
+"""``OccamSpawner``: KubeSpawner with one prepared namespace per student and the notebook pod Occam needs.
+
+Before the notebook pod is made, the student's namespace (:func:`spawner.namespace.namespace_name`) is
+created or brought up to date with :func:`spawner.apply.prepare_namespace`: the notebook's
+ServiceAccount and Role, the course's ResourceQuota and LimitRange, and the NetworkPolicy. The pod then
+runs as that ServiceAccount, with the labels the NetworkPolicy selects and the ``OCCAM_K8S_*``
+environment the Kubernetes backend reads (see :mod:`spawner.notebook_pod`). When the server stops,
+after the notebook pod is gone, every executor pod and Secret Occam made in the namespace is deleted.
+
+Use it with ``c.JupyterHub.spawner_class = "occam"``. The hub's service account needs a ClusterRole
+that may create and update namespaces and the objects above, holds every permission of the notebook's
+Role, may delete collections of pods and Secrets, and may list and watch pods and events in every
+namespace (KubeSpawner watches all namespaces when each user has their own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from kubespawner import KubeSpawner
+from traitlets import Bool, Dict, Float, List, TraitError, Unicode, default, validate
+
+from occam.errors import ConfigError
+from occam.kubernetes.objects import APP_LABEL, COMPONENT_LABEL
+from spawner import notebook_pod
+from spawner.apply import REQUEST_TIMEOUT_SECONDS, Applied, prepare_namespace
+from spawner.limits import CourseLimits
+from spawner.namespace import NAMESPACE_PREFIX, check_prefix, namespace_name
+
+#: Occam's pods and Secrets in a student's namespace other than the notebook pod: what ``stop`` deletes.
+EXECUTOR_SELECTOR = f"{APP_LABEL}=occam,{COMPONENT_LABEL}!=notebook"
+
+_HUB_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+_LIMIT_FIELDS = ("max_executors", "cpu", "memory", "gpus", "executor_max_cpu", "executor_max_memory")
+
+
+def course_limits_from(value: Any) -> CourseLimits:
+    """:class:`CourseLimits` from the ``course_limits`` setting; a ConfigError says what is wrong."""
+    if isinstance(value, CourseLimits):
+        return value
+    if not isinstance(value, dict):
+        raise ConfigError(f"course_limits={value!r} must be a dict of {', '.join(_LIMIT_FIELDS)}")
+    unknown = sorted(set(value) - set(_LIMIT_FIELDS))
+    if unknown:
+        raise ConfigError(f"course_limits has unknown key(s) {', '.join(unknown)}; known: {', '.join(_LIMIT_FIELDS)}")
+    missing = [name for name in ("max_executors", "cpu", "memory") if name not in value]
+    if missing:
+        raise ConfigError(
+            f"course_limits must set {', '.join(missing)}, e.g. "
+            '{"max_executors": 4, "cpu": "8", "memory": "16Gi", "gpus": 0}'
+        )
+    return CourseLimits(**value)
+
+
+class OccamSpawner(KubeSpawner):
+    """KubeSpawner that spawns each student into a namespace of their own, prepared for Occam clusters."""
+
+    course_limits = Dict(
+        {"max_executors": 2, "cpu": "4", "memory": "8Gi", "gpus": 0},
+        config=True,
+        help="""
+        What each student's namespace allows, notebook included (spawner.limits.CourseLimits):
+        max_executors (executor pods at once), cpu and memory (the namespace's totals, as Kubernetes
+        quantities such as "8" and "16Gi"), gpus (0: none), executor_max_cpu and executor_max_memory
+        (the most one container may ask for; defaults "2" and "4Gi"). Enforced by the namespace's
+        ResourceQuota and LimitRange, which are updated at every spawn. The notebook container's own
+        CPU and memory count against cpu and memory and must not exceed the per-container maximum.
+        """,
+    )
+
+    executor_image = Unicode(
+        "",
+        config=True,
+        help="""
+        The container image Occam's executor pods run (OCCAM_K8S_EXECUTOR_IMAGE). It must hold the
+        same Python, Spark and Occam as the notebook. Empty (the default): the notebook's own image.
+        """,
+    )
+
+    namespace_prefix = Unicode(
+        NAMESPACE_PREFIX,
+        config=True,
+        help="""
+        What each student's namespace name starts with: the namespace is the prefix and the username,
+        made a valid name (spawner.namespace.namespace_name; a username that must be cleaned up gets 8
+        hex digits of its hash). Lowercase letters, digits and "-", starting with a letter, at most 30
+        characters. Changing it gives every student a new, empty namespace at their next spawn; the old
+        ones are left as they are.
+        """,
+    )
+
+    hub_namespace = Unicode(
+        config=True,
+        help="""
+        The namespace of the hub and its proxy: the notebook pod's NetworkPolicy lets pods there that
+        match hub_selector reach the Jupyter port. Default: the hub's own namespace when it runs in a
+        pod, else "default".
+        """,
+    )
+
+    hub_selector = Dict(
+        {"app": "jupyterhub"},
+        config=True,
+        help="""
+        Labels of the pods in hub_namespace that may reach the notebook's Jupyter port (the hub and its
+        proxy). Must name at least one label. The default matches Zero to JupyterHub's hub and proxy.
+        """,
+    )
+
+    gpu_node_selector = Dict(
+        config=True,
+        help="""
+        Node labels added to GPU executor pods only (OCCAM_K8S_GPU_NODE_SELECTOR, as JSON), e.g.
+        {"nvidia.com/gpu.present": "true"}. Empty: none.
+        """,
+    )
+
+    gpu_tolerations = List(
+        trait=Dict(),
+        config=True,
+        help="""
+        Tolerations added to GPU executor pods only (OCCAM_K8S_GPU_TOLERATIONS, as JSON), e.g.
+        [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]. Empty: none.
+        """,
+    )
+
+    namespace_prepare_timeout = Float(
+        120,
+        config=True,
+        help="""
+        Seconds the whole preparation of a student's namespace may take before the spawn fails (each
+        API request also gives up after its own timeout).
+        """,
+    )
+
+    enable_user_namespaces = Bool(
+        True,
+        config=True,
+        help="""
+        Always True for OccamSpawner: every student gets a namespace of their own, named by
+        namespace_prefix and the username (see namespace_prefix). Setting it False is an error.
+        """,
+    )
+
+    @validate("enable_user_namespaces")
+    def _validate_user_namespaces(self, proposal: Any) -> bool:
+        if not proposal["value"]:
+            raise TraitError(
+                "OccamSpawner.enable_user_namespaces cannot be False: each student's Occam clusters need a "
+                "namespace of their own, with its own quota and role"
+            )
+        return True
+
+    @validate("course_limits")
+    def _validate_course_limits(self, proposal: Any) -> dict[str, Any]:
+        try:
+            course_limits_from(proposal["value"])
+        except ConfigError as exc:
+            raise TraitError(f"OccamSpawner.course_limits: {exc}") from None
+        return dict(proposal["value"])
+
+    @validate("namespace_prefix")
+    def _validate_namespace_prefix(self, proposal: Any) -> str:
+        try:
+            return check_prefix(proposal["value"])
+        except ValueError as exc:
+            raise TraitError(f"OccamSpawner.namespace_prefix: {exc}") from None
+
+    @validate("hub_selector")
+    def _validate_hub_selector(self, proposal: Any) -> dict[str, str]:
+        value = proposal["value"]
+        if not value or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise TraitError(
+                f"OccamSpawner.hub_selector={value!r} must map at least one label name to a value, "
+                'e.g. {"app": "jupyterhub"}; an empty selector would let every pod in hub_namespace in'
+            )
+        return dict(value)
+
+    @validate("gpu_node_selector")
+    def _validate_gpu_node_selector(self, proposal: Any) -> dict[str, str]:
+        value = proposal["value"]
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise TraitError(
+                f'OccamSpawner.gpu_node_selector={value!r} must map label names to string values, e.g. {{"gpu": "true"}}'
+            )
+        return dict(value)
+
+    @default("hub_namespace")
+    def _hub_namespace_default(self) -> str:
+        if os.path.exists(_HUB_NAMESPACE_FILE):
+            with open(_HUB_NAMESPACE_FILE) as f:
+                return f.read().strip()
+        return "default"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # KubeSpawner set the namespace from user_namespace_template; ours is namespace_name's.
+        # A namespace saved in the hub's state (load_state, after this) still wins.
+        self.namespace = self.user_namespace_name()
+        self.dns_name = self.dns_name_template.format(namespace=self.namespace, name=self.pod_name)
+
+    def user_namespace_name(self) -> str:
+        """The student's namespace, from ``namespace_prefix`` and the username."""
+        return namespace_name(self.user.name, prefix=self.namespace_prefix)
+
+    @property
+    def limits(self) -> CourseLimits:
+        """The course's limits, from ``course_limits``."""
+        return course_limits_from(self.course_limits)
+
+    # Namespace preparation
+
+    def make_api_client(self) -> Any:
+        """A (blocking) ``kubernetes.client.ApiClient`` with the hub's credentials, as KubeSpawner finds them."""
+        from kubernetes import client, config
+
+        configuration = client.Configuration()
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException:
+            config.load_kube_config(client_configuration=configuration)
+        if self.k8s_api_host:
+            configuration.host = self.k8s_api_host
+        if self.k8s_api_ssl_ca_cert:
+            configuration.ssl_ca_cert = self.k8s_api_ssl_ca_cert
+        if self.k8s_api_verify_ssl is not None:
+            configuration.verify_ssl = self.k8s_api_verify_ssl
+        return client.ApiClient(configuration)
+
+    def _prepare_blocking(self, username: str, limits: CourseLimits, prefix: str) -> list[Applied]:
+        api_client = self.make_api_client()
+        try:
+            return prepare_namespace(
+                api_client,
+                username,
+                limits,
+                hub_namespace=self.hub_namespace,
+                hub_selector=self.hub_selector,
+                timeout=REQUEST_TIMEOUT_SECONDS,
+                prefix=prefix,
+            )
+        finally:
+            api_client.close()
+
+    async def prepare_user_namespace(self) -> list[Applied]:
+        """Create or update the student's namespace objects (in a thread); return what was done."""
+        username, limits, prefix = self.user.name, self.limits, self.namespace_prefix
+        name = namespace_name(username, prefix=prefix)
+        if name != self.namespace:
+            # A namespace from the hub's saved state that is not this user's Occam namespace (the prefix
+            # changed, or state from a plain KubeSpawner): spawn into the one prepared now.
+            self.log.warning("Moving %s from namespace %s to %s", username, self.namespace, name)
+            self.namespace = name
+            self.dns_name = self.dns_name_template.format(namespace=name, name=self.pod_name)
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(None, self._prepare_blocking, username, limits, prefix)
+        try:
+            applied = await asyncio.wait_for(work, self.namespace_prepare_timeout)
+        except TimeoutError:
+            raise ConfigError(
+                f"preparing namespace {name} took over {self.namespace_prepare_timeout:g} s; "
+                "check that the Kubernetes API server is up and answering the hub"
+            ) from None
+        changed = [f"{a.kind} {a.name} {a.action}" for a in applied if a.action != "unchanged"]
+        self.log.info("Namespace %s ready%s", name, f": {', '.join(changed)}" if changed else "")
+        return applied
+
+    async def _ensure_namespace(self) -> None:
+        # KubeSpawner calls this at the start of every spawn (enable_user_namespaces is always True here),
+        # before the pod is made: instead of a bare namespace, make everything the student needs.
+        await self.prepare_user_namespace()
+
+    # The notebook pod
+
+    def occam_env(self) -> list[dict[str, Any]]:
+        """The ``OCCAM_K8S_*`` EnvVar objects of this notebook pod."""
+        return notebook_pod.notebook_env(
+            executor_image=self.executor_image or self.image,
+            user=self.user.name,
+            image_pull_policy=self.image_pull_policy,
+            gpu_node_selector=self.gpu_node_selector,
+            gpu_tolerations=self.gpu_tolerations,
+        )
+
+    def get_env(self) -> dict[str, Any]:
+        env = super().get_env()
+        env.update(notebook_pod.env_by_name(self.occam_env()))
+        return env
+
+    async def get_pod_manifest(self) -> Any:
+        pod = await super().get_pod_manifest()
+        pod.metadata.labels = {**(pod.metadata.labels or {}), **notebook_pod.notebook_labels()}
+        attribute = {camel: snake for snake, camel in type(pod.spec).attribute_map.items()}
+        for field, value in notebook_pod.pod_spec_fields().items():
+            setattr(pod.spec, attribute[field], value)
+        return pod
+
+    # Stopping
+
+    async def stop(self, now: bool = False) -> None:
+        try:
+            await super().stop(now=now)
+        finally:
+            await self.delete_executors()
+
+    async def delete_executors(self) -> None:
+        """Delete every Occam executor pod and Secret in the student's namespace (not the notebook pod)."""
+        from kubernetes_asyncio.client.rest import ApiException
+
+        for kind, delete in (
+            ("pods", self.api.delete_collection_namespaced_pod),
+            ("secrets", self.api.delete_collection_namespaced_secret),
+        ):
+            try:
+                await asyncio.wait_for(
+                    delete(self.namespace, label_selector=EXECUTOR_SELECTOR), self.k8s_api_request_timeout
+                )
+            except ApiException as exc:
+                if exc.status != 404:
+                    self.log.error(
+                        "Could not delete Occam %s in %s: %s %s", kind, self.namespace, exc.status, exc.reason
+                    )
+            except TimeoutError:
+                self.log.error("Deleting Occam %s in %s timed out", kind, self.namespace)
+
+
+__all__ = ["EXECUTOR_SELECTOR", "OccamSpawner", "course_limits_from"]

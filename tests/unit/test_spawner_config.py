@@ -1,0 +1,282 @@
+"""OccamSpawner built from traitlets config, with no hub and no cluster: traits, validation, wiring.
+
+KubeSpawner loads a kubeconfig and makes its (asyncio) API client when constructed, inside a running
+event loop; here the kubeconfig names an address nothing listens on, and no request is ever sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("kubespawner", reason="the spawner needs the hub extra: pip install -e '.[hub]'")
+
+from kubespawner import KubeSpawner  # noqa: E402
+from traitlets import TraitError  # noqa: E402
+from traitlets.config import Config  # noqa: E402
+
+from occam.errors import ConfigError  # noqa: E402
+from spawner import spawner as spawner_module  # noqa: E402
+from spawner.apply import Applied  # noqa: E402
+from spawner.limits import CourseLimits  # noqa: E402
+from spawner.namespace import SERVICE_ACCOUNT, namespace_name  # noqa: E402
+from spawner.spawner import EXECUTOR_SELECTOR, OccamSpawner, course_limits_from  # noqa: E402
+
+FAKE_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: fake, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: fake, user: {token: not-a-token}}]
+contexts: [{name: fake, context: {cluster: fake, user: fake}}]
+current-context: fake
+"""
+
+LIMITS = {"max_executors": 3, "cpu": "6", "memory": "12Gi", "gpus": 1}
+
+
+@pytest.fixture(autouse=True)
+def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Point both Kubernetes clients at the fake kubeconfig (they read KUBECONFIG at import, so patch)."""
+    from kubespawner.clients import load_config
+
+    path = tmp_path / "kubeconfig"
+    path.write_text(FAKE_KUBECONFIG)
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    monkeypatch.setattr("kubernetes_asyncio.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+    monkeypatch.setattr("kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+    load_config.cache_clear()  # KubeSpawner loads its configuration once per process
+    yield
+    load_config.cache_clear()
+
+
+def run(check: Callable[[], Any]) -> Any:
+    """Run ``check`` (a coroutine function) in a fresh event loop, as the hub would."""
+    return asyncio.run(check())
+
+
+def make(**settings: Any) -> OccamSpawner:
+    """An OccamSpawner for KubeSpawner's mock user ``mock@name``, configured like a jupyterhub_config.py."""
+    config = Config()
+    for name, value in settings.items():
+        setattr(config.OccamSpawner, name, value)
+    return OccamSpawner(_mock=True, config=config)
+
+
+def test_it_is_a_kubespawner_with_the_course_limits():
+    async def check() -> None:
+        spawner = make(course_limits=LIMITS, image="reg/notebook:1")
+        assert isinstance(spawner, KubeSpawner)
+        assert spawner.limits == CourseLimits(max_executors=3, cpu="6", memory="12Gi", gpus=1)
+        assert spawner.enable_user_namespaces is True
+
+    run(check)
+
+
+def test_each_user_gets_their_own_namespace():
+    async def check() -> None:
+        spawner = make()
+        assert spawner.namespace == namespace_name("mock@name")
+        assert spawner.namespace.startswith("occam-")
+        assert spawner.dns_name.endswith(f".{spawner.namespace}.svc.cluster.local")
+        prefixed = make(namespace_prefix="course-a-")
+        assert prefixed.namespace == namespace_name("mock@name", prefix="course-a-")
+        assert prefixed.namespace.startswith("course-a-")
+
+    run(check)
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ({"max_executors": 0, "cpu": "4", "memory": "8Gi"}, "max_executors=0 must be at least 1"),
+        ({"max_executors": 2, "cpu": "four", "memory": "8Gi"}, "cpu='four' is not a Kubernetes quantity"),
+        ({"max_executors": 2, "cpu": "4"}, "must set memory"),
+        ({"max_executors": 2, "cpu": "4", "memory": "8Gi", "gpu": 1}, "unknown key.*gpu"),
+        ({"max_executors": 2, "cpu": "1", "memory": "8Gi"}, "executor_max_cpu='2' is more than"),
+    ],
+)
+def test_bad_course_limits_are_refused_naming_the_setting(limits: dict[str, Any], message: str):
+    async def check() -> None:
+        with pytest.raises(TraitError, match=f"OccamSpawner.course_limits: .*{message}"):
+            make(course_limits=limits)
+
+    run(check)
+
+
+def test_course_limits_from_gives_a_config_error():
+    with pytest.raises(ConfigError, match="must be a dict"):
+        course_limits_from(["4"])
+    assert course_limits_from({"max_executors": 1, "cpu": "2", "memory": "4Gi"}).max_executors == 1
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"enable_user_namespaces": False}, "enable_user_namespaces cannot be False"),
+        ({"hub_selector": {}}, "hub_selector=.*must map at least one label"),
+        ({"namespace_prefix": "Occam_"}, "namespace_prefix: namespace prefix 'Occam_' must start"),
+        ({"gpu_node_selector": {"gpu": True}}, "gpu_node_selector=.*must map label names to string values"),
+    ],
+)
+def test_bad_settings_are_refused(settings: dict[str, Any], message: str):
+    async def check() -> None:
+        with pytest.raises(TraitError, match=message):
+            make(**settings)
+
+    run(check)
+
+
+def test_the_executor_image_defaults_to_the_notebook_image():
+    async def check() -> None:
+        env = make(image="reg/notebook:1").get_env()
+        assert env["OCCAM_K8S_EXECUTOR_IMAGE"] == "reg/notebook:1"
+        env = make(image="reg/notebook:1", executor_image="reg/executor:1").get_env()
+        assert env["OCCAM_K8S_EXECUTOR_IMAGE"] == "reg/executor:1"
+
+    run(check)
+
+
+def test_the_pod_manifest_carries_occams_labels_account_and_env():
+    async def check() -> None:
+        spawner = make(
+            image="reg/notebook:1",
+            image_pull_policy="Always",
+            gpu_node_selector={"nvidia.com/gpu.present": "true"},
+            gpu_tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            service_account="someone-else",
+        )
+        pod = await spawner.get_pod_manifest()
+        manifest = spawner.api.api_client.sanitize_for_serialization(pod)
+        labels = manifest["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "occam"
+        assert labels["app.kubernetes.io/component"] == "notebook"
+        assert labels["component"] == "singleuser-server"  # what KubeSpawner's pod reflector watches
+        assert manifest["spec"]["serviceAccountName"] == SERVICE_ACCOUNT
+        assert manifest["spec"]["automountServiceAccountToken"] is True
+        env = {item["name"]: item for item in manifest["spec"]["containers"][0]["env"]}
+        assert env["OCCAM_K8S_POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+        assert env["OCCAM_K8S_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+        assert env["OCCAM_K8S_POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+        assert env["OCCAM_K8S_POD_UID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.uid"}}
+        assert env["OCCAM_K8S_EXECUTOR_IMAGE"]["value"] == "reg/notebook:1"
+        assert env["OCCAM_K8S_IMAGE_PULL_POLICY"]["value"] == "Always"
+        assert env["OCCAM_K8S_USER"]["value"] == "mock@name"
+        assert env["OCCAM_K8S_GPU_NODE_SELECTOR"]["value"] == '{"nvidia.com/gpu.present": "true"}'
+        assert "NoSchedule" in env["OCCAM_K8S_GPU_TOLERATIONS"]["value"]
+
+    run(check)
+
+
+def test_namespace_preparation_runs_in_a_thread_with_the_settings(monkeypatch: pytest.MonkeyPatch):
+    calls: list[dict[str, Any]] = []
+
+    def fake_prepare(api_client: Any, username: str, limits: CourseLimits, **kwargs: Any) -> list[Applied]:
+        calls.append({"username": username, "limits": limits, **kwargs})
+        return [Applied("Namespace", namespace_name(username), "created")]
+
+    monkeypatch.setattr(spawner_module, "prepare_namespace", fake_prepare)
+
+    async def check() -> None:
+        spawner = make(course_limits=LIMITS, hub_namespace="jhub", hub_selector={"component": "proxy"})
+        await spawner._ensure_namespace()  # what KubeSpawner calls at the start of a spawn
+        applied = await spawner.prepare_user_namespace()
+        assert applied == [Applied("Namespace", spawner.namespace, "created")]
+
+    run(check)
+    assert len(calls) == 2
+    assert calls[0]["username"] == "mock@name"
+    assert calls[0]["limits"] == course_limits_from(LIMITS)
+    assert calls[0]["hub_namespace"] == "jhub"
+    assert calls[0]["hub_selector"] == {"component": "proxy"}
+    assert calls[0]["prefix"] == "occam-"
+
+
+def test_a_saved_namespace_that_is_not_occams_is_left_at_the_next_spawn(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(spawner_module, "prepare_namespace", lambda *args, **kwargs: [])
+
+    async def check() -> None:
+        spawner = make(namespace_prefix="ml101-")
+        spawner.load_state({"namespace": "jhub", "pod_name": "jupyter-mock"})
+        assert spawner.namespace == "jhub"
+        await spawner.prepare_user_namespace()
+        assert spawner.namespace == namespace_name("mock@name", prefix="ml101-")
+        assert spawner.dns_name == f"jupyter-mock.{spawner.namespace}.svc.cluster.local"
+
+    run(check)
+
+
+def test_a_namespace_preparation_that_hangs_fails_the_spawn(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(spawner_module, "prepare_namespace", lambda *args, **kwargs: time.sleep(1.0))
+
+    async def check() -> None:
+        spawner = make(namespace_prepare_timeout=0.1)
+        with pytest.raises(ConfigError, match=r"preparing namespace occam-.* took over 0.1 s"):
+            await spawner.prepare_user_namespace()
+
+    run(check)
+
+
+class FakeCoreApi:
+    """Records delete-collection calls, as kubernetes_asyncio's CoreV1Api would receive them."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+
+    async def delete_collection_namespaced_pod(self, namespace: str, *, label_selector: str) -> None:
+        self.calls.append(("pods", namespace, label_selector))
+
+    async def delete_collection_namespaced_secret(self, namespace: str, *, label_selector: str) -> None:
+        self.calls.append(("secrets", namespace, label_selector))
+
+
+@pytest.mark.parametrize("notebook_stop_fails", [False, True])
+def test_stop_deletes_executors_after_the_notebook_pod(monkeypatch: pytest.MonkeyPatch, notebook_stop_fails: bool):
+    order: list[str] = []
+
+    async def fake_stop(self: KubeSpawner, now: bool = False) -> None:
+        order.append("notebook")
+        if notebook_stop_fails:
+            raise TimeoutError("pod did not disappear")
+
+    monkeypatch.setattr(KubeSpawner, "stop", fake_stop)
+
+    async def check() -> None:
+        spawner = make()
+        api = FakeCoreApi()
+        spawner.api = api
+        if notebook_stop_fails:
+            with pytest.raises(TimeoutError):
+                await spawner.stop(now=True)
+        else:
+            await spawner.stop(now=True)
+        order.extend(kind for kind, _, _ in api.calls)
+        assert api.calls == [
+            ("pods", spawner.namespace, EXECUTOR_SELECTOR),
+            ("secrets", spawner.namespace, EXECUTOR_SELECTOR),
+        ]
+
+    run(check)
+    assert order == ["notebook", "pods", "secrets"]
+    assert EXECUTOR_SELECTOR == "app.kubernetes.io/name=occam,app.kubernetes.io/component!=notebook"
+
+
+def test_the_blocking_client_uses_the_hubs_kubeconfig_and_overrides():
+    async def check() -> None:
+        client = make().make_api_client()
+        try:
+            assert client.configuration.host == "https://127.0.0.1:9"
+        finally:
+            client.close()
+        client = make(k8s_api_host="https://10.0.0.1:6443", k8s_api_verify_ssl=False).make_api_client()
+        try:
+            assert client.configuration.host == "https://10.0.0.1:6443"
+            assert client.configuration.verify_ssl is False
+        finally:
+            client.close()
+
+    run(check)

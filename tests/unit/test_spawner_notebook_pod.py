@@ -1,0 +1,190 @@
+"""The pure builders of what the spawner adds to the notebook pod: env, labels, service account."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from occam.kubernetes.settings import in_kubernetes_pod, settings_from_env
+from spawner.namespace import NOTEBOOK_LABELS, SERVICE_ACCOUNT, network_policy
+from spawner.notebook_pod import (
+    DOWNWARD_API_FIELDS,
+    env_by_name,
+    notebook_env,
+    notebook_labels,
+    pod_spec_fields,
+    with_notebook_fields,
+)
+
+TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def _by_name(env):
+    return {item["name"]: item for item in env}
+
+
+def _resolve(env, pod):
+    """What the kubelet would set: downward API fields read from ``pod``, values as given."""
+    fields = {
+        "metadata.name": pod["metadata"]["name"],
+        "metadata.namespace": pod["metadata"]["namespace"],
+        "metadata.uid": pod["metadata"]["uid"],
+        "status.podIP": pod["status"]["podIP"],
+    }
+    return {
+        item["name"]: item["value"] if "value" in item else fields[item["valueFrom"]["fieldRef"]["fieldPath"]]
+        for item in env
+    }
+
+
+def test_pod_facts_come_from_the_downward_api():
+    env = _by_name(notebook_env(executor_image="reg/occam:1", user="ada"))
+    assert env["OCCAM_K8S_NAMESPACE"] == {
+        "name": "OCCAM_K8S_NAMESPACE",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    }
+    assert env["OCCAM_K8S_POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["OCCAM_K8S_POD_UID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.uid"}}
+    assert env["OCCAM_K8S_POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    for name in DOWNWARD_API_FIELDS:
+        assert "value" not in env[name]
+    assert env["OCCAM_K8S_EXECUTOR_IMAGE"] == {"name": "OCCAM_K8S_EXECUTOR_IMAGE", "value": "reg/occam:1"}
+    assert env["OCCAM_K8S_USER"] == {"name": "OCCAM_K8S_USER", "value": "ada"}
+
+
+def test_empty_gpu_placement_and_pull_policy_are_left_out():
+    names = {item["name"] for item in notebook_env(executor_image="img", user="ada", gpu_node_selector={})}
+    assert names == {
+        "OCCAM_K8S_NAMESPACE",
+        "OCCAM_K8S_POD_NAME",
+        "OCCAM_K8S_POD_UID",
+        "OCCAM_K8S_POD_IP",
+        "OCCAM_K8S_EXECUTOR_IMAGE",
+        "OCCAM_K8S_USER",
+    }
+
+
+def test_gpu_placement_is_json():
+    env = _by_name(
+        notebook_env(
+            executor_image="img",
+            user="ada",
+            image_pull_policy="Always",
+            gpu_node_selector={"nvidia.com/gpu.present": "true"},
+            gpu_tolerations=TOLERATIONS,
+        )
+    )
+    assert json.loads(env["OCCAM_K8S_GPU_NODE_SELECTOR"]["value"]) == {"nvidia.com/gpu.present": "true"}
+    assert json.loads(env["OCCAM_K8S_GPU_TOLERATIONS"]["value"]) == TOLERATIONS
+    assert env["OCCAM_K8S_IMAGE_PULL_POLICY"]["value"] == "Always"
+
+
+def test_the_backend_reads_back_what_the_spawner_sets():
+    env = notebook_env(
+        executor_image="reg/occam:1",
+        user="Ada.Lovelace",
+        image_pull_policy="Always",
+        gpu_node_selector={"gpu": "true"},
+        gpu_tolerations=TOLERATIONS,
+    )
+    pod = {
+        "metadata": {"name": "jupyter-ada", "namespace": "occam-ada", "uid": "0f0e-uid"},
+        "status": {"podIP": "10.1.2.3"},
+    }
+    environ = _resolve(env, pod)
+    assert in_kubernetes_pod(environ)
+    settings = settings_from_env(environ)
+    assert settings.namespace == "occam-ada"
+    assert settings.pod_name == "jupyter-ada"
+    assert settings.pod_uid == "0f0e-uid"
+    assert settings.pod_ip == "10.1.2.3"
+    assert settings.executor_image == "reg/occam:1"
+    assert settings.image_pull_policy == "Always"
+    assert settings.user == "Ada.Lovelace"
+    assert settings.gpu_node_selector == {"gpu": "true"}
+    assert settings.gpu_tolerations == TOLERATIONS
+    assert settings.service_account is None  # executors run as the namespace's default account
+
+
+def test_an_empty_executor_image_is_refused():
+    with pytest.raises(ValueError, match="executor_image"):
+        notebook_env(executor_image=" ", user="ada")
+
+
+def test_env_by_name_gives_kubespawner_values_or_env_vars():
+    mapping = env_by_name(notebook_env(executor_image="img", user="ada"))
+    assert mapping["OCCAM_K8S_EXECUTOR_IMAGE"] == "img"
+    assert mapping["OCCAM_K8S_USER"] == "ada"
+    assert mapping["OCCAM_K8S_POD_IP"] == {
+        "name": "OCCAM_K8S_POD_IP",
+        "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+    }
+
+
+def test_labels_are_what_the_network_policy_selects():
+    labels = notebook_labels()
+    assert labels == {"app.kubernetes.io/name": "occam", "app.kubernetes.io/component": "notebook"}
+    assert labels == NOTEBOOK_LABELS
+    policy = network_policy("ada", hub_namespace="jhub", hub_selector={"app": "jupyterhub"})
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    labels["x"] = "y"  # a copy: the module's constant is untouched
+    assert "x" not in NOTEBOOK_LABELS
+
+
+def test_the_pod_runs_as_the_notebook_account_with_its_token():
+    assert pod_spec_fields() == {"serviceAccountName": SERVICE_ACCOUNT, "automountServiceAccountToken": True}
+
+
+def test_with_notebook_fields_merges_into_a_copy():
+    pod = {
+        "metadata": {
+            "name": "jupyter-ada",
+            "labels": {"component": "singleuser-server", "app.kubernetes.io/name": "x"},
+        },
+        "spec": {
+            "serviceAccountName": "default",
+            "automountServiceAccountToken": False,
+            "containers": [
+                {
+                    "name": "notebook",
+                    "image": "img",
+                    "env": [{"name": "A", "value": "1"}, {"name": "OCCAM_K8S_USER", "value": "old"}],
+                },
+                {"name": "sidecar", "image": "other"},
+            ],
+        },
+    }
+    env = notebook_env(executor_image="img", user="ada")
+    result = with_notebook_fields(pod, env)
+    assert result["metadata"]["labels"] == {
+        "component": "singleuser-server",
+        "app.kubernetes.io/name": "occam",
+        "app.kubernetes.io/component": "notebook",
+    }
+    assert result["spec"]["serviceAccountName"] == SERVICE_ACCOUNT
+    assert result["spec"]["automountServiceAccountToken"] is True
+    notebook_env_vars = result["spec"]["containers"][0]["env"]
+    assert notebook_env_vars[0] == {"name": "A", "value": "1"}
+    assert [e for e in notebook_env_vars if e["name"] == "OCCAM_K8S_USER"] == [
+        {"name": "OCCAM_K8S_USER", "value": "ada"}
+    ]
+    assert len(notebook_env_vars) == 1 + len(env)
+    assert "env" not in result["spec"]["containers"][1]
+    # the input is untouched
+    assert pod["spec"]["serviceAccountName"] == "default"
+    assert pod["spec"]["containers"][0]["env"] == [
+        {"name": "A", "value": "1"},
+        {"name": "OCCAM_K8S_USER", "value": "old"},
+    ]
+
+
+def test_with_notebook_fields_picks_the_named_container():
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "init-ish"}, {"name": "notebook"}]}}
+    result = with_notebook_fields(pod, [{"name": "X", "value": "1"}], container="notebook")
+    assert "env" not in result["spec"]["containers"][0]
+    assert result["spec"]["containers"][1]["env"] == [{"name": "X", "value": "1"}]
+    with pytest.raises(ValueError, match="no container named 'jupyter'"):
+        with_notebook_fields(pod, [], container="jupyter")
+    with pytest.raises(ValueError, match="no containers"):
+        with_notebook_fields({"metadata": {}, "spec": {"containers": []}}, [])
