@@ -137,7 +137,9 @@ def many_clusters(admin: Any, clusters: int, n: int, workdir: Path) -> dict[str,
         backend = KubernetesBackend(spec, settings=settings, api=NamespaceApi(ns.name, kubeconfig=str(ns.kubeconfig)))
         started = time.perf_counter()
         backend.check()
-        backend.create_objects(tempfile.mkdtemp(prefix="occam-bench-"))
+        files = workdir / f"cluster-{index}"  # the driver's secret file and pod template
+        files.mkdir()
+        backend.create_objects(str(files))
         template = objects.executor_pod_template(spec, settings)
         for i in range(n):
             body = json.loads(json.dumps(template))
@@ -172,8 +174,11 @@ def main() -> int:
     args = parser.parse_args()
     from kubernetes import config
 
-    workdir = Path(tempfile.mkdtemp(prefix="occam-bench-k8s-"))
-    with ControlPlane(find_binaries(), nodes=NODES) as plane:
+    with (
+        tempfile.TemporaryDirectory(prefix="occam-bench-k8s-") as tmp,
+        ControlPlane(find_binaries(), nodes=NODES) as plane,
+    ):
+        workdir = Path(tmp)
         admin = config.new_client_from_config(str(plane.kubeconfig))
         results: dict[str, Any] = {"start_to_running": {}}
         for n in (4, 32):
