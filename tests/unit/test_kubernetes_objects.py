@@ -1,5 +1,4 @@
 import base64
-import re
 
 import pytest
 
@@ -22,9 +21,6 @@ from occam.kubernetes.objects import (
     resource_name,
 )
 from tests.unit import factories
-
-LABEL_VALUE = re.compile(r"^$|^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
-DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 
 def spec(n=2, **kw):
@@ -60,13 +56,13 @@ def test_label_value_replaces_and_trims_what_kubernetes_refuses(text, expected):
 def test_label_value_is_always_a_valid_label_value(text):
     value = label_value(text)
     assert len(value) <= 63
-    assert LABEL_VALUE.match(value)
+    assert factories.LABEL_VALUE.match(value)
 
 
 @pytest.mark.parametrize("name", ["occam-ab12cd34", "My Cluster!", "---", "x" * 80, "Ünïcode_name"])
 def test_resource_name_is_a_short_dns_label(name):
     result = resource_name(spec(name=name))
-    assert DNS_LABEL.match(result)
+    assert factories.DNS_LABEL.match(result)
     assert len(result) <= 40
 
 

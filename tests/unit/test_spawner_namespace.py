@@ -24,9 +24,8 @@ from spawner.namespace import (
     role,
     role_binding,
 )
+from tests.unit import factories
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-LABEL_VALUE = re.compile(r"^$|^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 LIMITS = CourseLimits(max_executors=4, cpu="8", memory="16Gi", gpus=2, executor_max_cpu="2", executor_max_memory="4Gi")
 HUB = {"hub_namespace": "jhub", "hub_selector": {"app.kubernetes.io/part-of": "jupyterhub"}}
 
@@ -53,7 +52,7 @@ USERNAMES = [
 @pytest.mark.parametrize("username", USERNAMES)
 def test_namespace_names_are_dns_labels_with_the_prefix(username):
     name = namespace_name(username)
-    assert DNS_LABEL.fullmatch(name), name
+    assert factories.DNS_LABEL.fullmatch(name), name
     assert name.startswith("occam-")
     assert namespace_name(username) == name  # stable
 
@@ -110,8 +109,8 @@ def test_namespace_objects_come_in_apply_order_all_labelled_and_in_the_namespace
         labels = obj["metadata"]["labels"]
         assert labels[MANAGED_BY_LABEL] == MANAGED_BY
         assert labels[USER_LABEL] == "Ada-Lovelace"
-        assert all(LABEL_VALUE.fullmatch(v) for v in labels.values())
-        assert DNS_LABEL.fullmatch(obj["metadata"]["name"])
+        assert all(factories.LABEL_VALUE.fullmatch(v) for v in labels.values())
+        assert factories.DNS_LABEL.fullmatch(obj["metadata"]["name"])
         if obj["kind"] != "Namespace":
             assert obj["metadata"]["namespace"] == ns
 
@@ -342,7 +341,7 @@ def test_a_namespace_prefix_names_every_object_s_namespace():
     )
     name = namespace_name("Ada", prefix="ml101-")
     assert name.startswith("ml101-ada-")
-    assert DNS_LABEL.match(name)
+    assert factories.DNS_LABEL.match(name)
     assert objects[0]["metadata"]["name"] == name
     assert {obj["metadata"]["namespace"] for obj in objects[1:]} == {name}
     assert namespace_name("ada", prefix="ml101-") == "ml101-ada"
@@ -352,7 +351,7 @@ def test_a_namespace_prefix_names_every_object_s_namespace():
 def test_a_long_prefix_still_gives_a_dns_label():
     prefix = "a" * 29 + "-"
     name = namespace_name("x" * 80, prefix=prefix)
-    assert DNS_LABEL.match(name)
+    assert factories.DNS_LABEL.match(name)
     assert name.startswith(prefix)
 
 
