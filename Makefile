@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint unit local kubernetes k8s-binaries bench clean
+.PHONY: setup demo test lint unit local kubernetes hub chart node k8s-binaries bench clean
 
 setup:
 	bash scripts/setup-venv.sh
@@ -21,7 +21,7 @@ k8s-binaries:
 
 # Lint, type-check, then every test tier that runs on one machine.
 test: lint k8s-binaries
-	$(PY) -m pytest -m "unit or local or kubernetes"
+	$(PY) -m pytest -m "unit or local or kubernetes or hub or chart or node"
 
 unit: setup
 	$(PY) -m pytest -m unit
@@ -33,6 +33,18 @@ local: setup
 # from scripts/k8s-binaries.sh (OCCAM_BUILD_K8S=1 builds them), or set OCCAM_TEST_KUBECONFIG to use a cluster.
 kubernetes: setup
 	$(PY) -m pytest -m kubernetes
+
+# A real JupyterHub process with OccamSpawner against the test control plane.
+hub: setup
+	$(PY) -m pytest -m hub
+
+# The Helm chart: lint, render with several values files, dry-run and install on the test control plane.
+chart: setup
+	$(PY) -m pytest -m chart
+
+# A real node (kubelet + containerd + CNI, images built here): executors run in containers and train.
+node: setup
+	$(PY) -m pytest -m node
 
 bench: setup k8s-binaries
 	$(PY) bench/bench_embedded.py

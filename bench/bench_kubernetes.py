@@ -34,8 +34,8 @@ from occam.kubernetes import objects  # noqa: E402
 from occam.kubernetes.api import NamespaceApi  # noqa: E402
 from occam.kubernetes.settings import KubernetesSettings  # noqa: E402
 from occam.spec import make_spec  # noqa: E402
-from tests.kubernetes.conftest import find_binaries  # noqa: E402
 from tests.kubernetes.controlplane import ControlPlane  # noqa: E402
+from tests.kubernetes.fixtures import find_binaries  # noqa: E402
 from tests.kubernetes.kwok_stages import fake_node  # noqa: E402
 from tests.kubernetes.student import create_student_namespace, wait_running, wait_until  # noqa: E402
 

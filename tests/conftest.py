@@ -1,7 +1,7 @@
 """Test tiers: each test is marked by the folder it lives in (tests/unit -> unit, tests/local -> local,
-tests/kubernetes -> kubernetes).
+tests/kubernetes -> kubernetes, tests/hub -> hub, tests/chart -> chart, tests/node -> node).
 
-Select a tier with ``pytest -m unit``, ``pytest -m local`` or ``pytest -m kubernetes``.
+Select a tier with ``pytest -m unit`` (or local, kubernetes, hub, chart, node).
 """
 
 from __future__ import annotations
@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
-TIERS = {"unit", "local", "kubernetes"}
+# The cluster fixtures (kube, namespace, admin, notebook) live in one module so that every tier using them shares
+# one control plane per session.
+pytest_plugins = ["tests.kubernetes.fixtures"]
+
+TIERS = {"unit", "local", "kubernetes", "hub", "chart", "node"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -28,7 +28,7 @@ from spawner.namespace import (
     namespace_name,
 )
 
-from .conftest import Kube
+from .fixtures import Kube
 from .student import wait_until
 
 LIMITS = CourseLimits(max_executors=2, cpu="4", memory="8Gi", gpus=1, executor_max_cpu="2", executor_max_memory="4Gi")

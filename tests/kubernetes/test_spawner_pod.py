@@ -24,7 +24,7 @@ from spawner.apply import CREATED, UNCHANGED  # noqa: E402
 from spawner.namespace import NOTEBOOK_LABELS, SERVICE_ACCOUNT, namespace_name  # noqa: E402
 from spawner.spawner import OccamSpawner  # noqa: E402
 
-from .conftest import Kube  # noqa: E402
+from .fixtures import Kube  # noqa: E402
 from .student import wait_running, wait_until  # noqa: E402
 
 PAUSE = "registry.k8s.io/pause:3.10"

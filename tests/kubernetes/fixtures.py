@@ -1,4 +1,5 @@
-"""Fixtures of the kubernetes tier: a real API server (one per session) and a fresh student namespace per test.
+"""Fixtures of the tiers that need a cluster (kubernetes, hub, chart, node): a real API server (one per
+session, shared by every tier) and a fresh student namespace per test. Loaded as a plugin by tests/conftest.py.
 
 ``kube`` is the cluster: the one ``OCCAM_TEST_KUBECONFIG`` points at (admin credentials), or else a
 :class:`~.controlplane.ControlPlane` started from the binaries that ``scripts/k8s-binaries.sh`` builds
