@@ -54,6 +54,8 @@ def _status(args: argparse.Namespace) -> int:
     print(f"{'cluster':<32} {'user':<16} {'executors':>9}  phases")
     for name, info in sorted(clusters.items()):
         phases = ", ".join(f"{k} {v}" for k, v in sorted(info["phases"].items()))
+        if info["driver"]:
+            phases += f"{'; ' if phases else ''}batch driver {info['driver']}"
         print(f"{name:<32} {info['user']:<16} {info['executors']:>9}  {phases}")
     return 0
 
@@ -73,6 +75,42 @@ def _stop(args: argparse.Namespace) -> int:
         api.delete_cluster(name)
         print(f"stopped {name}: deleted its {running[name]['executors']} executor pod(s) and its Secret")
     return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from occam.batch.job import Job
+    from occam.batch.submit import job_spec, submit
+
+    job = Job(script=args.script, module=args.module, args=tuple(args.script_args))
+    spec = job_spec(
+        args.executors, gpu=args.gpu, cores=args.cores, memory=args.memory, timeout=args.timeout, name=args.name
+    )
+    return submit(
+        job, spec, backend=args.backend, detach=args.detach, keep=args.keep, service_account=args.service_account
+    )
+
+
+def _conf(args: argparse.Namespace) -> int:
+    from occam.batch.submit import conf_text, job_spec
+
+    spec = job_spec(args.executors, gpu=args.gpu, cores=args.cores, memory=args.memory, name=args.name)
+    print(
+        conf_text(spec, backend=args.backend, service_account=args.service_account, template_dir=args.template_dir),
+        end="",
+    )
+    return 0
+
+
+def _add_job_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--executors", "-n", type=int, default=2, help="executors, one Horovod rank each (2)")
+    parser.add_argument("--gpu", action="store_true", help="one GPU per executor")
+    parser.add_argument("--cores", type=int, default=None, help="cores per executor (OCCAM_CORES or 1)")
+    parser.add_argument("--memory", default=None, help="memory per executor, e.g. 2g (OCCAM_MEMORY or 1g)")
+    parser.add_argument("--backend", default=None, help="embedded, kubernetes, or auto (OCCAM_BACKEND or auto)")
+    parser.add_argument("--name", default=None, help="the job's name (default: occam- and a random suffix)")
+    parser.add_argument(
+        "--service-account", default=None, help="Kubernetes: the driver pod's account (default: your notebook's)"
+    )
 
 
 def _version(args: argparse.Namespace) -> int:
@@ -102,13 +140,42 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("--all", action="store_true", help="every Occam cluster in this namespace")
     stop.set_defaults(run=_stop)
 
+    submit = commands.add_parser(
+        "submit",
+        help="run a training script as a batch job (spark-submit)",
+        description="Run a script as a batch job; arguments after -- go to the script. Exits with its status.",
+    )
+    submit.add_argument("script", nargs="?", help="the Python script to run (or -m MODULE)")
+    submit.add_argument("-m", dest="module", default=None, help="run a module, like python -m")
+    _add_job_options(submit)
+    submit.add_argument("--timeout", type=float, default=None, help="seconds to wait for start-up (OCCAM_TIMEOUT)")
+    submit.add_argument("--detach", action="store_true", help="Kubernetes: return once the driver pod is created")
+    submit.add_argument("--keep", action="store_true", help="Kubernetes: keep the driver pod (and its log) at the end")
+    submit.set_defaults(run=_submit, script_args=[])
+
+    conf = commands.add_parser("conf", help="print spark-defaults.conf lines for plain spark-submit")
+    _add_job_options(conf)
+    conf.add_argument("--template-dir", default=None, help="Kubernetes: where to write the pod templates")
+    conf.set_defaults(run=_conf)
+
     version = commands.add_parser("version", help="print Occam's version")
     version.set_defaults(run=_version)
     return parser
 
 
+def split_script_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``occam submit ... -- ARGS``: what follows the first ``--`` belongs to the job's script."""
+    if argv[:1] == ["submit"] and "--" in argv:
+        split = argv.index("--")
+        return argv[:split], argv[split + 1 :]
+    return argv, []
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv, script_args = split_script_args(sys.argv[1:] if argv is None else list(argv))
     args = build_parser().parse_args(argv)
+    if script_args:
+        args.script_args = script_args
     try:
         return int(args.run(args))
     except OccamError as exc:

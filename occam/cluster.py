@@ -52,7 +52,7 @@ def connect(name: str) -> Cluster:
 
 
 def start_cluster(
-    n: int = 2,
+    n: int | None = None,
     *,
     gpu: bool = False,
     cores: int | None = None,
@@ -65,7 +65,7 @@ def start_cluster(
     """Start a Spark cluster with ``n`` executors and return it once all of them have registered.
 
     Args:
-        n: number of executors; :meth:`Cluster.fit` runs one Horovod rank on each.
+        n: number of executors (default 2); :meth:`Cluster.fit` runs one Horovod rank on each.
         gpu: give each executor one GPU (raises at once if there is none to give).
         cores: CPU cores per executor (default ``1``, or ``OCCAM_CORES``).
         memory: JVM memory per executor, Spark-style (``"1g"``, ``"512m"``; default ``OCCAM_MEMORY`` or ``1g``).
@@ -80,9 +80,16 @@ def start_cluster(
 
     Bad input raises :class:`~occam.errors.ConfigError` before anything starts. Use the cluster as a
     context manager, or call :meth:`Cluster.stop`; clusters still running at interpreter exit are stopped.
+
+    In a script run by spark-submit (``occam submit``), this attaches to the session spark-submit made
+    instead, sized by the submission; see :mod:`occam.batch.adopt`.
     """
+    from occam.batch.adopt import attach, in_submitted_job
+
+    if in_submitted_job():
+        return attach(n=n, gpu=gpu, timeout=timeout, progress=progress)
     spec = make_spec(
-        n,
+        2 if n is None else n,
         cores=config.get("cores", cores),
         memory=config.get("memory", memory),
         gpu=gpu,

@@ -1,7 +1,9 @@
-"""The JupyterHub side of Occam.
+"""The JupyterHub side of Occam: ``OccamSpawner`` (:mod:`spawner.spawner`, entry point ``occam``), a KubeSpawner.
 
-``OccamSpawner`` (a KubeSpawner for the course cluster) will live here. For now the package holds what it
-builds for each student: the per-student namespace and its objects (:mod:`spawner.namespace`, pure
-builders), the course's resource limits (:mod:`spawner.limits`), and :func:`spawner.apply.prepare_namespace`,
-which creates or updates those objects through the Kubernetes API.
+Pure builders, unit-tested without a cluster: the per-student namespace and its objects
+(:mod:`spawner.namespace`), the course's limits (:mod:`spawner.limits`), the notebook pod's additions
+(:mod:`spawner.notebook_pod`), the hub's ClusterRole (:mod:`spawner.hub_rbac`), the node-fit decision
+(:mod:`spawner.placement`) and CPU/GPU profiles (:mod:`spawner.profiles`). Orchestration:
+:func:`spawner.apply.prepare_namespace` and the spawner itself. docs/spawner.md is generated in part by
+:mod:`spawner.reference`.
 """

@@ -64,11 +64,12 @@ NOTEBOOK_RULES: list[dict[str, Any]] = [
         "verbs": ["create", "get", "list", "watch", "delete", "deletecollection"],
     },
     {"apiGroups": [_CORE], "resources": ["pods/log"], "verbs": ["get"]},
-    {"apiGroups": [_CORE], "resources": ["services"], "verbs": ["create", "get", "list", "watch", "delete"]},
+    # patch: spark-submit in cluster mode applies the driver's Service and ConfigMap server-side (occam submit).
+    {"apiGroups": [_CORE], "resources": ["services"], "verbs": ["create", "get", "list", "watch", "patch", "delete"]},
     {
         "apiGroups": [_CORE],
         "resources": ["configmaps"],
-        "verbs": ["create", "get", "list", "watch", "delete", "deletecollection"],
+        "verbs": ["create", "get", "list", "watch", "patch", "delete", "deletecollection"],
     },
     {
         "apiGroups": [_CORE],

@@ -68,6 +68,22 @@ def notebook_env(
     return env
 
 
+#: Spark's driver reads this (as YARN's proxy sets it) to prefix every link and asset of its UI.
+SPARK_UI_PROXY_BASE_ENV = "APPLICATION_WEB_PROXY_BASE"
+
+
+def spark_ui_env(service_prefix: str, ui_port: int) -> dict[str, str]:
+    """The variable that makes the Spark UI on ``ui_port`` work behind ``<service_prefix>proxy/<port>/``.
+
+    jupyter-server-proxy forwards ``/user/<name>/proxy/<port>/jobs/`` to the UI as ``/jobs/``; the UI's
+    pages must then link to ``/user/<name>/proxy/<port>/static/...``, not ``/static/...``. This is the
+    path :attr:`occam.Cluster.dashboard_link` gives.
+    """
+    if not service_prefix.startswith("/"):
+        raise ValueError(f"service prefix {service_prefix!r} must be a URL path such as '/user/ada/'")
+    return {SPARK_UI_PROXY_BASE_ENV: f"{service_prefix.rstrip('/')}/proxy/{int(ui_port)}"}
+
+
 def env_by_name(env: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """EnvVar objects as KubeSpawner's ``environment`` takes them: name -> value, or the EnvVar for ``valueFrom``."""
     return {item["name"]: item["value"] if "value" in item else copy.deepcopy(dict(item)) for item in env}
@@ -115,9 +131,11 @@ def with_notebook_fields(
 
 __all__ = [
     "DOWNWARD_API_FIELDS",
+    "SPARK_UI_PROXY_BASE_ENV",
     "env_by_name",
     "notebook_env",
     "notebook_labels",
     "pod_spec_fields",
+    "spark_ui_env",
     "with_notebook_fields",
 ]

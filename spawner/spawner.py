@@ -1,26 +1,28 @@
 """``OccamSpawner``: KubeSpawner with one prepared namespace per student and the notebook pod Occam needs.
 
-Before the notebook pod is made, the student's namespace (:func:`spawner.namespace.namespace_name`) is
-created or brought up to date with :func:`spawner.apply.prepare_namespace`: the notebook's
+Before the notebook pod is made, it is checked against the cluster's nodes (``check_node_fit``,
+:mod:`spawner.placement`): a pod no node could ever take fails the spawn at once, saying why. Then the
+student's namespace (:func:`spawner.namespace.namespace_name`) is created or brought up to date with :func:`spawner.apply.prepare_namespace`: the notebook's
 ServiceAccount and Role, the course's ResourceQuota and LimitRange, and the NetworkPolicy. The pod then
 runs as that ServiceAccount, with the labels the NetworkPolicy selects and the ``OCCAM_K8S_*``
 environment the Kubernetes backend reads (see :mod:`spawner.notebook_pod`). When the server stops,
-after the notebook pod is gone, every executor pod and Secret Occam made in the namespace is deleted.
+for any reason (a stop, a cull, a notebook pod that was already gone), every executor pod and Secret
+Occam made in the namespace is deleted.
 
-Use it with ``c.JupyterHub.spawner_class = "occam"``. The hub's service account needs a ClusterRole
-that may create and update namespaces and the objects above, holds every permission of the notebook's
-Role, may delete collections of pods and Secrets, and may list and watch pods and events in every
-namespace (KubeSpawner watches all namespaces when each user has their own).
+Use it with ``c.JupyterHub.spawner_class = "occam"``. The hub's service account needs the ClusterRole
+of :func:`spawner.hub_rbac.hub_cluster_role` (docs/spawner.md lists it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
+import time
 from typing import Any
 
 from kubespawner import KubeSpawner
-from traitlets import Bool, Dict, Float, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default, validate
 
 from occam.errors import ConfigError
 from occam.kubernetes.objects import APP_LABEL, COMPONENT_LABEL
@@ -28,12 +30,28 @@ from spawner import notebook_pod
 from spawner.apply import REQUEST_TIMEOUT_SECONDS, Applied, prepare_namespace
 from spawner.limits import CourseLimits
 from spawner.namespace import NAMESPACE_PREFIX, check_prefix, namespace_name
+from spawner.placement import unplaceable_reason
 
 #: Occam's pods and Secrets in a student's namespace other than the notebook pod: what ``stop`` deletes.
 EXECUTOR_SELECTOR = f"{APP_LABEL}=occam,{COMPONENT_LABEL}!=notebook"
 
+#: Seconds one node list is reused by the node-fit checks of spawns that start together.
+NODE_LIST_TTL = 5.0
+
 _HUB_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 _LIMIT_FIELDS = ("max_executors", "cpu", "memory", "gpus", "executor_max_cpu", "executor_max_memory")
+
+
+class UnplaceableServer(RuntimeError):
+    """No node of the cluster could ever run the notebook pod; the message (shown to the student) says why."""
+
+    # JupyterHub shows ``jupyterhub_message`` on the spawn page, and its REST API answers with
+    # ``log_message % args``: both carry the reason instead of a bare "error".
+    log_message = "%s"
+
+    @property
+    def jupyterhub_message(self) -> str:
+        return str(self)
 
 
 def course_limits_from(value: Any) -> CourseLimits:
@@ -56,6 +74,9 @@ def course_limits_from(value: Any) -> CourseLimits:
 
 class OccamSpawner(KubeSpawner):
     """KubeSpawner that spawns each student into a namespace of their own, prepared for Occam clusters."""
+
+    # (when, nodes) of the last node list, shared by the hub's spawners (see _list_nodes).
+    _node_list: tuple[float, list[dict[str, Any]]] | None = None
 
     course_limits = Dict(
         {"max_executors": 2, "cpu": "4", "memory": "8Gi", "gpus": 0},
@@ -132,6 +153,31 @@ class OccamSpawner(KubeSpawner):
         help="""
         Seconds the whole preparation of a student's namespace may take before the spawn fails (each
         API request also gives up after its own timeout).
+        """,
+    )
+
+    spark_ui_port = Int(
+        4040,
+        config=True,
+        help="""
+        The port of the Spark UI in the notebook pod: the Kubernetes backend's fixed UI port (4040), and
+        the first one the embedded backend tries. The notebook gets APPLICATION_WEB_PROXY_BASE set to
+        <JUPYTERHUB_SERVICE_PREFIX>proxy/<port>, so that the UI's links and assets work when it is
+        opened through the hub's proxy and jupyter-server-proxy (cluster.dashboard_link).
+        """,
+    )
+
+    check_node_fit = Bool(
+        True,
+        config=True,
+        help="""
+        Before making the notebook pod, compare it with every node (node selector, required node
+        affinity, taints against the pod's tolerations, cordons, and each resource it asks for, GPUs
+        included, against the node's allocatable) and fail the spawn at once, saying why, when no node
+        could ever take it; a GPU profile on a cluster without such a node then fails in a second
+        instead of leaving a pod Pending until start_timeout. It ignores what other pods use now. Turn
+        it off where nodes come and go (a cluster autoscaler that adds GPU nodes on demand). If the
+        hub's account may not list nodes, the check is skipped with a warning.
         """,
     )
 
@@ -269,8 +315,50 @@ class OccamSpawner(KubeSpawner):
 
     async def _ensure_namespace(self) -> None:
         # KubeSpawner calls this at the start of every spawn (enable_user_namespaces is always True here),
-        # before the pod is made: instead of a bare namespace, make everything the student needs.
+        # after the profile is applied and before the pod is made: instead of a bare namespace, check that
+        # some node could run the pod, then make everything the student needs.
+        if self.check_node_fit:
+            await self.ensure_placeable()
         await self.prepare_user_namespace()
+
+    async def ensure_placeable(self) -> None:
+        """Raise :class:`UnplaceableServer` if no node could ever run this notebook pod (see ``check_node_fit``)."""
+        pod = self.api.api_client.sanitize_for_serialization(await self.get_pod_manifest())
+        nodes = await self._list_nodes()
+        if nodes is None:
+            return
+        reason = unplaceable_reason(pod, nodes)
+        if reason is not None:
+            self.log.warning("Refusing to spawn %s: %s", self.user.name, reason)
+            raise UnplaceableServer(reason)
+
+    async def _list_nodes(self) -> list[dict[str, Any]] | None:
+        # A workshop's spawns come together: one node list serves every spawn within NODE_LIST_TTL seconds.
+        from kubernetes_asyncio.client.rest import ApiException
+
+        cached = OccamSpawner._node_list
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < NODE_LIST_TTL:
+            return cached[1]
+        try:
+            found = await asyncio.wait_for(self.api.list_node(), REQUEST_TIMEOUT_SECONDS)
+        except ApiException as exc:
+            if exc.status not in (401, 403):
+                raise
+            self.log.warning(
+                "Skipping the node-fit check: the hub may not list nodes (%s %s); grant it 'list nodes' "
+                "(see docs/spawner.md) or set OccamSpawner.check_node_fit = False",
+                exc.status,
+                exc.reason,
+            )
+            return None
+        except TimeoutError:
+            # The check only saves a student from waiting; a slow API server must not fail the spawn.
+            self.log.warning("Skipping the node-fit check: listing nodes took over %s s", REQUEST_TIMEOUT_SECONDS)
+            return None
+        nodes: list[dict[str, Any]] = self.api.api_client.sanitize_for_serialization(found.items)
+        OccamSpawner._node_list = (now, nodes)
+        return nodes
 
     # The notebook pod
 
@@ -287,6 +375,9 @@ class OccamSpawner(KubeSpawner):
     def get_env(self) -> dict[str, Any]:
         env = super().get_env()
         env.update(notebook_pod.env_by_name(self.occam_env()))
+        prefix = env.get("JUPYTERHUB_SERVICE_PREFIX")
+        if prefix:
+            env.update(notebook_pod.spark_ui_env(prefix, self.spark_ui_port))
         return env
 
     async def get_pod_manifest(self) -> Any:
@@ -304,6 +395,14 @@ class OccamSpawner(KubeSpawner):
             await super().stop(now=now)
         finally:
             await self.delete_executors()
+
+    async def run_post_stop_hook(self) -> None:
+        # JupyterHub calls this after every stop of a server, also when it found the notebook pod already
+        # gone (deleted, evicted, its node lost), in which case it does not call stop(): clean up here too.
+        await self.delete_executors()
+        result = super().run_post_stop_hook()
+        if inspect.isawaitable(result):
+            await result
 
     async def delete_executors(self) -> None:
         """Delete every Occam executor pod and Secret in the student's namespace (not the notebook pod)."""
@@ -326,4 +425,4 @@ class OccamSpawner(KubeSpawner):
                 self.log.error("Deleting Occam %s in %s timed out", kind, self.namespace)
 
 
-__all__ = ["EXECUTOR_SELECTOR", "OccamSpawner", "course_limits_from"]
+__all__ = ["EXECUTOR_SELECTOR", "OccamSpawner", "UnplaceableServer", "course_limits_from"]

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from occam.kubernetes.objects import CLUSTER_LABEL, quantity_to_bytes, quantity_to_millicores
+from occam.kubernetes.objects import CLUSTER_LABEL, COMPONENT_LABEL, quantity_to_bytes, quantity_to_millicores
 
 #: Container waiting reasons that will not fix themselves while we wait.
 FATAL_WAITING_REASONS = {
@@ -84,15 +84,22 @@ def usage_by_cluster(pods: Iterable[dict[str, Any]], gpu_resource: str = "nvidia
 
 
 def clusters_in(pods_: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Occam clusters seen in a namespace's pods: name -> user, executor count and their phases."""
+    """Occam clusters seen in a namespace's pods: name -> user, executor count, their phases, and the phase of the
+    batch job's driver pod (``occam submit`` on Kubernetes; None for a notebook's cluster, whose driver is the
+    notebook)."""
     clusters: dict[str, dict[str, Any]] = {}
     for pod in pods_:
         labels = pod.get("metadata", {}).get("labels") or {}
         name = labels.get(CLUSTER_LABEL)
         if not name:
             continue
-        entry = clusters.setdefault(name, {"user": labels.get("occam.io/user", "-"), "executors": 0, "phases": {}})
-        entry["executors"] += 1
+        entry = clusters.setdefault(
+            name, {"user": labels.get("occam.io/user", "-"), "executors": 0, "phases": {}, "driver": None}
+        )
         phase = (pod.get("status") or {}).get("phase", "Unknown")
+        if labels.get(COMPONENT_LABEL) == "driver":
+            entry["driver"] = phase
+            continue
+        entry["executors"] += 1
         entry["phases"][phase] = entry["phases"].get(phase, 0) + 1
     return clusters

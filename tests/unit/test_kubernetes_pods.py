@@ -84,3 +84,16 @@ def test_clusters_in_groups_pods_by_cluster():
     found = clusters_in([*pods, {"metadata": {"name": "other", "labels": {}}}])
     assert found["occam-a"]["executors"] == 2 and found["occam-a"]["phases"] == {"Running": 1, "Pending": 1}
     assert found["occam-a"]["user"] == "ada" and set(found) == {"occam-a", "occam-b"}
+    assert found["occam-a"]["driver"] is None
+
+
+def test_clusters_in_counts_a_batch_jobs_driver_apart_from_its_executors():
+    from occam.kubernetes.pods import clusters_in
+
+    driver = pod("job-driver", phase="Running", cluster="occam-job")
+    driver["metadata"]["labels"]["app.kubernetes.io/component"] = "driver"
+    executor = pod("job-exec-1", cluster="occam-job")
+    executor["metadata"]["labels"]["app.kubernetes.io/component"] = "executor"
+    found = clusters_in([driver, executor])
+    assert found["occam-job"]["executors"] == 1 and found["occam-job"]["driver"] == "Running"
+    assert found["occam-job"]["phases"] == {"Pending": 1}

@@ -1,0 +1,96 @@
+{{- /*
+  Values that the schema cannot judge alone: each failure says what to change. Included by
+  hub-config.yaml, so that every render and install runs it.
+*/}}
+{{- define "occam.checks" -}}
+{{- $occam := .Values.occam -}}
+{{- $course := $occam.course -}}
+{{- $maxCpu := include "occam.cores" ($course.executorMaxCpu | default "2") | float64 -}}
+{{- $maxMemory := include "occam.bytes" ($course.executorMaxMemory | default "4Gi") | float64 -}}
+{{- if gt $maxCpu (include "occam.cores" $course.cpu | float64) }}
+{{- fail (printf "occam.course.executorMaxCpu=%v is more than the whole namespace's occam.course.cpu=%v: no executor that large could start. Lower executorMaxCpu or raise cpu." ($course.executorMaxCpu | default "2") $course.cpu) }}
+{{- end }}
+{{- if gt $maxMemory (include "occam.bytes" $course.memory | float64) }}
+{{- fail (printf "occam.course.executorMaxMemory=%v is more than the whole namespace's occam.course.memory=%v: no executor that large could start. Lower executorMaxMemory or raise memory." ($course.executorMaxMemory | default "4Gi") $course.memory) }}
+{{- end }}
+{{- $slugs := dict -}}
+{{- $defaults := list -}}
+{{- range $i, $p := $occam.profiles }}
+{{- $where := printf "occam.profiles[%d] (%s)" $i $p.slug -}}
+{{- if hasKey $slugs $p.slug }}
+{{- fail (printf "%s: slug %q is used by another profile too; give each profile its own slug." $where $p.slug) }}
+{{- end }}
+{{- $_ := set $slugs $p.slug true -}}
+{{- if $p.default }}{{ $defaults = append $defaults $p.slug }}{{ end }}
+{{- $gpus := $p.gpus | default 0 | int -}}
+{{- if not (index $occam.images $p.image) }}
+{{- fail (printf "%s uses image %q, but occam.images.%s is not set: add it (name and tag) or pick image: notebook." $where $p.image $p.image) }}
+{{- end }}
+{{- $quota := (hasKey $p "gpuQuota") | ternary $p.gpuQuota $gpus | int -}}
+{{- if and (eq $p.image "gpuNotebook") (eq $gpus 0) }}
+{{- fail (printf "%s runs the GPU image but sets no GPU count: set gpus to the notebook's GPUs (e.g. gpus: 1) and gpuQuota to the GPUs one student may use in all, or use image: notebook for a CPU profile." $where) }}
+{{- end }}
+{{- if and (gt $gpus 0) (ne $p.image "gpuNotebook") (not $p.executorImage) }}
+{{- fail (printf "%s gives the notebook %d GPU(s) but runs the CPU image: set image: gpuNotebook (or executorImage to a GPU image)." $where $gpus) }}
+{{- end }}
+{{- if lt $quota $gpus }}
+{{- fail (printf "%s: gpuQuota=%d is less than the notebook's gpus=%d; the namespace's quota would refuse the notebook pod. Set gpuQuota to the notebook's GPUs plus those of the executors." $where $quota $gpus) }}
+{{- end }}
+{{- if and (eq $gpus 0) (or $p.nodeSelector $p.tolerations (gt $quota 0)) }}
+{{- fail (printf "%s sets nodeSelector, tolerations or gpuQuota but gpus is 0: those place and count GPU pods. Set gpus (the notebook's GPUs), or remove them." $where) }}
+{{- end }}
+{{- $cpu := $p.notebook.cpu | float64 -}}
+{{- $memory := include "occam.bytes" $p.notebook.memory | float64 -}}
+{{- if gt $cpu $maxCpu }}
+{{- fail (printf "%s: notebook.cpu=%v is more than occam.course.executorMaxCpu=%v, the most one container may have in a student's namespace: the notebook pod would be refused. Lower notebook.cpu or raise executorMaxCpu." $where $p.notebook.cpu ($course.executorMaxCpu | default "2")) }}
+{{- end }}
+{{- if gt $memory $maxMemory }}
+{{- fail (printf "%s: notebook.memory=%v is more than occam.course.executorMaxMemory=%v, the most one container may have in a student's namespace: the notebook pod would be refused. Lower notebook.memory or raise executorMaxMemory." $where $p.notebook.memory ($course.executorMaxMemory | default "4Gi")) }}
+{{- end }}
+{{- end }}
+{{- if gt (len $defaults) 1 }}
+{{- fail (printf "occam.profiles: %s are all marked default: true; mark one at most." (join ", " $defaults)) }}
+{{- end }}
+{{- $shared := $occam.sharedData -}}
+{{- if and $shared.enabled (ne (len ($shared.volume | default dict)) 1) }}
+{{- fail "occam.sharedData.enabled is true but occam.sharedData.volume names no volume source: set exactly one of nfs: {server, path}, persistentVolumeClaim: {claimName} (a claim of that name in every student namespace) or csi: {driver, ...}." }}
+{{- end }}
+{{- if and $shared.enabled (not $shared.mountPath) }}
+{{- fail "occam.sharedData.enabled is true but occam.sharedData.mountPath is empty: set where notebooks see the data, e.g. /home/jovyan/shared." }}
+{{- end }}
+{{- $z2jh := .Values.jupyterhub -}}
+{{- if $z2jh.enabled }}
+{{- include "occam.checkZ2jh" . }}
+{{- end }}
+{{- end }}
+
+{{- /* The jupyterhub values that Occam relies on (values.yaml sets them; an override must keep them). */}}
+{{- define "occam.checkZ2jh" -}}
+{{- $hub := .Values.jupyterhub.hub | default dict -}}
+{{- $name := include "occam.hubConfigName" . -}}
+{{- $dir := include "occam.hubConfigDir" . -}}
+{{- $volume := false -}}
+{{- range $hub.extraVolumes | default list }}
+{{- if and .configMap (eq (.configMap.name | default "") $name) }}{{ $volume = .name }}{{ end }}
+{{- end }}
+{{- if not $volume }}
+{{- fail (printf "jupyterhub.hub.extraVolumes has no volume of the ConfigMap %s (Occam's hub config). Helm replaces lists: when you set hub.extraVolumes, keep the entry {name: %s, configMap: {name: %s}} from the chart's values.yaml." $name $name $name) }}
+{{- end }}
+{{- $mounted := false -}}
+{{- range $hub.extraVolumeMounts | default list }}
+{{- if and (eq .name $volume) (eq (trimSuffix "/" .mountPath) $dir) }}{{ $mounted = true }}{{ end }}
+{{- end }}
+{{- if not $mounted }}
+{{- fail (printf "jupyterhub.hub.extraVolumeMounts does not mount volume %s at %s, where Z2JH loads extra hub config: keep the entry {name: %s, mountPath: %s, readOnly: true} from the chart's values.yaml." $volume $dir $volume $dir) }}
+{{- end }}
+{{- if not ($hub.serviceAccount | default dict).name }}
+{{- fail "jupyterhub.hub.serviceAccount.name is empty: Occam's ClusterRoleBinding must name the hub's ServiceAccount. Set it (values.yaml: occam-hub)." }}
+{{- end }}
+{{- $spawner := dig "config" "JupyterHub" "spawner_class" "occam" $hub -}}
+{{- if ne $spawner "occam" }}
+{{- fail (printf "jupyterhub.hub.config.JupyterHub.spawner_class is %q: Occam needs its spawner, \"occam\" (OccamSpawner). Remove the setting or set it to occam." $spawner) }}
+{{- end }}
+{{- if (dig "singleuser" "profileList" list .Values.jupyterhub) }}
+{{- fail "jupyterhub.singleuser.profileList is set: Occam builds the profiles from occam.profiles (with each profile's quota and GPU placement). Move your profiles there and leave profileList empty." }}
+{{- end }}
+{{- end }}

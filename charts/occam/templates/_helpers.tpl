@@ -1,0 +1,54 @@
+{{- /* Names and labels of Occam's own objects. */}}
+
+{{- /* The ConfigMap with the hub's Occam config; jupyterhub.hub.extraVolumes names it (values.yaml). */}}
+{{- define "occam.hubConfigName" -}}occam-hub-config{{- end }}
+
+{{- /* Z2JH runs the *.py files of this directory after its own hub config. */}}
+{{- define "occam.hubConfigDir" -}}/usr/local/etc/jupyterhub/jupyterhub_config.d{{- end }}
+
+{{- /* The hub's ClusterRole and ClusterRoleBinding: cluster-scoped, so named after the release and its namespace. */}}
+{{- define "occam.hubClusterRoleName" -}}
+{{- printf "occam-hub-%s-%s" .Release.Namespace .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "occam.labels" -}}
+app.kubernetes.io/name: occam
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | quote }}
+{{- end }}
+
+{{- /* The labels of Z2JH's hub and proxy pods: what may reach a student's notebook (its NetworkPolicy). */}}
+{{- define "occam.hubSelector" -}}
+{{- $z2jh := .Values.jupyterhub | default dict -}}
+{{- dict "app" ($z2jh.nameOverride | default "jupyterhub" | trunc 63 | trimSuffix "-") "release" .Release.Name | toJson }}
+{{- end }}
+
+{{- /* What files/occam_config.py reads: the occam values and what only the templates know. */}}
+{{- define "occam.hubValues" -}}
+{{- $values := deepCopy .Values.occam -}}
+{{- $_ := set $values "hubNamespace" .Release.Namespace -}}
+{{- $_ := set $values "hubSelector" (include "occam.hubSelector" . | fromJson) -}}
+{{- $spawner := $values.spawner | default dict -}}
+{{- $_ := set $spawner "namespacePrefix" ($spawner.namespacePrefix | default "occam-") -}}
+{{- $_ := set $spawner "namespacePrepareTimeout" ($spawner.namespacePrepareTimeout | default 120) -}}
+{{- if not (hasKey $spawner "checkNodeFit") }}{{ $_ := set $spawner "checkNodeFit" true }}{{ end -}}
+{{- $_ := set $values "spawner" $spawner -}}
+{{- $values | toPrettyJson }}
+{{- end }}
+
+{{- /* A Kubernetes CPU quantity ("2", "1.5", "500m") as a number of cores. */}}
+{{- define "occam.cores" -}}
+{{- $q := toString . -}}
+{{- if hasSuffix "m" $q }}{{ divf (float64 (trimSuffix "m" $q)) 1000 }}{{ else }}{{ float64 $q }}{{ end }}
+{{- end }}
+
+{{- /* A Kubernetes memory quantity ("4Gi", "512Mi", "1G", "1000") as bytes. */}}
+{{- define "occam.bytes" -}}
+{{- $q := toString . -}}
+{{- $number := regexFind "^[0-9.]+" $q -}}
+{{- $unit := trimPrefix $number $q -}}
+{{- $scale := dict "" 1.0 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 -}}
+{{- mulf (float64 $number) (get $scale $unit) }}
+{{- end }}

@@ -1,0 +1,208 @@
+"""The occam chart through Helm, offline: strict lint, renders with several values files, the failure
+messages of bad values, the schema, and what the rendered objects say.
+
+Helm is real (helm-python-sdk, Helm 4 as a library). The Zero to JupyterHub dependency cannot be fetched
+here: lint and renders see Occam's own templates, and the ``jupyterhub:`` values are checked against the
+key paths recorded from Z2JH 4.4.0's schema (``z2jh-facts.json``), not against the chart itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from spawner.hub_rbac import hub_rules
+
+from . import z2jh_facts
+from .rendering import (
+    CHART,
+    KUBE_VERSION,
+    by_kind,
+    copy_without_dependency,
+    expected_error,
+    objects,
+    render,
+    values_file,
+)
+
+helm = pytest.importorskip("helm_python", reason="the chart tier needs helm-python-sdk (the dev extra)")
+
+GOOD = ["minimal.yaml", "gpu-course.yaml", "shared-volume.yaml"]
+BAD = sorted(p.name for p in (Path(__file__).with_name("values")).glob("bad-*.yaml"))
+
+
+def _hub_values(items: list[dict[str, Any]]) -> dict[str, Any]:
+    (config_map,) = by_kind(items, "ConfigMap")
+    loaded: dict[str, Any] = json.loads(config_map["data"]["occam-values.json"])
+    return loaded
+
+
+def test_lint_is_clean_but_for_the_dependency_that_cannot_be_fetched_here(tmp_path: Path) -> None:
+    report = helm.lint(CHART, strict=True, kube_version=KUBE_VERSION)
+    assert report["errors"] == ["chart directory is missing these dependencies: jupyterhub"], report
+    copy = copy_without_dependency(tmp_path)
+    for name in [None, *GOOD]:
+        report = helm.lint(copy, values_file(name) if name else None, strict=True, kube_version=KUBE_VERSION)
+        assert report["errors"] == [], (name, report)
+        assert [m for m in report["messages"] if m["severity"] >= 2] == [], (name, report)
+
+
+@pytest.mark.parametrize("name", GOOD)
+def test_good_values_render_the_hub_config_and_rbac(name: str) -> None:
+    items = objects(values_file(name))
+    assert sorted(item["kind"] for item in items) == ["ClusterRole", "ClusterRoleBinding", "ConfigMap"]
+    (config_map,) = by_kind(items, "ConfigMap")
+    assert config_map["metadata"]["name"] == "occam-hub-config"
+    assert config_map["data"]["occam_config.py"] == (CHART / "files" / "occam_config.py").read_text()
+    values = _hub_values(items)
+    assert values["hubNamespace"] == "jhub"
+    assert values["hubSelector"] == {"app": "jupyterhub", "release": "occam"}
+
+
+def test_the_hub_config_directory_is_mounted_where_z2jh_loads_extra_config() -> None:
+    facts = z2jh_facts.load()["facts"]
+    hub = yaml.safe_load((CHART / "values.yaml").read_text())["jupyterhub"]["hub"]
+    (volume,) = hub["extraVolumes"]
+    (mount,) = hub["extraVolumeMounts"]
+    assert volume == {"name": "occam-hub-config", "configMap": {"name": "occam-hub-config"}}
+    assert mount["name"] == volume["name"] and mount["readOnly"] is True
+    assert mount["mountPath"] == facts["config_d"]["value"]
+    # Z2JH writes extraVolumes untemplated: the ConfigMap's name must not depend on the release.
+    assert facts["extra_volumes_untemplated"]["value"] is True
+    for release in ("occam", "course-2027"):
+        (config_map,) = by_kind(objects(release=release), "ConfigMap")
+        assert config_map["metadata"]["name"] == volume["configMap"]["name"]
+
+
+def test_course_limits_and_profiles_reach_the_hub_config() -> None:
+    values = _hub_values(objects(values_file("gpu-course.yaml")))
+    assert values["course"] == {
+        "maxExecutors": 4,
+        "cpu": "16",
+        "memory": "64Gi",
+        "executorMaxCpu": "4",
+        "executorMaxMemory": "16Gi",
+    }
+    assert [p["slug"] for p in values["profiles"]] == ["cpu", "gpu-large"]
+    assert (values["profiles"][1]["gpus"], values["profiles"][1]["gpuQuota"]) == (1, 4)
+    assert values["spawner"] == {"namespacePrefix": "ml-", "namespacePrepareTimeout": 120, "checkNodeFit": False}
+
+
+def test_the_cluster_role_is_exactly_what_the_spawner_needs() -> None:
+    (role,) = by_kind(objects(), "ClusterRole")
+    rendered = sorted((r["apiGroups"], r["resources"], sorted(r["verbs"])) for r in role["rules"])
+    wanted = sorted((r["apiGroups"], r["resources"], sorted(r["verbs"])) for r in hub_rules())
+    assert rendered == wanted, (
+        "templates/hub-rbac.yaml must hold spawner.hub_rbac.hub_rules(); they are now:\n"
+        + yaml.safe_dump(hub_rules(), default_flow_style=None, sort_keys=False)
+    )
+    for rule in role["rules"]:
+        assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
+        assert "resourceNames" not in rule and "nonResourceURLs" not in rule
+    (binding,) = by_kind(objects(), "ClusterRoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "occam-hub", "namespace": "jhub"}]
+
+
+def test_two_releases_get_distinct_cluster_scoped_names() -> None:
+    names = {
+        (release, namespace): by_kind(objects(release=release, namespace=namespace), "ClusterRole")[0]["metadata"][
+            "name"
+        ]
+        for release, namespace in [("occam", "course-a"), ("occam", "course-b"), ("other", "course-a")]
+    }
+    assert len(set(names.values())) == 3, names
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_bad_values_fail_with_a_message_naming_the_fix(name: str) -> None:
+    with pytest.raises(helm.HelmError) as caught:
+        render(values_file(name))
+    assert isinstance(caught.value, helm.HelmValuesError | helm.HelmRenderError)
+    assert re.search(expected_error(name), str(caught.value)), str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"occam": {"surprise": 1}},
+        {
+            "occam": {
+                "profiles": [
+                    {
+                        "slug": "x",
+                        "displayName": "X",
+                        "image": "notebook",
+                        "notebook": {"cpu": 1, "memory": "1Gi"},
+                        "gpu": 1,
+                    }
+                ]
+            }
+        },
+        {"occam": {"sharedData": {"enabled": True, "volume": {"hostPath": {"path": "/data"}}}}},
+        {"occam": {"images": {"notebook": {"name": "x", "tag": "1", "digest": "sha256:0"}}}},
+        {"occam": {"course": {"cpu": "eight"}}},
+        {"occam": {"spawner": {"namespacePrefix": "Occam_"}}},
+        {"jupyterhubb": {}},
+    ],
+    ids=["top", "profile", "volume-kind", "image", "quantity", "prefix", "root"],
+)
+def test_the_schema_rejects_unknown_keys_and_malformed_values(values: dict[str, Any]) -> None:
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmValuesError):
+        chart.validate_schema(chart.merge_values(values))
+
+
+def test_the_jupyterhub_values_use_keys_of_the_pinned_z2jh_schema() -> None:
+    facts = z2jh_facts.load()
+    dependency = yaml.safe_load((CHART / "Chart.yaml").read_text())["dependencies"][0]
+    assert (dependency["name"], dependency["version"]) == (
+        "jupyterhub",
+        facts["release"],
+    ), "the pinned Z2JH release changed: refresh tests/chart/z2jh-facts.json (see tests/chart/z2jh_facts.py)"
+    assert dependency["condition"] == f"jupyterhub.{facts['facts']['enabled_key']['value']}"
+
+    def paths(tree: dict[str, Any], prefix: str = "") -> list[str]:
+        found = []
+        for key, value in tree.items():
+            path = f"{prefix}{key}"
+            found.append(path)
+            if isinstance(value, dict) and not z2jh_facts.known(f"{path}.*", facts):
+                found.extend(paths(value, f"{path}."))
+        return found
+
+    sources = {"values.yaml": yaml.safe_load((CHART / "values.yaml").read_text())}
+    sources.update({name: values_file(name) for name in GOOD})
+    for source, values in sources.items():
+        unknown = [p for p in paths(values.get("jupyterhub") or {}) if not z2jh_facts.known(p, facts)]
+        assert unknown == [], f"{source} sets jupyterhub keys that Z2JH {facts['release']} does not have: {unknown}"
+    assert not z2jh_facts.known("hub.imagee", facts)  # the check can fail
+
+
+def test_image_tags_are_the_app_version() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    version = chart["appVersion"]
+    images = values["occam"]["images"]
+    assert images["notebook"]["tag"] == f"{version}-cpu"
+    assert images["gpuNotebook"]["tag"] == f"{version}-gpu"
+    assert values["jupyterhub"]["hub"]["image"]["tag"] == version
+    assert values["jupyterhub"]["singleuser"]["image"] == images["notebook"]
+
+
+def test_notes_say_what_to_do_next() -> None:
+    notes = render(values_file("gpu-course.yaml"))["occam/templates/NOTES.txt"]
+    assert "kubectl --namespace jhub get service proxy-public" in notes
+    assert (
+        "ml-<username>" in notes and "gpu-large: Four GPUs (notebook with 1 GPU(s), 4 GPUs per student in all)" in notes
+    )
+    off = render({"jupyterhub": {"enabled": False}})["occam/templates/NOTES.txt"]
+    assert "only Occam's own objects were installed" in off

@@ -1,0 +1,151 @@
+"""The chart's hub config file (charts/occam/files/occam_config.py) run as Zero to JupyterHub runs it.
+
+The values come from the ConfigMap Helm renders. The file is executed the way Z2JH's
+``jupyterhub_config.py`` executes ``jupyterhub_config.d/*.py`` (``exec`` with its ``c`` in scope, after
+it set ``c.KubeSpawner.volumes``), and a real OccamSpawner is made from the resulting config; picking a
+profile applies it as at a spawn (KubeSpawner's ``load_user_options``). No hub process and no cluster:
+the spawner is made with KubeSpawner's mock hub (``_mock=True``) and a kubeconfig naming a closed
+loopback port, since KubeSpawner loads one when it is made; nothing here calls the Kubernetes API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from .rendering import CHART, by_kind, objects, values_file
+
+pytest.importorskip("kubespawner", reason="the hub config needs the hub extra: pip install -e '.[hub]'")
+
+from traitlets.config import Config  # noqa: E402
+
+from spawner.spawner import OccamSpawner  # noqa: E402
+
+CONFIG_FILE = CHART / "files" / "occam_config.py"
+Z2JH_HOME_VOLUME = {
+    "volume-{user_server}": {"name": "volume-{user_server}", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}
+}
+
+
+@pytest.fixture(autouse=True)
+def no_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from kubespawner.clients import load_config
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: none\n"
+        "clusters: [{name: none, cluster: {server: 'https://127.0.0.1:9'}}]\n"
+        "users: [{name: none, user: {token: none}}]\n"
+        "contexts: [{name: none, context: {cluster: none, user: none}}]\n"
+    )
+    monkeypatch.setattr("kubernetes_asyncio.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
+    load_config.cache_clear()
+    yield
+    load_config.cache_clear()
+
+
+def _run_as_z2jh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, values: dict[str, Any] | None) -> Config:
+    (config_map,) = by_kind(objects(values), "ConfigMap")
+    values_path = tmp_path / "occam-values.json"
+    values_path.write_text(config_map["data"]["occam-values.json"])
+    monkeypatch.setenv("OCCAM_HUB_VALUES", str(values_path))
+    c = Config()
+    c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"  # what Z2JH sets first
+    c.KubeSpawner.volumes = dict(Z2JH_HOME_VOLUME)
+    c.KubeSpawner.volume_mounts = {
+        "volume-{user_server}": {"name": "volume-{user_server}", "mountPath": "/home/jovyan"}
+    }
+    source = config_map["data"]["occam_config.py"]
+    exec(compile(source, "occam_config.py", "exec"), {"c": c})
+    return c
+
+
+def _spawner(c: Config, profile: str | None) -> OccamSpawner:
+    """An OccamSpawner from ``c`` with ``profile`` picked (KubeSpawner wants an event loop to be made in)."""
+
+    async def make() -> OccamSpawner:
+        user = SimpleNamespace(name="ada", id=1, url="/user/ada/")
+        spawner = OccamSpawner(_mock=True, user=user, config=c)
+        if profile is not None:
+            spawner.user_options = {"profile": profile}
+            await spawner.load_user_options()
+        return spawner
+
+    return asyncio.run(make())
+
+
+def test_importing_the_file_configures_nothing() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("occam_config", CONFIG_FILE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.SHARED_DATA_VOLUME == "occam-shared-data"
+
+
+def test_the_hub_runs_occam_spawner_with_the_course_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    c = _run_as_z2jh(tmp_path, monkeypatch, values_file("gpu-course.yaml"))
+    assert c.JupyterHub.spawner_class == "occam"
+    spawner = _spawner(c, None)
+    assert spawner.namespace == "ml-ada"
+    assert spawner.hub_namespace == "jhub"
+    assert spawner.hub_selector == {"app": "jupyterhub", "release": "occam"}
+    assert spawner.limits.max_executors == 4 and spawner.limits.memory == "64Gi"
+    assert spawner.limits.executor_max_memory == "16Gi"
+    assert spawner.check_node_fit is False
+
+
+def test_picking_the_gpu_profile_sets_the_quota_image_and_gpu_placement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = _run_as_z2jh(tmp_path, monkeypatch, values_file("gpu-course.yaml"))
+    spawner = _spawner(c, "gpu-large")
+    assert spawner.image == "registry.example.org/occam-notebook:0.1.0-gpu"
+    assert spawner.limits.gpus == 4
+    assert spawner.extra_resource_limits == {"nvidia.com/gpu": "1"}
+    assert spawner.cpu_limit == 2.0 and spawner.mem_limit == 8 * 2**30
+    selector = {"nvidia.com/gpu.present": "true", "occam.io/pool": "gpu"}
+    assert spawner.gpu_node_selector == selector and spawner.node_selector == selector
+    assert spawner.gpu_tolerations == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    env = spawner.get_env()
+    assert json.loads(env["OCCAM_K8S_GPU_NODE_SELECTOR"]) == selector
+
+    cpu = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values_file("gpu-course.yaml")), "cpu")
+    assert cpu.image == "registry.example.org/occam-notebook:0.1.0-cpu"
+    assert cpu.limits.gpus == 0 and not cpu.extra_resource_limits and not cpu.gpu_node_selector
+
+
+def test_the_shared_data_is_mounted_read_only_beside_z2jh_volumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = _run_as_z2jh(tmp_path, monkeypatch, values_file("shared-volume.yaml"))
+    spawner = _spawner(c, "cpu")
+    assert spawner.volumes == {
+        **Z2JH_HOME_VOLUME,
+        "occam-shared-data": {
+            "name": "occam-shared-data",
+            "nfs": {"server": "nfs.example.org", "path": "/exports/datasets", "readOnly": True},
+        },
+    }
+    assert spawner.volume_mounts["occam-shared-data"] == {
+        "name": "occam-shared-data",
+        "mountPath": "/data/courses",
+        "readOnly": True,
+    }
+    without = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values_file("minimal.yaml")), "cpu")
+    assert "occam-shared-data" not in without.volumes
+
+
+def test_the_default_values_make_a_working_spawner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    c = _run_as_z2jh(tmp_path, monkeypatch, None)
+    for slug, gpus in (("cpu", 0), ("gpu", 3)):
+        spawner = _spawner(c, slug)
+        assert spawner.check_node_fit is True
+        assert spawner.limits.gpus == gpus
+        assert spawner.image.startswith("ghcr.io/occam-project/occam-notebook:0.1.0")

@@ -1,0 +1,142 @@
+"""The whole chart, Zero to JupyterHub included, when a copy of the pinned Z2JH chart is at hand.
+
+Z2JH cannot be fetched where these tests usually run, so they are skipped unless ``OCCAM_Z2JH_CHART``
+names an unpacked Z2JH chart directory of the pinned release, e.g. after
+``helm pull jupyterhub/jupyterhub --version 4.4.0 --untar --untardir /tmp/z2jh``:
+``OCCAM_Z2JH_CHART=/tmp/z2jh/jupyterhub``. With it, a copy of the chart gets it in ``charts/`` (what
+``helm dependency build`` does), and the tests check, for real: Z2JH's own schema accepts our values,
+strict lint is clean, every object of the release passes a server-side dry-run, the hub Deployment
+mounts Occam's config where Z2JH loads it and runs as the ServiceAccount our ClusterRoleBinding names,
+and a release installs and uninstalls leaving nothing behind (Z2JH's image pre-puller hook is off, as
+its Job would wait for images that kwok's nodes never pull).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ..kubernetes.fixtures import Kube
+from ..kubernetes.student import wait_until
+from . import z2jh_facts
+from .rendering import CHART, KUBE_VERSION, values_file
+
+helm = pytest.importorskip("helm_python", reason="the chart tier needs helm-python-sdk (the dev extra)")
+
+GOOD = [None, "minimal.yaml", "gpu-course.yaml", "shared-volume.yaml"]
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def full_chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    source = os.environ.get("OCCAM_Z2JH_CHART")
+    if not source:
+        pytest.skip("set OCCAM_Z2JH_CHART to an unpacked Z2JH chart (helm pull jupyterhub/jupyterhub --untar)")
+    release = z2jh_facts.load()["release"]
+    version = yaml.safe_load((Path(source) / "Chart.yaml").read_text())["version"]
+    if version != release:
+        pytest.fail(f"OCCAM_Z2JH_CHART={source} is Z2JH {version}; the chart pins {release}")
+    target = tmp_path_factory.mktemp("full") / "occam"
+    shutil.copytree(CHART, target, ignore=shutil.ignore_patterns("charts"))
+    shutil.copytree(source, target / "charts" / "jupyterhub")
+    return target
+
+
+def _objects(chart_dir: Path, values: dict[str, Any] | None, namespace: str) -> list[dict[str, Any]]:
+    with helm.Chart.load(chart_dir) as chart:
+        rendered = chart.render(values, name="occam", namespace=namespace, is_install=True)
+    return [
+        d
+        for path, text in sorted(rendered.items())
+        if not path.endswith("NOTES.txt")
+        for d in yaml.safe_load_all(text)
+        if d
+    ]
+
+
+@pytest.fixture
+def hub_namespace(kube: Kube) -> Iterator[str]:
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube.admin)
+    name = f"occam-z2jh-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.mark.parametrize("name", GOOD)
+def test_z2jh_accepts_our_values_and_lint_is_clean(full_chart: Path, name: str | None) -> None:
+    values = values_file(name) if name else None
+    report = helm.lint(full_chart, values, strict=True, kube_version=KUBE_VERSION)
+    assert [m for m in report["messages"] if m["severity"] >= 2] == [], report
+    items = _objects(full_chart, values, "jhub")
+    (hub,) = [i for i in items if i["kind"] == "Deployment" and i["metadata"]["name"] == "hub"]
+    pod = hub["spec"]["template"]["spec"]
+    (binding,) = [
+        i for i in items if i["kind"] == "ClusterRoleBinding" and i["metadata"]["name"].startswith("occam-hub-")
+    ]
+    assert binding["subjects"][0]["name"] == pod["serviceAccountName"]
+    mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["occam-hub-config"]["mountPath"] == z2jh_facts.load()["facts"]["config_d"]["value"]
+    assert {"name": "occam-hub-config", "configMap": {"name": "occam-hub-config"}} in pod["volumes"]
+
+
+def test_every_object_of_the_release_passes_a_server_side_dry_run(
+    full_chart: Path, kube: Kube, hub_namespace: str
+) -> None:
+    from kubernetes import utils
+
+    items = _objects(full_chart, values_file("gpu-course.yaml"), hub_namespace)
+    assert len(items) > 20
+    for item in items:
+        utils.create_from_dict(kube.admin, item, namespace=hub_namespace, dry_run="All")
+
+
+def test_the_release_installs_and_uninstalls_leaving_nothing(full_chart: Path, kube: Kube, hub_namespace: str) -> None:
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube.admin)
+    rbac = client.RbacAuthorizationV1Api(kube.admin)
+    values = {"jupyterhub": {"enabled": True, "prePuller": {"hook": {"enabled": False}}}}
+
+    def left() -> list[str]:
+        found = [f"Secret {s.metadata.name}" for s in core.list_namespaced_secret(hub_namespace).items]
+        found += [f"PVC {p.metadata.name}" for p in core.list_namespaced_persistent_volume_claim(hub_namespace).items]
+        found += [
+            f"ConfigMap {c.metadata.name}"
+            for c in core.list_namespaced_config_map(hub_namespace).items
+            if c.metadata.name != "kube-root-ca.crt"
+        ]
+        for kind, items in (
+            ("ClusterRole", rbac.list_cluster_role().items),
+            ("ClusterRoleBinding", rbac.list_cluster_role_binding().items),
+        ):
+            for item in items:
+                labels = item.metadata.labels or {}
+                if "occam" in (labels.get("release"), labels.get("app.kubernetes.io/instance")):
+                    found.append(f"{kind} {item.metadata.name}")
+        return found
+
+    with (
+        helm.Config(kubeconfig_path=kube.kubeconfig, namespace=hub_namespace) as cfg,
+        helm.Chart.load(full_chart) as chart,
+    ):
+        installed = cfg.install(chart, "occam", values, namespace=hub_namespace, timeout=TIMEOUT)
+        try:
+            assert installed.get("status") == "deployed"
+            names = {s.metadata.name for s in core.list_namespaced_service_account(hub_namespace).items}
+            assert "occam-hub" in names
+            assert any(item.startswith("ClusterRole occam-user-scheduler") for item in left())
+            assert f"ClusterRoleBinding occam-hub-{hub_namespace}-occam" in left()
+            assert "occam-hub-config" in {c.metadata.name for c in core.list_namespaced_config_map(hub_namespace).items}
+        finally:
+            cfg.uninstall("occam", timeout=TIMEOUT)
+    assert wait_until("the release's objects to be deleted", lambda: left() == [] or None, timeout=TIMEOUT)

@@ -1,0 +1,138 @@
+"""The pure builders of a batch job's Spark conf, spark-submit command line and spark-defaults text."""
+
+from __future__ import annotations
+
+import pytest
+
+from occam.batch.conf import (
+    EXECUTORS_CONF,
+    embedded_submit_conf,
+    kubernetes_app_resource,
+    kubernetes_submit_conf,
+    log4j_properties,
+    spark_defaults_text,
+    spark_submit_argv,
+)
+from occam.batch.objects import AUTH_MOUNT, DRIVER_KEY
+from occam.kubernetes.objects import CLUSTER_LABEL, COMPONENT_LABEL
+from occam.kubernetes.sparkconf import kubernetes_conf
+
+from .factories import settings, spec
+
+
+def k8s_conf(**overrides):
+    job = overrides.pop("job", spec(3, name="digits"))
+    return kubernetes_submit_conf(
+        job,
+        overrides.pop("settings", settings(user="ada")),
+        python="/opt/venv/bin/python",
+        service_account="occam-notebook",
+        executor_template="/tmp/x/executor.json",
+        driver_template="/tmp/x/driver.json",
+    )
+
+
+def test_embedded_job_uses_the_embedded_clusters_conf_in_client_mode():
+    conf = embedded_submit_conf(spec(2, cores=1, memory="768m"), work_dir="/w")
+    assert conf["spark.master"] == "local-cluster[2,1,768]"
+    assert conf["spark.submit.deployMode"] == "client"  # Python cannot run in cluster mode on local masters
+    assert conf["spark.local.dir"] == "/w/local"
+    assert conf[EXECUTORS_CONF] == "2"
+
+
+def test_kubernetes_job_is_cluster_mode_with_a_driver_pod_that_owns_its_executors():
+    conf = k8s_conf()
+    assert conf["spark.submit.deployMode"] == "cluster"
+    assert conf["spark.kubernetes.driver.pod.name"] == "digits-driver"
+    assert conf["spark.kubernetes.authenticate.driver.serviceAccountName"] == "occam-notebook"
+    assert conf["spark.kubernetes.driver.podTemplateFile"] == "/tmp/x/driver.json"
+    assert conf["spark.kubernetes.executor.podTemplateFile"] == "/tmp/x/executor.json"
+    assert conf["spark.executor.instances"] == "3" and conf[EXECUTORS_CONF] == "3"
+    # The notebook's address means nothing to a driver pod: Spark fills these in itself.
+    assert "spark.driver.host" not in conf and "spark.driver.bindAddress" not in conf
+    assert conf["spark.kubernetes.submission.waitAppCompletion"] == "false"
+
+
+def test_kubernetes_job_keeps_every_other_client_mode_property():
+    client = kubernetes_conf(
+        spec(3, name="digits"),
+        settings(user="ada"),
+        python="/opt/venv/bin/python",
+        template_path="/tmp/x/executor.json",
+        secret_name="digits-spark-auth",
+        driver_secret_file=f"{AUTH_MOUNT}/{DRIVER_KEY}",
+    )
+    conf = k8s_conf()
+    differ = {
+        "spark.submit.deployMode",
+        "spark.kubernetes.driver.pod.name",
+        "spark.driver.host",
+        "spark.driver.bindAddress",
+    }
+    kept = [key for key in client if key not in differ]
+    assert {key: conf.get(key) for key in kept} == {key: client[key] for key in kept}
+
+
+def test_kubernetes_driver_reads_the_rpc_key_from_the_mounted_secret_and_executors_by_reference():
+    conf = k8s_conf()
+    assert conf["spark.authenticate"] == "true" and conf["spark.network.crypto.enabled"] == "true"
+    assert conf["spark.kubernetes.driver.secrets.digits-spark-auth"] == AUTH_MOUNT
+    assert conf["spark.authenticate.secret.driver.file"] == f"{AUTH_MOUNT}/{DRIVER_KEY}"
+    assert conf["spark.kubernetes.executor.secretKeyRef._SPARK_AUTH_SECRET"] == "digits-spark-auth:spark-auth-secret"
+    assert "spark.authenticate.secret" not in conf
+
+
+def test_kubernetes_driver_is_sized_like_an_executor_and_labelled_as_the_jobs_driver():
+    conf = k8s_conf(job=spec(2, cores=2, memory="2g", name="big"))
+    assert conf["spark.driver.memory"] == "2g"
+    assert conf["spark.driver.memoryOverhead"] == "384m"
+    assert conf["spark.kubernetes.driver.request.cores"] == conf["spark.kubernetes.driver.limit.cores"] == "2"
+    assert conf[f"spark.kubernetes.driver.label.{CLUSTER_LABEL}"] == "big"
+    assert conf[f"spark.kubernetes.driver.label.{COMPONENT_LABEL}"] == "driver"
+    assert conf["spark.kubernetes.driver.label.occam.io/user"] == "ada"
+
+
+def test_gpu_jobs_give_gpus_to_executors_only():
+    conf = k8s_conf(job=spec(2, gpu=True, name="g"))
+    assert conf["spark.executor.resource.gpu.amount"] == "1"
+    assert not [k for k in conf if k.startswith("spark.driver.resource.")]
+
+
+def test_spark_submit_argv_names_master_deploy_mode_then_every_property_then_the_app_and_its_args():
+    argv = spark_submit_argv(
+        "/s/bin/spark-submit",
+        {
+            "spark.master": "local-cluster[2,1,1024]",
+            "spark.submit.deployMode": "client",
+            "spark.b": "2",
+            "spark.a": "x y",
+        },
+        "/job/train.py",
+        ["--epochs", "3"],
+    )
+    assert argv == [
+        "/s/bin/spark-submit",
+        *("--master", "local-cluster[2,1,1024]", "--deploy-mode", "client"),
+        *("--conf", "spark.a=x y", "--conf", "spark.b=2"),
+        *("/job/train.py", "--epochs", "3"),
+    ]
+
+
+def test_kubernetes_app_resource_is_a_path_inside_the_driver_pod():
+    assert kubernetes_app_resource("train.py") == "local:///opt/occam/job/train.py"
+
+
+def test_spark_defaults_text_is_sorted_aligned_commented_and_never_holds_a_secret():
+    text = spark_defaults_text(
+        {"spark.master": "local[2]", "spark.app.name": "a", "spark.authenticate.secret": "hunter2"},
+        ["made by occam conf", ""],
+    )
+    assert text.splitlines() == ["# made by occam conf", "#", "spark.app.name  a", "spark.master    local[2]"]
+    assert "hunter2" not in text
+
+
+@pytest.mark.parametrize("level", ["warn", "info"])
+def test_log4j_properties_set_sparks_level_on_stderr(level):
+    text = log4j_properties(level)
+    assert f"rootLogger.level = {level}" in text
+    assert "appender.console.target = SYSTEM_ERR" in text
