@@ -182,7 +182,9 @@ def test_namespace_preparation_runs_in_a_thread_with_the_settings(monkeypatch: p
     monkeypatch.setattr(spawner_module, "prepare_namespace", fake_prepare)
 
     async def check() -> None:
-        spawner = make(course_limits=LIMITS, hub_namespace="jhub", hub_selector={"component": "proxy"})
+        spawner = make(
+            course_limits=LIMITS, hub_namespace="jhub", hub_selector={"component": "proxy"}, check_node_fit=False
+        )
         await spawner._ensure_namespace()  # what KubeSpawner calls at the start of a spawn
         applied = await spawner.prepare_user_namespace()
         assert applied == [Applied("Namespace", spawner.namespace, "created")]

@@ -10,10 +10,12 @@ from occam.kubernetes.settings import in_kubernetes_pod, settings_from_env
 from spawner.namespace import NOTEBOOK_LABELS, SERVICE_ACCOUNT, network_policy
 from spawner.notebook_pod import (
     DOWNWARD_API_FIELDS,
+    SPARK_UI_PROXY_BASE_ENV,
     env_by_name,
     notebook_env,
     notebook_labels,
     pod_spec_fields,
+    spark_ui_env,
     with_notebook_fields,
 )
 
@@ -188,3 +190,10 @@ def test_with_notebook_fields_picks_the_named_container():
         with_notebook_fields(pod, [], container="jupyter")
     with pytest.raises(ValueError, match="no containers"):
         with_notebook_fields({"metadata": {}, "spec": {"containers": []}}, [])
+
+
+def test_the_spark_ui_env_makes_its_links_go_through_jupyter_server_proxy():
+    assert spark_ui_env("/user/ada/", 4040) == {SPARK_UI_PROXY_BASE_ENV: "/user/ada/proxy/4040"}
+    assert spark_ui_env("/user/ada", 4041) == {"APPLICATION_WEB_PROXY_BASE": "/user/ada/proxy/4041"}
+    with pytest.raises(ValueError, match="must be a URL path"):
+        spark_ui_env("user/ada/", 4040)

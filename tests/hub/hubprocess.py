@@ -1,0 +1,253 @@
+"""A real ``jupyterhub`` process on loopback, configured with OccamSpawner, and a small client of its REST API.
+
+:class:`HubProcess` writes a ``jupyterhub_config.py`` into a temporary directory (sqlite database, cookie
+secret and logs there too), starts ``jupyterhub`` with the real configurable-http-proxy on free loopback
+ports, and waits for ``/hub/api`` to answer. The test talks to the hub as a JupyterHub service holding
+an API token with admin scopes, the way jupyterhub-idle-culler and admin scripts do; users need no
+login. The hub's Kubernetes credentials are the ``KUBECONFIG`` it is given (in these tests: a hub
+service account bound to :func:`spawner.hub_rbac.hub_cluster_role` only).
+
+Stopping sends SIGTERM (the hub then stops every server it runs, as at a real shutdown), waits, and
+kills the whole process group: proxy and stand-in servers included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tests.kubernetes.controlplane import free_port, log_tail
+
+REPO = Path(__file__).resolve().parents[2]
+CHP_INSTALL = "npm install --prefix ~/.cache/occam/chp configurable-http-proxy@4"
+
+#: Scopes of the test's service token: manage users and servers, and reach servers through the proxy.
+SERVICE_SCOPES = ["admin:users", "admin:servers", "access:servers"]
+
+
+def find_chp() -> str | None:
+    """The configurable-http-proxy command: on PATH, or where :data:`CHP_INSTALL` puts it."""
+    found = shutil.which("configurable-http-proxy")
+    if found:
+        return found
+    cached = Path.home() / ".cache" / "occam" / "chp" / "node_modules" / ".bin" / "configurable-http-proxy"
+    return str(cached) if os.access(cached, os.X_OK) else None
+
+
+def hub_account_kubeconfig(admin: Any, path: Path, *, namespace: str = "occam-hub", account: str = "hub") -> Path:
+    """Make the hub's ServiceAccount bound to :func:`spawner.hub_rbac.hub_cluster_role` only; write its kubeconfig.
+
+    ``admin`` is a cluster-admin ``kubernetes.client.ApiClient``. Idempotent; the token (TokenRequest) lasts 2 hours.
+    """
+    from kubernetes import client
+
+    from spawner.hub_rbac import hub_cluster_role, hub_cluster_role_binding
+    from tests.kubernetes.pki import write_kubeconfig
+
+    core = client.CoreV1Api(admin)
+    rbac = client.RbacAuthorizationV1Api(admin)
+    for create in (
+        lambda: core.create_namespace({"metadata": {"name": namespace}}),
+        lambda: core.create_namespaced_service_account(namespace, {"metadata": {"name": account}}),
+        lambda: rbac.create_cluster_role(hub_cluster_role()),
+        lambda: rbac.create_cluster_role_binding(hub_cluster_role_binding(account, namespace)),
+    ):
+        try:
+            create()
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+    token = core.create_namespaced_service_account_token(
+        account, namespace, {"spec": {"expirationSeconds": 7200}}
+    ).status.token
+    ca = admin.configuration.ssl_ca_cert
+    return write_kubeconfig(
+        path, admin.configuration.host, Path(ca).read_bytes() if ca else None, {"token": token}, namespace=namespace
+    )
+
+
+class HubError(RuntimeError):
+    pass
+
+
+class SpawnFailed(Exception):
+    """The hub gave up on a spawn (its server is gone): not worth waiting for."""
+
+
+class HubProcess:
+    """``with HubProcess(dir, kubeconfig, spawner_config) as hub:``; ``hub.api(...)`` calls the REST API."""
+
+    def __init__(
+        self, workdir: Path, kubeconfig: Path, spawner_config: str, *, chp: str, timeout: float = 120.0
+    ) -> None:
+        self.dir = workdir
+        self.kubeconfig = kubeconfig
+        self.spawner_config = spawner_config
+        self.chp = chp
+        self.timeout = timeout
+        self.token = secrets.token_hex(32)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = workdir / "jupyterhub.log"
+        self.proc: subprocess.Popen | None = None
+
+    def config_text(self) -> str:
+        hub_port, proxy_api = free_port(), free_port()
+        return f"""# Written by tests/hub/hubprocess.py
+c = get_config()  # noqa
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = {self.port}
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = {hub_port}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api}"
+c.ConfigurableHTTPProxy.command = [{self.chp!r}]
+c.ConfigurableHTTPProxy.pid_file = {str(self.dir / "proxy.pid")!r}
+c.ConfigurableHTTPProxy.auth_token = {secrets.token_hex(32)!r}
+c.JupyterHub.db_url = "sqlite:///{self.dir / "jupyterhub.sqlite"}"
+c.JupyterHub.cookie_secret = bytes.fromhex({secrets.token_hex(32)!r})
+c.JupyterHub.pid_file = {str(self.dir / "jupyterhub.pid")!r}
+c.JupyterHub.authenticator_class = "null"
+c.JupyterHub.spawner_class = "occam"
+c.JupyterHub.services = [{{"name": "occam-test", "api_token": {self.token!r}}}]
+c.JupyterHub.load_roles = [{{"name": "occam-test", "scopes": {SERVICE_SCOPES!r}, "services": ["occam-test"]}}]
+c.JupyterHub.cleanup_servers = True
+c.Spawner.http_timeout = 180
+c.Spawner.start_timeout = 180
+{self.spawner_config}
+"""
+
+    def __enter__(self) -> HubProcess:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        config = self.dir / "jupyterhub_config.py"
+        config.write_text(self.config_text())
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+            "OCCAM_HUB_TEST_DIR": str(self.dir),
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        }
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [str(Path(sys.executable).with_name("jupyterhub")), "-f", str(config), "--debug"],
+                cwd=self.dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.wait_for("the hub's REST API to answer (/hub/api/)", lambda: self.api("GET", "/") or None)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=20)
+        with contextlib.suppress(ProcessLookupError):  # the proxy and stand-in servers, if left
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc = None
+
+    def log_tail(self, lines: int = 60) -> str:
+        return log_tail(self.log, lines)
+
+    def wait_for(self, what: str, check: Any, timeout: float | None = None, interval: float = 0.25) -> Any:
+        """Call ``check`` until it returns something truthy; fail naming ``what`` and the hub's log tail."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        last: object = None
+        while True:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise HubError(f"jupyterhub exited ({self.proc.returncode}) waiting for {what}\n{self.log_tail()}")
+            try:
+                result = check()
+                if result:
+                    return result
+            except (OSError, HubError) as exc:
+                last = exc
+            if time.monotonic() > deadline:
+                raise HubError(f"timed out waiting for {what} (last error: {last})\n{self.log_tail()}")
+            time.sleep(interval)
+
+    # -- REST API ------------------------------------------------------------------------------------------
+
+    def request(self, method: str, url: str, body: Any = None, timeout: float = 30) -> tuple[int, bytes]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(url, data=data, method=method)
+        req.add_header("Authorization", f"token {self.token}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def api(self, method: str, path: str, body: Any = None, *, ok: tuple[int, ...] = (200, 201, 202, 204)) -> Any:
+        status, raw = self.request(method, f"{self.url}/hub/api{path}", body)
+        if status not in ok:
+            raise HubError(f"{method} /hub/api{path} answered {status}: {raw[:500]!r}")
+        return json.loads(raw) if raw else None
+
+    def server(self, user: str) -> dict[str, Any] | None:
+        """The user's default server as the hub reports it (None when it has none)."""
+        return (self.api("GET", f"/users/{user}").get("servers") or {}).get("")
+
+    def progress_events(self, user: str, timeout: float = 60) -> Iterator[dict[str, Any]]:
+        """The spawn's progress events (the page a student watches), until ready or failed."""
+        req = urllib.request.Request(f"{self.url}/hub/api/users/{user}/server/progress")
+        req.add_header("Authorization", f"token {self.token}")
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            for line in response:
+                if line.startswith(b"data:"):
+                    event = json.loads(line[5:])
+                    yield event
+                    if event.get("ready") or event.get("failed"):
+                        return
+
+    def start_server(self, user: str, options: dict[str, Any] | None = None) -> None:
+        self.api("POST", f"/users/{user}", ok=(201, 409))
+        self.api("POST", f"/users/{user}/server", options or {})
+
+    def wait_ready(self, user: str, timeout: float | None = None) -> dict[str, Any]:
+        def ready() -> dict[str, Any] | None:
+            server = self.server(user)
+            if server is None:
+                raise SpawnFailed(f"{user}'s server is gone: the spawn failed (see the hub's log)")
+            return server if server.get("ready") else None
+
+        return self.wait_for(f"{user}'s server to be ready", ready, timeout)
+
+    def wait_stopped(self, user: str, timeout: float | None = None) -> None:
+        self.wait_for(f"{user}'s server to stop", lambda: self.server(user) is None, timeout)
+
+    def stop_server(self, user: str) -> None:
+        """Stop the user's server: ``DELETE /users/{name}/server``, the call jupyterhub-idle-culler makes."""
+        self.api("DELETE", f"/users/{user}/server")
+        self.wait_stopped(user)

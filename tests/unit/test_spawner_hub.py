@@ -1,0 +1,162 @@
+"""The hub's side: its ClusterRole (spawner.hub_rbac), the node-fit check and clean-up wired into OccamSpawner.
+
+The spawner's Kubernetes client is replaced by a small fake here (no cluster in this tier); the hub tier
+(tests/hub) runs the same paths in a real JupyterHub against a real API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+pytest.importorskip("kubespawner", reason="the spawner needs the hub extra: pip install -e '.[hub]'")
+
+from kubernetes_asyncio.client import V1Node, V1NodeList, V1NodeSpec, V1NodeStatus, V1ObjectMeta, V1Taint  # noqa: E402
+from kubernetes_asyncio.client.rest import ApiException  # noqa: E402
+
+from spawner.hub_rbac import CLUSTER_ROLE, hub_cluster_role, hub_cluster_role_binding, hub_rules  # noqa: E402
+from spawner.namespace import NOTEBOOK_RULES  # noqa: E402
+from spawner.spawner import EXECUTOR_SELECTOR, OccamSpawner, UnplaceableServer  # noqa: E402
+
+from .test_spawner_config import kubeconfig, make  # noqa: E402, F401
+
+
+@pytest.fixture(autouse=True)
+def fresh_node_list() -> None:
+    """Each test's fake cluster has its own nodes: forget the node list a previous spawn cached."""
+    OccamSpawner._node_list = None
+
+
+def _allowed(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+
+
+def test_the_hub_holds_every_permission_the_notebook_role_grants():
+    # Kubernetes refuses to let an account create a Role granting more than it holds.
+    assert _allowed(NOTEBOOK_RULES) <= _allowed(hub_rules())
+
+
+def test_the_hub_role_has_no_wildcards_and_only_namespaces_and_nodes_cluster_wide():
+    allowed = _allowed(hub_rules())
+    assert not any("*" in part for triple in allowed for part in triple)
+    cluster_scoped = {r for _, r, _ in allowed} & {"namespaces", "nodes", "clusterroles", "clusterrolebindings"}
+    assert cluster_scoped == {"namespaces", "nodes"}
+    assert {v for _, r, v in allowed if r == "nodes"} == {"list"}
+    assert {v for _, r, v in allowed if r == "namespaces"} == {"create", "get", "update"}
+    assert ("", "namespaces", "delete") not in allowed
+
+
+def test_cluster_role_and_binding():
+    role = hub_cluster_role()
+    assert role["kind"] == "ClusterRole" and role["metadata"]["name"] == CLUSTER_ROLE
+    binding = hub_cluster_role_binding("hub", "jhub")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": CLUSTER_ROLE}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "hub", "namespace": "jhub"}]
+
+
+class FakeApi:
+    """What OccamSpawner asks of kubernetes_asyncio's CoreV1Api in these paths."""
+
+    def __init__(self, api_client: Any, nodes: list[V1Node] | None = None, status: int | None = None) -> None:
+        self.api_client = api_client
+        self.nodes = nodes or []
+        self.status = status
+        self.calls: list[tuple[str, str, str]] = []
+
+    async def list_node(self) -> V1NodeList:
+        if self.status:
+            raise ApiException(status=self.status, reason="Forbidden")
+        return V1NodeList(items=self.nodes)
+
+    async def delete_collection_namespaced_pod(self, namespace: str, *, label_selector: str) -> None:
+        self.calls.append(("pods", namespace, label_selector))
+
+    async def delete_collection_namespaced_secret(self, namespace: str, *, label_selector: str) -> None:
+        self.calls.append(("secrets", namespace, label_selector))
+
+
+def _node(name: str, labels: dict[str, str], gpus: int = 0) -> V1Node:
+    allocatable = {"cpu": "8", "memory": "32Gi", **({"nvidia.com/gpu": str(gpus)} if gpus else {})}
+    taints = [V1Taint(key="nvidia.com/gpu", value="present", effect="NoSchedule")] if gpus else None
+    return V1Node(
+        metadata=V1ObjectMeta(name=name, labels=labels),
+        spec=V1NodeSpec(taints=taints),
+        status=V1NodeStatus(allocatable=allocatable, capacity=allocatable),
+    )
+
+
+GPU_SETTINGS = {
+    "extra_resource_limits": {"nvidia.com/gpu": "1"},
+    "node_selector": {"gpu-model": "a100"},
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+}
+
+
+def test_a_pod_no_node_can_take_is_refused_before_anything_is_made():
+    async def check() -> None:
+        spawner = make(**GPU_SETTINGS)
+        spawner.api = FakeApi(spawner.api.api_client, [_node("cpu-0", {}), _node("gpu-0", {"gpu-model": "t4"}, 2)])
+        with pytest.raises(UnplaceableServer, match="gpu-0: lacks the label.s. gpu-model=a100") as failed:
+            await spawner._ensure_namespace()
+        # What JupyterHub shows on the spawn page and in its API's error.
+        assert failed.value.jupyterhub_message == str(failed.value)
+        assert failed.value.log_message % failed.value.args == str(failed.value)
+
+    asyncio.run(check())
+
+
+def test_a_pod_some_node_can_take_passes(monkeypatch: pytest.MonkeyPatch):
+    prepared: list[str] = []
+
+    async def fake_prepare(self: Any) -> list[Any]:
+        prepared.append(self.user.name)
+        return []
+
+    monkeypatch.setattr("spawner.spawner.OccamSpawner.prepare_user_namespace", fake_prepare)
+
+    async def check() -> None:
+        spawner = make(**GPU_SETTINGS)
+        spawner.api = FakeApi(spawner.api.api_client, [_node("gpu-0", {"gpu-model": "a100"}, 2)])
+        await spawner._ensure_namespace()
+
+    asyncio.run(check())
+    assert prepared == ["mock@name"]
+
+
+def test_without_permission_to_list_nodes_the_check_is_skipped():
+    async def check() -> None:
+        spawner = make(**GPU_SETTINGS)
+        spawner.api = FakeApi(spawner.api.api_client, status=403)
+        await spawner.ensure_placeable()
+        assert OccamSpawner._node_list is None
+
+    asyncio.run(check())
+
+
+def test_spawns_that_start_together_share_one_node_list():
+    async def check() -> None:
+        first, second = make(**GPU_SETTINGS), make(**GPU_SETTINGS)
+        first.api = FakeApi(first.api.api_client, [_node("gpu-0", {"gpu-model": "a100"}, 2)])
+        second.api = FakeApi(second.api.api_client, status=500)  # would fail if it asked
+        await first.ensure_placeable()
+        await second.ensure_placeable()
+
+    asyncio.run(check())
+
+
+def test_every_stop_cleans_up_also_when_the_hub_skipped_stop_because_the_pod_was_gone():
+    hooked: list[str] = []
+
+    async def check() -> None:
+        spawner = make(post_stop_hook=lambda s: hooked.append(s.user.name))
+        spawner.api = FakeApi(spawner.api.api_client)
+        await spawner.run_post_stop_hook()  # what JupyterHub's User.stop always calls
+        assert spawner.api.calls == [
+            ("pods", spawner.namespace, EXECUTOR_SELECTOR),
+            ("secrets", spawner.namespace, EXECUTOR_SELECTOR),
+        ]
+
+    asyncio.run(check())
+    assert hooked == ["mock@name"]
