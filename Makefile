@@ -11,8 +11,8 @@ demo: setup
 	$(VENV)/bin/occam demo --min-accuracy 0.9
 
 lint: setup
-	$(VENV)/bin/ruff check occam spawner tests bench
-	$(VENV)/bin/ruff format --check occam spawner tests bench
+	$(VENV)/bin/ruff check occam spawner tests bench scripts
+	$(VENV)/bin/ruff format --check occam spawner tests bench scripts
 	$(VENV)/bin/mypy
 
 # Real Kubernetes control-plane binaries, cached outside the repo (about 20 minutes cold, instant when cached).
@@ -64,10 +64,11 @@ node: setup node-images
 freeze: setup
 	$(PY) scripts/freeze_requirements.py
 
-bench: setup k8s-binaries chp
+bench: setup k8s-binaries chp node-images
 	$(PY) bench/bench_embedded.py
 	$(PY) bench/bench_kubernetes.py
 	$(PY) bench/bench_spawn.py
+	$(PY) bench/bench_node.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

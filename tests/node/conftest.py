@@ -1,0 +1,37 @@
+"""Fixtures of the ``node`` tier: the real node (session-wide) and images built here.
+
+``real_node`` joins a :class:`~.realnode.RealNode` to the session's control plane (the ``kube``
+fixture). The tier is skipped, naming the fix, when the machine cannot run a node (not root, no
+containerd/runc/CNI plugins, no kubelet binary) or the cluster is an external one
+(``OCCAM_TEST_KUBECONFIG``), whose nodes we do not manage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.kubernetes.fixtures import Kube
+
+from .images import build_all
+from .realnode import RealNode, missing_capabilities
+
+
+@pytest.fixture(scope="session")
+def real_node(kube: Kube) -> Iterator[RealNode]:
+    if kube.control_plane is None:
+        pytest.skip("the node tier adds a node to the test control plane; OCCAM_TEST_KUBECONFIG points elsewhere")
+    missing = missing_capabilities(kube.control_plane.bin_dir / "kubelet")
+    if missing:
+        pytest.skip("this machine cannot run a real node; it lacks " + "; ".join(missing))
+    images = build_all()
+    with RealNode(kube.control_plane, images) as node:
+        yield node
+
+
+@pytest.fixture
+def on_real_node(real_node: RealNode) -> Iterator[RealNode]:
+    """For the test's duration, new pods are scheduled on the real node only."""
+    with real_node.exclusive():
+        yield real_node

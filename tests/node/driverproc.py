@@ -1,0 +1,126 @@
+"""Start tests/node/node_driver.py as the notebook kernel would run, against the real node.
+
+The driver process gets what the spawner gives a notebook pod (``OCCAM_K8S_*``, the student's token in
+``KUBECONFIG``), with two differences, because it runs on this machine and not in a pod:
+
+* its pod IP is the bridge's gateway address (:data:`~.realnode.GATEWAY`), where executor pods reach it;
+* a folder shared with the executors at the same path (a ``hostPath`` volume, added through
+  ``spark-defaults.conf`` in ``SPARK_CONF_DIR``) holds Occam's dataset cache and checkpoints. Datasets
+  are written by executors and read by the driver, and checkpoints are written by rank 0 and found by the
+  driver, so both sides must see one filesystem; on a real cluster that is a shared volume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.kubernetes.student import StudentNamespace
+
+from .realnode import GATEWAY, RealNode
+
+DRIVER = str(Path(__file__).with_name("node_driver.py"))
+
+
+def shared_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "shared"
+    folder.mkdir(mode=0o777)
+    folder.chmod(0o777)  # mkdir's mode is masked by the umask
+    return folder
+
+
+def spark_defaults(conf_dir: Path, shared: Path) -> Path:
+    conf_dir.mkdir(exist_ok=True)
+    prefix = "spark.kubernetes.executor.volumes.hostPath.occam-shared"
+    (conf_dir / "spark-defaults.conf").write_text(
+        f"{prefix}.mount.path {shared}\n{prefix}.mount.readOnly false\n"
+        f"{prefix}.options.path {shared}\n{prefix}.options.type Directory\n"
+        # Hadoop creates the output directories on the driver (root) for tasks run by the image's user.
+        "spark.hadoop.fs.permissions.umask-mode 000\n"
+    )
+    return conf_dir
+
+
+class NodeDriver:
+    """The driver process; :meth:`read` returns its next JSON line (with a deadline)."""
+
+    def __init__(
+        self, node: RealNode, namespace: StudentNamespace, notebook: dict[str, Any], tmp_path: Path, **options: Any
+    ) -> None:
+        shared = shared_folder(tmp_path)
+        self.shared = shared
+        env = dict(os.environ)
+        env.update(
+            {
+                "KUBECONFIG": str(namespace.kubeconfig),
+                "OCCAM_K8S_NAMESPACE": namespace.name,
+                "OCCAM_K8S_POD_NAME": notebook["metadata"]["name"],
+                "OCCAM_K8S_POD_UID": notebook["metadata"]["uid"],
+                "OCCAM_K8S_POD_IP": GATEWAY,
+                "OCCAM_K8S_EXECUTOR_IMAGE": node.images["executor"].ref,
+                "OCCAM_K8S_USER": "ada",
+                "OCCAM_K8S_API_SERVER": node.control_plane.server,
+                "OCCAM_CACHE_DIR": str(shared / "cache"),
+                "OCCAM_CHECKPOINT_DIR": str(shared / "checkpoints"),
+                "SPARK_CONF_DIR": str(spark_defaults(tmp_path / "spark-conf", shared)),
+            }
+        )
+        self.name = options.setdefault("name", f"node-{os.getpid()}-{int(time.monotonic() * 1000) % 100000}")
+        self.log = tmp_path / "driver.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, DRIVER, json.dumps(options)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=env,
+            )
+        assert self.read(30)["started"] == self.name
+
+    def read(self, timeout: float) -> dict[str, Any]:
+        """The next JSON line the driver prints; fails after ``timeout`` seconds or if it exits."""
+        import selectors
+
+        assert self.proc.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.proc.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout):
+                raise TimeoutError(f"the driver printed nothing for {timeout:.0f} s; its log:\n{self.log_tail()}")
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the driver exited (status {self.proc.wait(10)}); its log:\n{self.log_tail()}")
+        return json.loads(line)
+
+    def read_until(self, key: str, timeout: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Lines until one has ``key`` (or ``error``); that line and the ones before it."""
+        deadline = time.monotonic() + timeout
+        seen: list[dict[str, Any]] = []
+        while True:
+            message = self.read(max(1.0, deadline - time.monotonic()))
+            if key in message or "error" in message:
+                return message, seen
+            seen.append(message)
+
+    def send(self, command: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def close(self) -> None:
+        """Stop the cluster if the driver still runs, then end the process."""
+        if self.proc.poll() is None:
+            try:
+                self.send("stop")
+                self.read_until("stopped", 120)
+            except Exception:
+                self.proc.kill()
+        self.proc.wait(timeout=60)
