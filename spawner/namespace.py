@@ -64,8 +64,13 @@ NOTEBOOK_RULES: list[dict[str, Any]] = [
         "verbs": ["create", "get", "list", "watch", "delete", "deletecollection"],
     },
     {"apiGroups": [_CORE], "resources": ["pods/log"], "verbs": ["get"]},
-    # patch: spark-submit in cluster mode applies the driver's Service and ConfigMap server-side (occam submit).
-    {"apiGroups": [_CORE], "resources": ["services"], "verbs": ["create", "get", "list", "watch", "patch", "delete"]},
+    # patch: spark-submit in cluster mode applies the driver's Service and ConfigMap server-side (occam submit);
+    # deletecollection: Spark's stop() deletes its services and PVCs by label.
+    {
+        "apiGroups": [_CORE],
+        "resources": ["services"],
+        "verbs": ["create", "get", "list", "watch", "patch", "delete", "deletecollection"],
+    },
     {
         "apiGroups": [_CORE],
         "resources": ["configmaps"],
@@ -78,7 +83,11 @@ NOTEBOOK_RULES: list[dict[str, Any]] = [
     },
     {"apiGroups": [_CORE], "resources": ["events"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": [_CORE], "resources": ["resourcequotas", "limitranges"], "verbs": ["get", "list"]},
-    {"apiGroups": [_CORE], "resources": ["persistentvolumeclaims"], "verbs": ["get", "list", "create", "delete"]},
+    {
+        "apiGroups": [_CORE],
+        "resources": ["persistentvolumeclaims"],
+        "verbs": ["get", "list", "create", "delete", "deletecollection"],
+    },
 ]
 
 

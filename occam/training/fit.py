@@ -130,6 +130,7 @@ def fit(
         follower.start()
         results: list[Any] | None = None
         error: BaseException | None = None
+        executors_at_start = set(cluster.executor_ids())
         try:
             # Horovod's launcher installs signal handlers, so it must run in the main thread;
             # progress is shown by the follower thread meanwhile.
@@ -141,10 +142,52 @@ def fit(
             error = exc
         finally:
             follower.finish()
-    result = _result(cluster, model_fn, results, error, follower.events, checkpoint_dir)
+    lost = sorted(executors_at_start - set(cluster.executor_ids())) if error is not None else []
+    result = _result(cluster, model_fn, results, error, follower.events, checkpoint_dir, lost)
     if follower.callback_error is not None:
         raise follower.callback_error
     return result
+
+
+def failure_message(
+    ranks: int,
+    errors: list[dict[str, Any]],
+    error: BaseException | None,
+    lost_executors: list[str],
+    latest_checkpoint: str | None,
+    checkpoint_dir: str,
+) -> str:
+    """What the user reads when training fails: the cause first, then where to resume from.
+
+    ``errors`` are the ranks' own reports in arrival order: the first is the cause, the others are ranks that
+    lost their peer afterwards. When executors disappeared during training (a pod deleted or evicted, a JVM
+    killed), that is the cause: the surviving ranks only report the broken collective.
+    """
+    resume_hint = (
+        f"The last checkpoint is {latest_checkpoint}: fit(..., checkpoint_dir={checkpoint_dir!r}, resume=True) "
+        "goes on from it."
+        if latest_checkpoint
+        else "No epoch finished, so there is no checkpoint to resume from."
+    )
+    if lost_executors:
+        reports = "".join(f"rank {e['rank']} then failed: {e['error'][:200]}\n" for e in errors)
+        return (
+            f"{'executors' if len(lost_executors) > 1 else 'executor'} {', '.join(lost_executors)} "
+            f"{'were' if len(lost_executors) > 1 else 'was'} lost during training (a pod or JVM died), so "
+            f"{len(lost_executors)} of the {ranks} Horovod ranks left the job and the others could not go on. "
+            f"Spark replaces lost executors; run fit again.\n{resume_hint}\n{reports}"
+        ).rstrip("\n")
+    if errors:
+        first = errors[0]
+        others = "".join(f"rank {e['rank']} failed after it: {e['error'][:200]}\n" for e in errors[1:])
+        return (
+            f"rank {first['rank']} of {ranks} failed: {first['error']}\n{resume_hint}\n{others}"
+            f"--- traceback of rank {first['rank']} ---\n{first['traceback']}"
+        )
+    return (
+        f"training stopped: {error!r} (a rank or its executor was lost before it could report "
+        f"why; see the executor logs in the Spark UI).\n{resume_hint}"
+    )
 
 
 def _run_horovod(cluster: Cluster, job: TrainingJob, start_timeout: float) -> list[Any]:
@@ -217,28 +260,15 @@ def _result(
     error: BaseException | None,
     events: list[dict[str, Any]],
     checkpoint_dir: str,
+    lost_executors: list[str],
 ) -> FitResult:
     errors = [e for e in events if e["type"] == "error"]
     if error is not None or errors:
         import tensorflow as tf
 
         latest = tf.train.latest_checkpoint(checkpoint_dir)
-        resume_hint = (
-            f"The last checkpoint is {latest}: fit(..., checkpoint_dir={checkpoint_dir!r}, resume=True) goes on from it."
-            if latest
-            else "No epoch finished, so there is no checkpoint to resume from."
-        )
-        if errors:
-            # The first report is the cause; the others are ranks that lost their peer afterwards.
-            first = errors[0]
-            others = "".join(f"rank {e['rank']} failed after it: {e['error'][:200]}\n" for e in errors[1:])
-            raise TrainingError(
-                f"rank {first['rank']} of {cluster.n} failed: {first['error']}\n{resume_hint}\n{others}"
-                f"--- traceback of rank {first['rank']} ---\n{first['traceback']}"
-            ) from error
         raise TrainingError(
-            f"training stopped: {error!r} (a rank or its executor was lost before it could report "
-            f"why; see the executor logs in the Spark UI).\n{resume_hint}"
+            failure_message(cluster.n, errors, error, lost_executors, latest, checkpoint_dir)
         ) from error
 
     assert results is not None

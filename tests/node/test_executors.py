@@ -114,6 +114,7 @@ def test_a_killed_executor_pod_during_training_ends_fit_with_the_checkpoint_to_r
     result, _ = proc.read_until("accuracy", 600)
     assert result.get("error") == "TrainingError", result
     message = result["message"]
+    assert message.startswith("executor ") and "was lost during training" in message.splitlines()[0], message
     assert "resume=True" in message, message
     checkpoint = message.split("The last checkpoint is ", 1)[1].split(":", 1)[0]
     assert Path(checkpoint).parent == proc.shared / "checkpoints" / "build_cnn"
