@@ -28,7 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.kubernetes.controlplane import free_port, log_tail
+from tests.kubernetes.controlplane import free_port
+from tests.kubernetes.processes import log_tail
 
 REPO = Path(__file__).resolve().parents[2]
 CHP_INSTALL = "npm install --prefix ~/.cache/occam/chp configurable-http-proxy@4"

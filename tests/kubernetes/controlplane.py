@@ -15,26 +15,18 @@ waited for with the tail of that component's log.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
-import subprocess
 import tempfile
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 from . import kwok_stages
 from .pki import Pki, write_kubeconfig
-
-T = TypeVar("T")
+from .processes import Harness
 
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
@@ -64,99 +56,25 @@ def _remove_stale_dirs(base: Path) -> None:
             continue
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError as exc:
-        return f"(no log: {exc})"
-
-
-class ControlPlane:
+class ControlPlane(Harness):
     """``with ControlPlane(bin_dir) as cp:`` starts the control plane; ``cp.kubeconfig`` is an admin's."""
+
+    error = ControlPlaneError
 
     def __init__(self, bin_dir: Path, *, nodes: list[dict] | None = None, timeout: float = 120.0) -> None:
         self.bin_dir = Path(bin_dir)
         self.nodes = kwok_stages.DEFAULT_NODES if nodes is None else nodes
-        self.timeout = timeout
-        self.dir: Path | None = None
+        super().__init__(timeout)
         self.server = ""
         self.kubeconfig = Path()
         self.ca_file = Path()
-        self._procs: dict[str, subprocess.Popen] = {}
-        self._logs: dict[str, Path] = {}
-
-    def __enter__(self) -> ControlPlane:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # -- processes ------------------------------------------------------------------------------------
-
-    def _start(self, name: str, args: list[str]) -> None:
-        assert self.dir is not None
-        log = self.dir / f"{name}.log"
-        self._logs[name] = log
-        with open(log, "ab") as out:
-            self._procs[name] = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.dir,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-
-    def wait_for(self, what: str, component: str, check: Callable[[], T | None], timeout: float | None = None) -> T:
-        """Call ``check`` until it returns something other than None (exceptions count as not yet)."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        last: object = None
-        while True:
-            proc = self._procs.get(component)
-            if proc is not None and proc.poll() is not None:
-                raise ControlPlaneError(
-                    f"{component} exited with status {proc.returncode} while waiting for {what}\n"
-                    f"--- tail of {self._logs[component]} ---\n{log_tail(self._logs[component])}"
-                )
-            try:
-                result = check()
-                if result is not None:
-                    return result
-            except Exception as exc:
-                last = exc
-            if time.monotonic() > deadline:
-                log = self._logs.get(component)
-                tail = f"\n--- tail of {log} ---\n{log_tail(log)}" if log else ""
-                raise ControlPlaneError(f"timed out waiting for {what} (last error: {last}){tail}")
-            time.sleep(0.3)
 
     def stop(self) -> None:
         """Kill every component (process group), newest first; remove the directory. Idempotent.
 
         With ``OCCAM_KEEP_CONTROL_PLANE=1`` the directory (logs, certificates, kubeconfigs) is kept.
         """
-        for name, proc in reversed(list(self._procs.items())):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=10)
-            with contextlib.suppress(ProcessLookupError):  # children left in the group (none expected)
-                os.killpg(proc.pid, signal.SIGKILL)
-            del self._procs[name]
+        self.kill_all()
         if self.dir is not None and os.environ.get("OCCAM_KEEP_CONTROL_PLANE") != "1":
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
@@ -200,7 +118,7 @@ class ControlPlane:
         b = self.bin_dir
         etcd_url = f"http://127.0.0.1:{ports['etcd']}"
         peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
-        self._start(
+        self.spawn(
             "etcd",
             [str(b / "etcd"), "--name=occam", f"--data-dir={self.dir / 'etcd'}", f"--listen-client-urls={etcd_url}",
              f"--advertise-client-urls={etcd_url}", f"--listen-peer-urls={peer_url}",
@@ -212,7 +130,7 @@ class ControlPlane:
         # with the gate on the API server turns a client's plain watch from resourceVersion 0 into a
         # watch-list that then fails; kwok's informers would only see changes on their back-off relists.
         # The requestheader flags only silence the controllers' complaints about a missing front-proxy CA.
-        self._start(
+        self.spawn(
             "kube-apiserver",
             [str(b / "kube-apiserver"), f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1",
              "--advertise-address=127.0.0.1", f"--secure-port={ports['apiserver']}",
@@ -235,7 +153,7 @@ class ControlPlane:
             lambda: _http_ok(f"{self.server}/readyz", admin_tls),
         )
         common = ["--bind-address=127.0.0.1", "--leader-elect=false", "--profiling=false"]
-        self._start(
+        self.spawn(
             "kube-controller-manager",
             [str(b / "kube-controller-manager"), f"--kubeconfig={kubeconfigs['kcm']}",
              f"--authentication-kubeconfig={kubeconfigs['kcm']}", f"--authorization-kubeconfig={kubeconfigs['kcm']}",
@@ -244,14 +162,14 @@ class ControlPlane:
              f"--cluster-signing-cert-file={pki.ca.cert}", f"--cluster-signing-key-file={pki.ca.key}",
              f"--service-cluster-ip-range={SERVICE_CIDR}", f"--cert-dir={self.dir / 'kcm-certs'}", *common],
         )  # fmt: skip
-        self._start(
+        self.spawn(
             "kube-scheduler",
             [str(b / "kube-scheduler"), f"--kubeconfig={kubeconfigs['scheduler']}",
              f"--authentication-kubeconfig={kubeconfigs['scheduler']}",
              f"--authorization-kubeconfig={kubeconfigs['scheduler']}", f"--secure-port={ports['scheduler']}",
              f"--cert-dir={self.dir / 'scheduler-certs'}", *common],
         )  # fmt: skip
-        self._start(
+        self.spawn(
             "kwok",
             [str(b / "kwok"), f"--kubeconfig={self.kubeconfig}", f"--config={kwok_stages.write_config(self.dir / 'kwok.yaml')}",
              "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=" + "=".join(kwok_stages.MANAGED_ANNOTATION),
@@ -290,14 +208,6 @@ class ControlPlane:
             )
         finally:
             api_client.close()
-
-    def log(self, component: str) -> Path:
-        """The log file of ``component`` (``etcd``, ``kube-apiserver``, ..., ``kwok``)."""
-        return self._logs[component]
-
-    def exited(self) -> list[str]:
-        """Components that have exited (none should while the control plane is up)."""
-        return [name for name, proc in self._procs.items() if proc.poll() is not None]
 
 
 def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool | None:

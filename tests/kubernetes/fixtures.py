@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from .controlplane import ControlPlane, log_tail
+from .controlplane import ControlPlane
+from .processes import log_tail
 from .student import StudentNamespace, create_student_namespace, namespace_report, wait_running
 
 REPO = Path(__file__).resolve().parents[2]

@@ -27,17 +27,17 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from tests.kubernetes.controlplane import ControlPlane, _die_with_parent, free_port, log_tail
+from tests.kubernetes.controlplane import ControlPlane, free_port
 from tests.kubernetes.pki import write_kubeconfig
+from tests.kubernetes.processes import Harness
 
 from . import oci
 from .images import Image, cache_dir
@@ -84,7 +84,12 @@ def missing_capabilities(kubelet: Path) -> list[str]:
     return missing
 
 
-class RealNode:
+class RealNode(Harness):
+    """``with RealNode(control_plane, images) as node:`` a containerd + kubelet node joined to ``control_plane``."""
+
+    error = NodeError
+    poll_seconds = 0.5
+
     def __init__(
         self, control_plane: ControlPlane, images: dict[str, Image], *, timeout: float = 180.0, fresh_root: bool = False
     ) -> None:
@@ -92,73 +97,15 @@ class RealNode:
         assert control_plane.dir is not None
         self.control_plane = control_plane
         self.images = images
-        self.timeout = timeout
+        super().__init__(timeout)
         self.name = NODE_NAME
-        self.dir: Path | None = None
         self.cgroup_root = f"/occam-node-{os.getpid()}"
         self.socket = Path()
-        self._procs: dict[str, subprocess.Popen] = {}
-        self._logs: dict[str, Path] = {}
         self._netns_before: set[str] = set()
         self.import_seconds = 0.0
         self.fresh_root = fresh_root
         self.host_addresses: list[str] = []
         self._root_lock: IO[str] | None = None
-
-    def __enter__(self) -> RealNode:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # -- processes and waits ---------------------------------------------------------------------------
-
-    def _start(self, name: str, args: list[str]) -> None:
-        assert self.dir is not None
-        log = self.dir / f"{name}.log"
-        self._logs[name] = log
-        with open(log, "ab") as out:
-            self._procs[name] = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.dir,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-
-    def wait_for(self, what: str, component: str, check: Callable[[], T | None], timeout: float | None = None) -> T:
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        last: object = None
-        while True:
-            proc = self._procs.get(component)
-            if proc is not None and proc.poll() is not None:
-                raise NodeError(
-                    f"{component} exited with status {proc.returncode} while waiting for {what}\n"
-                    f"--- tail of {self._logs[component]} ---\n{log_tail(self._logs[component])}"
-                )
-            try:
-                result = check()
-                if result is not None:
-                    return result
-            except Exception as exc:
-                last = exc
-            if time.monotonic() > deadline:
-                raise NodeError(
-                    f"timed out waiting for {what} (last error: {last})\n"
-                    f"--- tail of {self._logs.get(component)} ---\n{log_tail(self._logs[component])}"
-                )
-            time.sleep(0.5)
-
-    def log(self, component: str) -> Path:
-        """The log of ``containerd`` or ``kubelet``."""
-        return self._logs[component]
 
     def ctr(self, *args: str, timeout: float = 60) -> str:
         """Run ``ctr`` against this node's containerd (namespace ``k8s.io``); its output."""
@@ -216,7 +163,7 @@ class RealNode:
         self.socket = self.dir / "containerd.sock"
         config = self.dir / "containerd.toml"
         config.write_text(containerd_config(self.dir, self.socket, net_d, self._containerd_root()))
-        self._start("containerd", ["containerd", "--config", str(config)])
+        self.spawn("containerd", ["containerd", "--config", str(config)])
         self.wait_for("containerd to answer on its socket", "containerd", lambda: self.ctr("version") or None)
         self._remove_containers()  # a session killed with SIGKILL may have left some in the cached root
 
@@ -275,7 +222,7 @@ class RealNode:
         )
         config_file = self.dir / "kubelet.json"
         config_file.write_text(json.dumps(config))
-        self._start(
+        self.spawn(
             "kubelet",
             [str(self.control_plane.bin_dir / "kubelet"), f"--config={config_file}", f"--kubeconfig={kubeconfig}",
              f"--hostname-override={self.name}", f"--node-ip={GATEWAY}", f"--root-dir={self.dir / 'kubelet'}",
@@ -329,14 +276,14 @@ class RealNode:
         if "kubelet" in self._procs and self._procs["kubelet"].poll() is None:
             with contextlib.suppress(Exception):
                 self._drain(timeout=60)
-        self._kill("kubelet")
+        self.kill("kubelet", grace=15)
         _remove_kubelet_iptables()
         if "containerd" in self._procs and self._procs["containerd"].poll() is None:
             try:
                 self._remove_containers()
             except Exception as exc:
                 errors.append(f"removing containers: {exc}")
-        self._kill("containerd")
+        self.kill("containerd", grace=15)
         if self._root_lock is not None:
             self._root_lock.close()
             self._root_lock = None
@@ -389,20 +336,6 @@ class RealNode:
         for container in self.ctr("containers", "ls", "-q").split():
             with contextlib.suppress(NodeError):
                 self.ctr("containers", "delete", container)
-
-    def _kill(self, name: str) -> None:
-        proc = self._procs.pop(name, None)
-        if proc is None:
-            return
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=15)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 # -- host helpers ------------------------------------------------------------------------------------------
