@@ -24,7 +24,8 @@ k8s-binaries:
 NODE_PACKAGES := containerd runc containernetworking-plugins busybox-static debootstrap iptables gcc libc6-dev
 node-images: setup
 	@if [ "$$(id -u)" = 0 ]; then \
-		dpkg -s $(NODE_PACKAGES) >/dev/null 2>&1 || apt-get install -y --no-install-recommends $(NODE_PACKAGES); \
+		dpkg -s $(NODE_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && \
+			apt-get install -y -qq --no-install-recommends $(NODE_PACKAGES); }; \
 		$(PY) -m tests.node.images; \
 	else echo "node-images: not root, the node tier will skip"; fi
 
