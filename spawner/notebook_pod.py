@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import posixpath
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from occam.kubernetes.settings import (
     POD_UID_ENV,
     USER_ENV,
 )
+from occam.kubernetes.shared import SHARED_PATH_ENV, SHARED_VOLUME_ENV, check_shared_work, volume, volume_mount
 from spawner.namespace import NOTEBOOK_LABELS, SERVICE_ACCOUNT
 
 #: Variable -> the downward API field it is read from.
@@ -66,6 +68,37 @@ def notebook_env(
     if gpu_tolerations:
         env.append({"name": GPU_TOLERATIONS_ENV, "value": json.dumps([dict(t) for t in gpu_tolerations])})
     return env
+
+
+#: Folders of the shared work volume that hold Occam's dataset cache and fit checkpoints.
+SHARED_CACHE_FOLDER = "cache"
+SHARED_CHECKPOINT_FOLDER = "checkpoints"
+
+
+def shared_work_env(source: Mapping[str, Any], path: str) -> list[dict[str, Any]]:
+    """The variables that tell Occam about the shared work volume ``source`` mounted at ``path``.
+
+    ``OCCAM_K8S_SHARED_VOLUME``/``OCCAM_K8S_SHARED_PATH`` make the Kubernetes backend mount it in every
+    executor; ``OCCAM_CACHE_DIR`` and ``OCCAM_CHECKPOINT_DIR`` put the dataset cache and checkpoints on it
+    (``<path>/cache``, ``<path>/checkpoints``), where executors and the notebook both see them. A
+    ``cache_dir=``/``checkpoint_dir=`` argument still wins over these.
+    """
+    source = {kind: dict(fields) for kind, fields in source.items()}
+    check_shared_work(source, path)
+    path = posixpath.normpath(path)
+    return [
+        {"name": SHARED_VOLUME_ENV, "value": json.dumps(source, sort_keys=True)},
+        {"name": SHARED_PATH_ENV, "value": path},
+        {"name": "OCCAM_CACHE_DIR", "value": posixpath.join(path, SHARED_CACHE_FOLDER)},
+        {"name": "OCCAM_CHECKPOINT_DIR", "value": posixpath.join(path, SHARED_CHECKPOINT_FOLDER)},
+    ]
+
+
+def shared_work_mount(source: Mapping[str, Any], path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The notebook pod's ``volumes`` entry and its container's read-write ``volumeMounts`` entry."""
+    source = {kind: dict(fields) for kind, fields in source.items()}
+    check_shared_work(source, path)
+    return volume(source), volume_mount(posixpath.normpath(path))
 
 
 #: Spark's driver reads this (as YARN's proxy sets it) to prefix every link and asset of its UI.
@@ -136,6 +169,8 @@ __all__ = [
     "notebook_env",
     "notebook_labels",
     "pod_spec_fields",
+    "shared_work_env",
+    "shared_work_mount",
     "spark_ui_env",
     "with_notebook_fields",
 ]

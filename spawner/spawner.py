@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import posixpath
 import time
 from typing import Any
 
@@ -26,6 +27,7 @@ from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default
 
 from occam.errors import ConfigError
 from occam.kubernetes.objects import APP_LABEL, COMPONENT_LABEL
+from occam.kubernetes.shared import check_shared_work
 from spawner import notebook_pod
 from spawner.apply import REQUEST_TIMEOUT_SECONDS, Applied, prepare_namespace
 from spawner.limits import CourseLimits
@@ -147,6 +149,31 @@ class OccamSpawner(KubeSpawner):
         """,
     )
 
+    shared_work_volume = Dict(
+        config=True,
+        help="""
+        The shared work volume, as a Kubernetes volume source, e.g. {"persistentVolumeClaim":
+        {"claimName": "occam-work"}} or {"nfs": {"server": "nfs.example.org", "path": "/occam"}}.
+        The notebook pod mounts it read-write at shared_work_path, and so does every executor pod
+        (OCCAM_K8S_SHARED_VOLUME and OCCAM_K8S_SHARED_PATH); the dataset cache and fit checkpoints go
+        there (OCCAM_CACHE_DIR=<path>/cache, OCCAM_CHECKPOINT_DIR=<path>/checkpoints), because executors
+        write them and the notebook reads them. It must be reachable from every student namespace and
+        every node (a ReadWriteMany claim of that name in each namespace, NFS, or a CSI volume), and
+        writable by the image's user; each student should get their own (a claim per namespace, or an
+        export per student). Empty (the default): none, and Dataset conversions and fit on Kubernetes
+        clusters fail with an error that asks for one.
+        """,
+    )
+
+    shared_work_path = Unicode(
+        "/home/jovyan/occam-work",
+        config=True,
+        help="""
+        Where the notebook and the executors mount shared_work_volume: an absolute path, the same in
+        both. Unused when shared_work_volume is empty.
+        """,
+    )
+
     namespace_prepare_timeout = Float(
         120,
         config=True,
@@ -232,6 +259,25 @@ class OccamSpawner(KubeSpawner):
                 f'OccamSpawner.gpu_node_selector={value!r} must map label names to string values, e.g. {{"gpu": "true"}}'
             )
         return dict(value)
+
+    @validate("shared_work_volume")
+    def _validate_shared_work_volume(self, proposal: Any) -> dict[str, Any]:
+        value = dict(proposal["value"])
+        if value:
+            try:
+                check_shared_work(value, self.shared_work_path)
+            except ConfigError as exc:
+                raise TraitError(f"OccamSpawner.shared_work_volume: {exc}") from None
+        return value
+
+    @validate("shared_work_path")
+    def _validate_shared_work_path(self, proposal: Any) -> str:
+        value = str(proposal["value"])
+        if not posixpath.isabs(value) or posixpath.normpath(value) == "/":
+            raise TraitError(
+                f"OccamSpawner.shared_work_path={value!r} must be an absolute path other than /, e.g. /home/jovyan/occam-work"
+            )
+        return posixpath.normpath(value)
 
     @default("hub_namespace")
     def _hub_namespace_default(self) -> str:
@@ -375,6 +421,10 @@ class OccamSpawner(KubeSpawner):
     def get_env(self) -> dict[str, Any]:
         env = super().get_env()
         env.update(notebook_pod.env_by_name(self.occam_env()))
+        if self.shared_work_volume:
+            env.update(
+                notebook_pod.env_by_name(notebook_pod.shared_work_env(self.shared_work_volume, self.shared_work_path))
+            )
         prefix = env.get("JUPYTERHUB_SERVICE_PREFIX")
         if prefix:
             env.update(notebook_pod.spark_ui_env(prefix, self.spark_ui_port))
@@ -386,6 +436,14 @@ class OccamSpawner(KubeSpawner):
         attribute = {camel: snake for snake, camel in type(pod.spec).attribute_map.items()}
         for field, value in notebook_pod.pod_spec_fields().items():
             setattr(pod.spec, attribute[field], value)
+        if self.shared_work_volume:
+            from kubernetes_asyncio.client import V1Volume, V1VolumeMount
+            from kubespawner.utils import get_k8s_model
+
+            volume, mount = notebook_pod.shared_work_mount(self.shared_work_volume, self.shared_work_path)
+            pod.spec.volumes = [*(pod.spec.volumes or []), get_k8s_model(V1Volume, volume)]
+            container = pod.spec.containers[0]  # KubeSpawner's notebook container comes first
+            container.volume_mounts = [*(container.volume_mounts or []), get_k8s_model(V1VolumeMount, mount)]
         return pod
 
     # Stopping

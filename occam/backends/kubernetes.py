@@ -130,6 +130,7 @@ class KubernetesBackend(Backend):
     def describe(self) -> dict[str, str]:
         return {
             "cluster manager": f"Kubernetes ({self.api.host}), namespace {self.settings.namespace}",
+            "shared work volume": self.settings.shared_path or "none (Dataset and fit need one)",
         }
 
     def stop(self) -> None:

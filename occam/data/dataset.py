@@ -39,6 +39,23 @@ def _active_spark(spark: SparkSession | None) -> SparkSession:
     return active
 
 
+def _session_if_any() -> SparkSession | None:
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession()
+
+
+def _check_shared(spark: SparkSession | None, root: str) -> None:
+    """Refuse a cache the executors of a Kubernetes cluster write to but the driver cannot read."""
+    if spark is None:
+        return
+    from occam.kubernetes.shared import spark_path_problem
+
+    problem = spark_path_problem(spark, root, writer="executors write the converted data")
+    if problem:
+        raise DatasetError(problem)
+
+
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> str:
     return os.path.join(config.path("cache_dir", cache_dir), "datasets")
 
@@ -83,8 +100,9 @@ class Dataset:
         df = df.select(*[f"`{c}`" for c in wanted])
         plan = schemas.conversions(df.schema)
         options = {"features": features, "label": label, "shape": feature_shape}
-        key = dataframe_fingerprint(df, options)
         root = cache_root(cache_dir)
+        _check_shared(df.sparkSession, root)
+        key = dataframe_fingerprint(df, options)
         cached = cls._load(os.path.join(root, key))
         if cached is not None:
             return cached
@@ -128,6 +146,7 @@ class Dataset:
         options = {"features": "features", "label": "label" if y is not None else None, "shape": shape}
         key = numpy_fingerprint(arrays, options)
         root = cache_root(cache_dir)
+        _check_shared(spark or _session_if_any(), root)
         cached = cls._load(os.path.join(root, key))
         if cached is not None:
             return cached

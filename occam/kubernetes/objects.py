@@ -15,6 +15,7 @@ from fractions import Fraction
 from typing import Any
 
 from occam.errors import ConfigError
+from occam.kubernetes import shared
 from occam.kubernetes.settings import KubernetesSettings
 from occam.spec import ClusterSpec
 
@@ -90,7 +91,8 @@ def executor_pod_template(spec: ClusterSpec, settings: KubernetesSettings) -> di
     the resources (``spec.cores`` CPUs, :func:`executor_pod_memory_bytes`, and one ``gpu_resource`` when
     ``spec.gpu``, with the settings' GPU node selector and tolerations) and a locked-down security
     context that meets the "restricted" Pod Security Standard: the image must run as a numeric non-root
-    user (Spark's images use UID 185).
+    user (Spark's images use UID 185). With a shared work volume in the settings, the executor container
+    mounts it read-write at ``settings.shared_path``, where the notebook mounts it too.
     """
     memory = f"{executor_pod_memory_bytes(spec) >> 20}Mi"
     resources: dict[str, dict[str, str]] = {
@@ -117,6 +119,9 @@ def executor_pod_template(spec: ClusterSpec, settings: KubernetesSettings) -> di
     }
     if settings.service_account:
         pod_spec["serviceAccountName"] = settings.service_account
+    if settings.shared_volume is not None and settings.shared_path is not None:
+        pod_spec["volumes"] = [shared.volume(settings.shared_volume)]
+        pod_spec["containers"][0]["volumeMounts"] = [shared.volume_mount(settings.shared_path)]
     if spec.gpu:
         resources["limits"][settings.gpu_resource] = "1"
         if settings.gpu_node_selector:

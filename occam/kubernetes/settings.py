@@ -7,11 +7,14 @@ API). Outside such a pod, pass the values to :func:`settings_from_env` as keywor
 from __future__ import annotations
 
 import json
+import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from occam.errors import ConfigError
+from occam.kubernetes.shared import EXAMPLE as SHARED_VOLUME_EXAMPLE
+from occam.kubernetes.shared import SHARED_PATH_ENV, SHARED_VOLUME_ENV, check_shared_work
 
 NAMESPACE_ENV = "OCCAM_K8S_NAMESPACE"
 POD_NAME_ENV = "OCCAM_K8S_POD_NAME"
@@ -38,6 +41,8 @@ ENV_VARS: dict[str, str] = {
     "gpu_node_selector": GPU_NODE_SELECTOR_ENV,
     "gpu_tolerations": GPU_TOLERATIONS_ENV,
     "api_server": API_SERVER_ENV,
+    "shared_volume": SHARED_VOLUME_ENV,
+    "shared_path": SHARED_PATH_ENV,
 }
 
 #: How the spawner fills each required variable, for the message when one is missing.
@@ -64,6 +69,9 @@ class KubernetesSettings:
     ``ui_port``: fixed ports on the notebook pod, so network policies can allow them. ``gpu_resource``:
     the extended resource a GPU executor asks for, ``<vendor>/gpu``. ``gpu_node_selector`` and
     ``gpu_tolerations``: added to GPU executor pods only, to land them on GPU nodes.
+    ``shared_volume`` and ``shared_path``: the shared work volume (a Kubernetes volume source) and
+    where the notebook mounts it; executor pods mount it read-write at the same path, so datasets and
+    checkpoints written there are seen by all (see :mod:`occam.kubernetes.shared`). None: no such volume.
     """
 
     namespace: str
@@ -81,6 +89,8 @@ class KubernetesSettings:
     gpu_resource: str = "nvidia.com/gpu"
     gpu_node_selector: dict[str, str] = field(default_factory=dict)
     gpu_tolerations: list[dict[str, Any]] = field(default_factory=list)
+    shared_volume: dict[str, Any] | None = None
+    shared_path: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("namespace", "pod_name", "pod_ip", "executor_image", "api_server"):
@@ -113,6 +123,9 @@ class KubernetesSettings:
                 f"gpu_tolerations={self.gpu_tolerations!r} must be a list of toleration objects, "
                 'e.g. [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]'
             )
+        check_shared_work(self.shared_volume, self.shared_path)
+        if self.shared_path is not None:
+            object.__setattr__(self, "shared_path", posixpath.normpath(self.shared_path))
 
 
 def in_kubernetes_pod(environ: Mapping[str, str]) -> bool:
@@ -133,6 +146,7 @@ def settings_from_env(environ: Mapping[str, str], **overrides: Any) -> Kubernete
     parsers: dict[str, Callable[[str, str], Any]] = {
         "gpu_node_selector": _parse_node_selector,
         "gpu_tolerations": _parse_tolerations,
+        "shared_volume": _parse_shared_volume,
     }
     values: dict[str, Any] = {}
     for name in known:
@@ -167,6 +181,10 @@ def _parse_tolerations(variable: str, raw: str) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
         raise ConfigError(f"{variable}={raw!r} must be a JSON list of toleration objects, e.g. {example}")
     return value
+
+
+def _parse_shared_volume(variable: str, raw: str) -> Any:
+    return _parse_json(variable, raw, SHARED_VOLUME_EXAMPLE)
 
 
 def _parse_json(variable: str, raw: str, example: str) -> Any:

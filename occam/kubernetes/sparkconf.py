@@ -34,6 +34,7 @@ from occam.kubernetes.objects import (
     resource_name,
 )
 from occam.kubernetes.settings import KubernetesSettings
+from occam.kubernetes.shared import SHARED_PATH_CONF
 from occam.sparkconf import common_conf, gpu_conf
 from occam.spec import ClusterSpec
 
@@ -104,6 +105,8 @@ def kubernetes_conf(
         conf[f"spark.kubernetes.executor.label.{name}"] = value
     if settings.service_account:
         conf["spark.kubernetes.authenticate.executor.serviceAccountName"] = settings.service_account
+    if settings.shared_path is not None:
+        conf[SHARED_PATH_CONF] = settings.shared_path
     conf.update(auth_conf(secret_name=secret_name, driver_secret_file=driver_secret_file))
     if spec.gpu:
         conf.update(gpu_conf(spec, discovery_script=gpu_discovery_script))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from occam import config
 from occam.data.dataset import Dataset
 from occam.errors import ConfigError, TrainingError
+from occam.kubernetes.shared import spark_path_problem
 from occam.training.events import EventServer
 from occam.training.job import TrainingJob
 from occam.training.keras_setup import CHECKPOINT_PREFIX
@@ -109,6 +110,9 @@ def fit(
         dataset, validation = dataset.split(1 - validation, spark=cluster.spark)
 
     checkpoint_dir = os.path.expanduser(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(model_fn)
+    problem = spark_path_problem(cluster.spark, checkpoint_dir, writer="rank 0 writes checkpoints")
+    if problem:
+        raise ConfigError(problem)
     os.makedirs(checkpoint_dir, exist_ok=True)
     if not resume:
         _clear_checkpoints(checkpoint_dir)

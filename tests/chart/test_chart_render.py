@@ -149,12 +149,17 @@ def test_bad_values_fail_with_a_message_naming_the_fix(name: str) -> None:
             }
         },
         {"occam": {"sharedData": {"enabled": True, "volume": {"hostPath": {"path": "/data"}}}}},
+        {
+            "occam": {
+                "sharedWork": {"enabled": True, "mountPath": "work", "volume": {"nfs": {"server": "s", "path": "/"}}}
+            }
+        },
         {"occam": {"images": {"notebook": {"name": "x", "tag": "1", "digest": "sha256:0"}}}},
         {"occam": {"course": {"cpu": "eight"}}},
         {"occam": {"spawner": {"namespacePrefix": "Occam_"}}},
         {"jupyterhubb": {}},
     ],
-    ids=["top", "profile", "volume-kind", "image", "quantity", "prefix", "root"],
+    ids=["top", "profile", "volume-kind", "work-path", "image", "quantity", "prefix", "root"],
 )
 def test_the_schema_rejects_unknown_keys_and_malformed_values(values: dict[str, Any]) -> None:
     with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmValuesError):

@@ -142,6 +142,18 @@ def test_the_shared_data_is_mounted_read_only_beside_z2jh_volumes(
     assert "occam-shared-data" not in without.volumes
 
 
+def test_the_shared_work_volume_reaches_the_spawner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spawner = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values_file("shared-work.yaml")), "cpu")
+    assert spawner.shared_work_volume == {"persistentVolumeClaim": {"claimName": "occam-work"}}
+    assert spawner.shared_work_path == "/srv/occam-work"
+    env = spawner.get_env()
+    assert env["OCCAM_K8S_SHARED_PATH"] == "/srv/occam-work"
+    assert env["OCCAM_CACHE_DIR"] == "/srv/occam-work/cache"
+    without = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values_file("minimal.yaml")), "cpu")
+    assert without.shared_work_volume == {}
+    assert "OCCAM_K8S_SHARED_VOLUME" not in without.get_env()
+
+
 def test_the_default_values_make_a_working_spawner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     c = _run_as_z2jh(tmp_path, monkeypatch, None)
     for slug, gpus in (("cpu", 0), ("gpu", 3)):

@@ -23,9 +23,14 @@ from .student import wait_until
 from .test_backend import EXECUTOR_IMAGE, GPU_SELECTOR, GPU_TOLERATIONS, OCCAM_SELECTOR
 
 DRIVER = str(Path(__file__).with_name("k8s_driver.py"))
+#: A shared work volume as the spawner passes it (kwok mounts nothing, so the server need not exist).
+SHARED_VOLUME = {"nfs": {"server": "nfs.example.org", "path": "/exports/ada"}}
+SHARED_PATH = "/srv/occam-work"
 
 
-def start_driver(kube, namespace, notebook_pod, *, gpu_settings: bool = True, **options) -> subprocess.Popen:
+def start_driver(
+    kube, namespace, notebook_pod, *, gpu_settings: bool = True, shared: bool = False, **options
+) -> subprocess.Popen:
     env = dict(os.environ)
     host = kube.admin.configuration.host
     env.update(
@@ -44,6 +49,9 @@ def start_driver(kube, namespace, notebook_pod, *, gpu_settings: bool = True, **
     if gpu_settings:
         env["OCCAM_K8S_GPU_NODE_SELECTOR"] = json.dumps(GPU_SELECTOR)
         env["OCCAM_K8S_GPU_TOLERATIONS"] = json.dumps(GPU_TOLERATIONS)
+    if shared:
+        env["OCCAM_K8S_SHARED_VOLUME"] = json.dumps(SHARED_VOLUME)
+        env["OCCAM_K8S_SHARED_PATH"] = SHARED_PATH
     options.setdefault("name", f"occam-k8s-{os.getpid()}-{int(time.monotonic() * 1000) % 100000}")
     proc = subprocess.Popen(
         [sys.executable, DRIVER, json.dumps(options)],
@@ -63,7 +71,7 @@ def executor_pods(core, namespace: str, cluster: str) -> list[Any]:
 
 
 def test_executor_pods_have_the_expected_spec_and_go_when_start_fails(kube, namespace, admin, notebook):
-    driver = start_driver(kube, namespace, notebook, n=2, gpu=True, timeout=25)
+    driver = start_driver(kube, namespace, notebook, shared=True, n=2, gpu=True, timeout=25)
     pods = wait_until(
         "Spark's driver to create 2 executor pods",
         lambda: (p := executor_pods(admin, namespace.name, driver.cluster_name)) and len(p) == 2 and p,
@@ -80,6 +88,12 @@ def test_executor_pods_have_the_expected_spec_and_go_when_start_fails(kube, name
     assert container["resources"]["requests"]["cpu"] == "1"
     assert pod["spec"]["nodeSelector"] == GPU_SELECTOR
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["spec"]["tolerations"]
+    # The shared work volume (dataset cache, checkpoints) is mounted read-write where the notebook has it.
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["occam-shared-work"] == {"name": "occam-shared-work", **SHARED_VOLUME}
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["occam-shared-work"]["mountPath"] == SHARED_PATH
+    assert not mounts["occam-shared-work"].get("readOnly")
     env = {e["name"]: e for e in container["env"]}
     # The RPC secret reaches executors by reference to the cluster's Secret, never as a plain value.
     assert "valueFrom" in env["_SPARK_AUTH_SECRET"] and "value" not in env["_SPARK_AUTH_SECRET"]

@@ -4,10 +4,10 @@ The driver process gets what the spawner gives a notebook pod (``OCCAM_K8S_*``, 
 ``KUBECONFIG``), with two differences, because it runs on this machine and not in a pod:
 
 * its pod IP is the bridge's gateway address (:data:`~.realnode.GATEWAY`), where executor pods reach it;
-* a folder shared with the executors at the same path (a ``hostPath`` volume, added through
-  ``spark-defaults.conf`` in ``SPARK_CONF_DIR``) holds Occam's dataset cache and checkpoints. Datasets
-  are written by executors and read by the driver, and checkpoints are written by rank 0 and found by the
-  driver, so both sides must see one filesystem; on a real cluster that is a shared volume.
+* its shared work volume (``OCCAM_K8S_SHARED_VOLUME``, as the spawner sets it from
+  ``shared_work_volume``) is a ``hostPath`` folder of this machine, which the driver sees directly and
+  the executors mount at the same path; on a real cluster it is a ReadWriteMany claim or NFS. It holds
+  Occam's dataset cache and checkpoints, as ``OCCAM_CACHE_DIR``/``OCCAM_CHECKPOINT_DIR`` say.
 """
 
 from __future__ import annotations
@@ -34,13 +34,12 @@ def shared_folder(tmp_path: Path) -> Path:
     return folder
 
 
-def spark_defaults(conf_dir: Path, shared: Path) -> Path:
+def spark_defaults(conf_dir: Path) -> Path:
     conf_dir.mkdir(exist_ok=True)
-    prefix = "spark.kubernetes.executor.volumes.hostPath.occam-shared"
     (conf_dir / "spark-defaults.conf").write_text(
-        f"{prefix}.mount.path {shared}\n{prefix}.mount.readOnly false\n"
-        f"{prefix}.options.path {shared}\n{prefix}.options.type Directory\n"
-        # Hadoop creates the output directories on the driver (root) for tasks run by the image's user.
+        # Only because this driver runs as root while the executors run as the image's user: Hadoop
+        # creates the output directories on the driver, and the executors' tasks must write into them.
+        # In a real deployment the notebook and the executors run the same image as the same user.
         "spark.hadoop.fs.permissions.umask-mode 000\n"
     )
     return conf_dir
@@ -65,9 +64,11 @@ class NodeDriver:
                 "OCCAM_K8S_EXECUTOR_IMAGE": node.images["executor"].ref,
                 "OCCAM_K8S_USER": "ada",
                 "OCCAM_K8S_API_SERVER": node.control_plane.server,
+                "OCCAM_K8S_SHARED_VOLUME": json.dumps({"hostPath": {"path": str(shared), "type": "Directory"}}),
+                "OCCAM_K8S_SHARED_PATH": str(shared),
                 "OCCAM_CACHE_DIR": str(shared / "cache"),
                 "OCCAM_CHECKPOINT_DIR": str(shared / "checkpoints"),
-                "SPARK_CONF_DIR": str(spark_defaults(tmp_path / "spark-conf", shared)),
+                "SPARK_CONF_DIR": str(spark_defaults(tmp_path / "spark-conf")),
             }
         )
         self.name = options.setdefault("name", f"node-{os.getpid()}-{int(time.monotonic() * 1000) % 100000}")

@@ -8,8 +8,8 @@ the chart's ``occam`` values plus what the templates know (release namespace, hu
 :func:`hub_config` turns those values into traitlets settings (pure: dict in, dict out), and the
 block at the end applies them to ``c``: OccamSpawner as the spawner class, the course limits, the
 profiles (KubeSpawner profiles made by :mod:`spawner.profiles`, whose ``kubespawner_override`` sets the
-image, the notebook's resources and GPUs, the namespace's GPU quota and where GPU pods go), and the
-shared data volume.
+image, the notebook's resources and GPUs, the namespace's GPU quota and where GPU pods go), the
+shared data volume, and the shared work volume (OccamSpawner mounts that one itself, in executors too).
 """
 
 from __future__ import annotations
@@ -91,6 +91,14 @@ def shared_data(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     return volume, mount
 
 
+def shared_work(values: dict[str, Any]) -> dict[str, Any]:
+    """OccamSpawner's shared_work_volume and shared_work_path for ``occam.sharedWork`` (empty when it is off)."""
+    work = values.get("sharedWork") or {}
+    if not work.get("enabled"):
+        return {}
+    return {"shared_work_volume": dict(work["volume"]), "shared_work_path": work["mountPath"]}
+
+
 def hub_config(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Traitlets settings by section (``{"OccamSpawner": {...}, ...}``) from the chart's values file."""
     first = values["profiles"][0]
@@ -102,6 +110,7 @@ def hub_config(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "check_node_fit": bool(values["spawner"].get("checkNodeFit", True)),
         "hub_namespace": values["hubNamespace"],
         "hub_selector": dict(values["hubSelector"]),
+        **shared_work(values),
     }
     return {
         "JupyterHub": {"spawner_class": "occam"},

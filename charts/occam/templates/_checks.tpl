@@ -58,6 +58,13 @@
 {{- if and $shared.enabled (not $shared.mountPath) }}
 {{- fail "occam.sharedData.enabled is true but occam.sharedData.mountPath is empty: set where notebooks see the data, e.g. /home/jovyan/shared." }}
 {{- end }}
+{{- $work := $occam.sharedWork | default dict -}}
+{{- if and $work.enabled (ne (len ($work.volume | default dict)) 1) }}
+{{- fail "occam.sharedWork.enabled is true but occam.sharedWork.volume names no volume source: set exactly one of persistentVolumeClaim: {claimName} (a ReadWriteMany claim of that name in every student namespace), nfs: {server, path} or csi: {driver, ...}; executors and notebooks share the dataset cache and checkpoints through it." }}
+{{- end }}
+{{- if and $work.enabled (not $work.mountPath) }}
+{{- fail "occam.sharedWork.enabled is true but occam.sharedWork.mountPath is empty: set where notebooks and executors mount it, e.g. /home/jovyan/occam-work." }}
+{{- end }}
 {{- $z2jh := .Values.jupyterhub -}}
 {{- if $z2jh.enabled }}
 {{- include "occam.checkZ2jh" . }}

@@ -1,0 +1,138 @@
+"""The shared work volume: one filesystem that the notebook (the driver) and every executor pod mount.
+
+Executors write a :class:`~occam.Dataset`'s Parquet files and the driver reads them; rank 0 writes fit
+checkpoints and the driver finds them. On Kubernetes these are different pods, so a local path is
+only shared when it lies on a volume that all of them mount at the same path: a ReadWriteMany
+PersistentVolumeClaim, an NFS export, a CSI volume. The volume is given as a Kubernetes volume source
+(``OCCAM_K8S_SHARED_VOLUME``, JSON, e.g. ``{"persistentVolumeClaim": {"claimName": "occam-work"}}``) and
+a mount path (``OCCAM_K8S_SHARED_PATH``); the spawner mounts it in the notebook pod and the executor pod
+template mounts it in every executor (:func:`volume`, :func:`volume_mount`).
+
+:func:`unshared_path_problem` is the check that turns the executors' ``Mkdirs failed`` stack trace into
+a message naming the fix; :func:`spark_path_problem` applies it to a running Spark session.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import TYPE_CHECKING, Any
+
+from occam.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+SHARED_VOLUME_ENV = "OCCAM_K8S_SHARED_VOLUME"
+SHARED_PATH_ENV = "OCCAM_K8S_SHARED_PATH"
+
+#: Name of the shared work volume in the executor pod template (and in the notebook pod).
+VOLUME_NAME = "occam-shared-work"
+
+#: Spark property the Kubernetes backend sets to the shared path, so checks can find it from the session.
+SHARED_PATH_CONF = "spark.occam.kubernetes.sharedPath"
+
+#: Volume sources that are never shared between pods.
+_PER_POD_SOURCES = {
+    "emptyDir": "an emptyDir belongs to one pod",
+    "ephemeral": "an ephemeral volume belongs to one pod",
+    "downwardAPI": "a downwardAPI volume is read-only",
+    "configMap": "a configMap volume is read-only",
+    "secret": "a secret volume is read-only",
+    "projected": "a projected volume is read-only",
+}
+
+EXAMPLE = '{"persistentVolumeClaim": {"claimName": "occam-work"}}'
+
+#: What to do when a path is not shared, appended to every such message.
+FIX = (
+    "ask the course admin to configure a shared work volume (occam.sharedWork in the chart) or set "
+    f"{SHARED_VOLUME_ENV}/{SHARED_PATH_ENV}"
+)
+
+
+def check_shared_work(source: Any, path: Any) -> None:
+    """Raise :class:`~occam.errors.ConfigError` unless ``source`` and ``path`` make a usable shared volume.
+
+    Both or neither must be given. ``source`` is one Kubernetes volume source (a dict with one key,
+    such as ``persistentVolumeClaim``, ``nfs``, ``csi`` or ``hostPath``, mapping to its fields);
+    ``path`` is the absolute mount path, the same in the notebook and the executors.
+    """
+    if source is None and path is None:
+        return
+    if source is None or path is None:
+        missing = SHARED_VOLUME_ENV if source is None else SHARED_PATH_ENV
+        raise ConfigError(
+            f"a shared work volume needs both {SHARED_VOLUME_ENV} (the volume source, e.g. {EXAMPLE}) and "
+            f"{SHARED_PATH_ENV} (where it is mounted); {missing} is missing"
+        )
+    if not isinstance(source, dict) or len(source) != 1:
+        raise ConfigError(
+            f"shared volume {source!r} must be one Kubernetes volume source (a JSON object with one key), "
+            f"e.g. {EXAMPLE} ({SHARED_VOLUME_ENV})"
+        )
+    ((kind, fields),) = source.items()
+    if kind == "name":
+        raise ConfigError(f"shared volume {source!r}: give the volume source only, without a name, e.g. {EXAMPLE}")
+    if kind in _PER_POD_SOURCES:
+        raise ConfigError(
+            f"shared volume {kind!r} cannot be shared by the notebook and its executors ({_PER_POD_SOURCES[kind]}); "
+            f"use a ReadWriteMany persistentVolumeClaim, nfs or csi volume, e.g. {EXAMPLE}"
+        )
+    if not isinstance(fields, dict):
+        raise ConfigError(f"shared volume {source!r}: {kind} must map to an object of its fields, e.g. {EXAMPLE}")
+    if not isinstance(path, str) or not posixpath.isabs(path):
+        raise ConfigError(f"shared path {path!r} must be an absolute path such as /srv/occam-work ({SHARED_PATH_ENV})")
+    if posixpath.normpath(path) == "/":
+        raise ConfigError(f"shared path {path!r} cannot be the root directory ({SHARED_PATH_ENV})")
+
+
+def volume(source: dict[str, Any]) -> dict[str, Any]:
+    """The pod spec ``volumes`` entry of the shared work volume."""
+    return {"name": VOLUME_NAME, **{kind: dict(fields) for kind, fields in source.items()}}
+
+
+def volume_mount(path: str) -> dict[str, Any]:
+    """The container's read-write ``volumeMounts`` entry of the shared work volume at ``path``."""
+    return {"name": VOLUME_NAME, "mountPath": path, "readOnly": False}
+
+
+def is_remote(path: str) -> bool:
+    """Whether ``path`` is a URL of a filesystem that every pod reaches itself (``hdfs://``, ``s3a://``...)."""
+    scheme, sep, _ = path.partition("://")
+    return bool(sep) and scheme.lower() != "file"
+
+
+def is_under(path: str, directory: str) -> bool:
+    """Whether the local ``path`` (absolute, or a ``file://`` URL) is ``directory`` or inside it."""
+    local = posixpath.normpath(path.removeprefix("file://"))
+    folder = posixpath.normpath(directory)
+    return local == folder or local.startswith(folder.rstrip("/") + "/")
+
+
+def unshared_path_problem(path: str, *, master: str, shared_path: str | None, writer: str) -> str | None:
+    """Why executors and the driver would not see the same files at ``path``, or None when they do.
+
+    ``master`` is the session's ``spark.master``: only ``k8s://`` clusters run executors in other pods
+    (on the embedded backend they share the notebook's filesystem). ``shared_path`` is the shared work
+    volume's mount path (None: there is none). ``writer`` starts the message, e.g. "executors write the
+    converted data". Remote URLs (``hdfs://``, ``s3a://``) are shared by definition.
+    """
+    if not master.startswith("k8s://") or is_remote(path):
+        return None
+    if shared_path is None:
+        return f"{writer} to {path}, which the driver cannot see: {FIX}"
+    if is_under(path, shared_path):
+        return None
+    return (
+        f"{writer} to {path}, which the driver cannot see: only the shared work volume at {shared_path} is "
+        f"mounted by both; use a folder under it (OCCAM_CACHE_DIR and OCCAM_CHECKPOINT_DIR, or cache_dir=... "
+        "and checkpoint_dir=...)"
+    )
+
+
+def spark_path_problem(spark: SparkSession, path: str, *, writer: str) -> str | None:
+    """:func:`unshared_path_problem` for the cluster of the running ``spark`` session."""
+    context = spark.sparkContext
+    return unshared_path_problem(
+        path, master=context.master or "", shared_path=context.getConf().get(SHARED_PATH_CONF), writer=writer
+    )
