@@ -15,8 +15,6 @@ from typing import Any
 
 from occam.errors import ConfigError
 from occam.kubernetes.objects import parse_quantity
-from spawner.limits import CourseLimits
-from spawner.namespace import NAMESPACE_PREFIX, namespace_objects
 
 #: Seconds each API request may take before it is abandoned.
 REQUEST_TIMEOUT_SECONDS = 15
@@ -223,36 +221,16 @@ def _apply_one(call: _Caller, desired: dict[str, Any]) -> Applied:
 
 
 def prepare_namespace(
-    api_client: Any,
-    username: str,
-    limits: CourseLimits,
-    *,
-    hub_namespace: str,
-    hub_selector: Mapping[str, str],
-    gpu_resource: str = "nvidia.com/gpu",
-    notebook_selector: Mapping[str, str] | None = None,
-    horovod_ports: bool = True,
-    timeout: float = REQUEST_TIMEOUT_SECONDS,
-    prefix: str = NAMESPACE_PREFIX,
+    api_client: Any, objects: list[dict[str, Any]], *, timeout: float = REQUEST_TIMEOUT_SECONDS
 ) -> list[Applied]:
-    """Make ``username``'s namespace hold exactly what the builders say; return what was done, in order.
+    """Make a student's namespace hold exactly ``objects`` (:func:`~spawner.namespace.namespace_objects`, the
+    Namespace first); return what was done with each, in order.
 
     ``api_client`` is a ``kubernetes.client.ApiClient`` with the hub's credentials. Safe to call at
     every spawn: objects that already match are not written. Every request gives up after ``timeout``
-    seconds. ``prefix`` starts the namespace's name (:func:`~spawner.namespace.namespace_name`). A
-    refusal (401/403), an invalid object (422) or an unreachable API server raises
+    seconds. A refusal (401/403), an invalid object (422) or an unreachable API server raises
     :class:`~occam.errors.ConfigError` saying what to fix.
     """
-    objects = namespace_objects(
-        username,
-        limits,
-        hub_namespace=hub_namespace,
-        hub_selector=hub_selector,
-        gpu_resource=gpu_resource,
-        notebook_selector=notebook_selector,
-        horovod_ports=horovod_ports,
-        prefix=prefix,
-    )
     call = _Caller(api_client, timeout)
     return [_apply_one(call, desired) for desired in objects]
 

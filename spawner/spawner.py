@@ -31,7 +31,7 @@ from occam.kubernetes.shared import check_shared_work
 from spawner import notebook_pod
 from spawner.apply import REQUEST_TIMEOUT_SECONDS, Applied, prepare_namespace
 from spawner.limits import CourseLimits
-from spawner.namespace import NAMESPACE_PREFIX, check_prefix, namespace_name
+from spawner.namespace import NAMESPACE_PREFIX, check_prefix, namespace_name, namespace_objects
 from spawner.placement import unplaceable_reason
 
 #: Occam's pods and Secrets in a student's namespace other than the notebook pod: what ``stop`` deletes.
@@ -324,15 +324,10 @@ class OccamSpawner(KubeSpawner):
     def _prepare_blocking(self, username: str, limits: CourseLimits, prefix: str) -> list[Applied]:
         api_client = self.make_api_client()
         try:
-            return prepare_namespace(
-                api_client,
-                username,
-                limits,
-                hub_namespace=self.hub_namespace,
-                hub_selector=self.hub_selector,
-                timeout=REQUEST_TIMEOUT_SECONDS,
-                prefix=prefix,
+            objects = namespace_objects(
+                username, limits, hub_namespace=self.hub_namespace, hub_selector=self.hub_selector, prefix=prefix
             )
+            return prepare_namespace(api_client, objects, timeout=REQUEST_TIMEOUT_SECONDS)
         finally:
             api_client.close()
 

@@ -7,6 +7,7 @@ import glob
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,17 @@ if TYPE_CHECKING:
     from occam.cluster import Cluster
 
 POLL_SECONDS = 0.2
+# How long fit waits, after ranks failed only because a peer went away, for Spark to notice which executor
+# died: the surviving rank reports the broken collective at once, the executor's loss (a Kubernetes pod
+# watch event, a closed RPC connection) reaches the driver's list of executors a little later.
+LOST_EXECUTOR_WAIT_SECONDS = 60.0
+# What a rank says when the collective broke under it because another rank's process went away.
+PEER_LOSS_MARKERS = (
+    "Horovod has been shut down",
+    "HorovodInternalError",
+    "Connection closed by peer",
+    "Connection reset by peer",
+)
 
 
 def _check_positive_int(name: str, value: object) -> None:
@@ -146,11 +158,31 @@ def fit(
             error = exc
         finally:
             follower.finish()
-    lost = sorted(executors_at_start - set(cluster.executor_ids())) if error is not None else []
+    lost = _lost_executors(cluster, executors_at_start, follower.events) if error is not None else []
     result = _result(cluster, model_fn, results, error, follower.events, checkpoint_dir, lost)
     if follower.callback_error is not None:
         raise follower.callback_error
     return result
+
+
+def only_peers_lost(ranks: int, errors: list[dict[str, Any]]) -> bool:
+    """Whether the ranks' reports say nothing but that a peer went away: some ranks reported, some never did,
+    and every one that did saw only the broken collective (its own code did not fail)."""
+    return 0 < len({e["rank"] for e in errors}) < ranks and all(
+        any(marker in f"{e['error']}\n{e['traceback']}" for marker in PEER_LOSS_MARKERS) for e in errors
+    )
+
+
+def _lost_executors(cluster: Cluster, at_start: set[str], events: list[dict[str, Any]]) -> list[str]:
+    """The executors of ``at_start`` that are gone; when the ranks' reports point at a lost peer, wait (at
+    most ``LOST_EXECUTOR_WAIT_SECONDS``) for Spark to notice which one."""
+    errors = [e for e in events if e["type"] == "error"]
+    deadline = time.monotonic() + (LOST_EXECUTOR_WAIT_SECONDS if only_peers_lost(cluster.n, errors) else 0.0)
+    while True:
+        lost = sorted(at_start - set(cluster.executor_ids()))
+        if lost or time.monotonic() >= deadline:
+            return lost
+        time.sleep(1.0)
 
 
 def failure_message(

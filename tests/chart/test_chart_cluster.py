@@ -110,7 +110,7 @@ def test_install_gives_the_hub_what_the_spawner_needs_and_uninstall_leaves_nothi
 
     from spawner.apply import CREATED, prepare_namespace
     from spawner.limits import CourseLimits
-    from spawner.namespace import namespace_name
+    from spawner.namespace import namespace_name, namespace_objects
 
     release = "occam"
     role = f"occam-hub-{release_namespace}-{release}"
@@ -146,11 +146,13 @@ def test_install_gives_the_hub_what_the_spawner_needs_and_uninstall_leaves_nothi
                     "the hub's ClusterRoleBinding to take effect",
                     lambda: prepare_namespace(
                         hub,
-                        user,
-                        limits,
-                        hub_namespace=release_namespace,
-                        hub_selector={"app": "jupyterhub", "release": release},
-                        prefix="ml-",
+                        namespace_objects(
+                            user,
+                            limits,
+                            hub_namespace=release_namespace,
+                            hub_selector={"app": "jupyterhub", "release": release},
+                            prefix="ml-",
+                        ),
                     ),
                     timeout=TIMEOUT,
                 )

@@ -99,7 +99,7 @@ def student(kube: Kube, hub: HubProcess) -> Iterator[str]:
 
     name = f"student-{uuid.uuid4().hex[:6]}"
     yield name
-    if hub.proc is not None and _user_exists(hub, name) and hub.server(name) is not None:
+    if hub.alive and _user_exists(hub, name) and hub.server(name) is not None:
         hub.stop_server(name)
     try:
         client.CoreV1Api(kube.admin).delete_namespace(namespace_name(name))

@@ -13,15 +13,11 @@ kills the whole process group: proxy and stand-in servers included.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -29,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.kubernetes.controlplane import free_port
-from tests.kubernetes.processes import log_tail
+from tests.kubernetes.processes import Harness, log_tail
 
 REPO = Path(__file__).resolve().parents[2]
 CHP_INSTALL = "npm install --prefix ~/.cache/occam/chp configurable-http-proxy@4"
@@ -87,22 +83,23 @@ class SpawnFailed(Exception):
     """The hub gave up on a spawn (its server is gone): not worth waiting for."""
 
 
-class HubProcess:
+class HubProcess(Harness):
     """``with HubProcess(dir, kubeconfig, spawner_config) as hub:``; ``hub.api(...)`` calls the REST API."""
+
+    error = HubError
+    poll_seconds = 0.25
 
     def __init__(
         self, workdir: Path, kubeconfig: Path, spawner_config: str, *, chp: str, timeout: float = 120.0
     ) -> None:
+        super().__init__(timeout)
         self.dir = workdir
         self.kubeconfig = kubeconfig
         self.spawner_config = spawner_config
         self.chp = chp
-        self.timeout = timeout
         self.token = secrets.token_hex(32)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = workdir / "jupyterhub.log"
-        self.proc: subprocess.Popen | None = None
 
     def config_text(self) -> str:
         hub_port, proxy_api = free_port(), free_port()
@@ -129,17 +126,6 @@ c.Spawner.start_timeout = 180
 {self.spawner_config}
 """
 
-    def __enter__(self) -> HubProcess:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def start(self) -> None:
         config = self.dir / "jupyterhub_config.py"
         config.write_text(self.config_text())
@@ -150,51 +136,25 @@ c.Spawner.start_timeout = 180
             "OCCAM_HUB_TEST_DIR": str(self.dir),
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [str(Path(sys.executable).with_name("jupyterhub")), "-f", str(config), "--debug"],
-                cwd=self.dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.wait_for("the hub's REST API to answer (/hub/api/)", lambda: self.api("GET", "/") or None)
+        self.spawn("jupyterhub", [str(Path(sys.executable).with_name("jupyterhub")), "-f", str(config), "--debug"], env)
+        self.wait_until("the hub's REST API to answer (/hub/api/)", lambda: self.api("GET", "/") or None)
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=20)
-        with contextlib.suppress(ProcessLookupError):  # the proxy and stand-in servers, if left
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc = None
+        # SIGTERM first: the hub stops every server it runs, as at a real shutdown; then the whole process
+        # group goes (the proxy and stand-in servers, if left).
+        self.kill("jupyterhub", grace=60)
+
+    @property
+    def alive(self) -> bool:
+        return self.running("jupyterhub")
 
     def log_tail(self, lines: int = 60) -> str:
-        return log_tail(self.log, lines)
+        return log_tail(self.log("jupyterhub"), lines)
 
-    def wait_for(self, what: str, check: Any, timeout: float | None = None, interval: float = 0.25) -> Any:
-        """Call ``check`` until it returns something truthy; fail naming ``what`` and the hub's log tail."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        last: object = None
-        while True:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise HubError(f"jupyterhub exited ({self.proc.returncode}) waiting for {what}\n{self.log_tail()}")
-            try:
-                result = check()
-                if result:
-                    return result
-            except (OSError, HubError) as exc:
-                last = exc
-            if time.monotonic() > deadline:
-                raise HubError(f"timed out waiting for {what} (last error: {last})\n{self.log_tail()}")
-            time.sleep(interval)
+    def wait_until(self, what: str, check: Any, timeout: float | None = None) -> Any:
+        """Call ``check`` until it returns something truthy; fail naming ``what`` and the hub's log tail. A
+        :class:`SpawnFailed` ends the wait at once."""
+        return self.wait_for(what, "jupyterhub", check, timeout, give_up_on=(SpawnFailed,))
 
     # -- REST API ------------------------------------------------------------------------------------------
 
@@ -243,10 +203,10 @@ c.Spawner.start_timeout = 180
                 raise SpawnFailed(f"{user}'s server is gone: the spawn failed (see the hub's log)")
             return server if server.get("ready") else None
 
-        return self.wait_for(f"{user}'s server to be ready", ready, timeout)
+        return self.wait_until(f"{user}'s server to be ready", ready, timeout)
 
     def wait_stopped(self, user: str, timeout: float | None = None) -> None:
-        self.wait_for(f"{user}'s server to stop", lambda: self.server(user) is None, timeout)
+        self.wait_until(f"{user}'s server to stop", lambda: self.server(user) is None, timeout)
 
     def stop_server(self, user: str) -> None:
         """Stop the user's server: ``DELETE /users/{name}/server``, the call jupyterhub-idle-culler makes."""

@@ -63,8 +63,8 @@ class Harness:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def spawn(self, name: str, args: list[str]) -> None:
-        """Start ``args`` as component ``name``, its output in ``<dir>/<name>.log``."""
+    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+        """Start ``args`` as component ``name`` (in ``env``, else this process's), its output in ``<dir>/<name>.log``."""
         assert self.dir is not None
         log = self.dir / f"{name}.log"
         self._logs[name] = log
@@ -75,6 +75,7 @@ class Harness:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=self.dir,
+                env=env,
                 start_new_session=True,
                 preexec_fn=die_with_parent,
             )
@@ -83,13 +84,26 @@ class Harness:
         """The log file of ``component``."""
         return self._logs[component]
 
+    def running(self, name: str) -> bool:
+        """Whether component ``name`` was started and has not exited."""
+        proc = self._procs.get(name)
+        return proc is not None and proc.poll() is None
+
     def exited(self) -> list[str]:
         """Components that have exited."""
         return [name for name, proc in self._procs.items() if proc.poll() is not None]
 
-    def wait_for(self, what: str, component: str, check: Callable[[], T | None], timeout: float | None = None) -> T:
-        """Call ``check`` until it returns something other than None (exceptions count as not yet); fails at once
-        if ``component`` exits, and at the deadline with the last error and the component's log tail."""
+    def wait_for(
+        self,
+        what: str,
+        component: str,
+        check: Callable[[], T | None],
+        timeout: float | None = None,
+        give_up_on: tuple[type[Exception], ...] = (),
+    ) -> T:
+        """Call ``check`` until it returns something truthy (exceptions count as not yet, except ``give_up_on``,
+        which propagate); fails at once if ``component`` exits, and at the deadline with the last error and the
+        component's log tail."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         last: object = None
         while True:
@@ -101,8 +115,10 @@ class Harness:
                 )
             try:
                 result = check()
-                if result is not None:
+                if result:
                     return result
+            except give_up_on:
+                raise
             except Exception as exc:
                 last = exc
             if time.monotonic() > deadline:

@@ -26,6 +26,7 @@ from spawner.namespace import (
     ROLE,
     SERVICE_ACCOUNT,
     namespace_name,
+    namespace_objects,
 )
 
 from .fixtures import Kube
@@ -105,7 +106,7 @@ def _notebook_client(kube: Kube, ns: str) -> Any:
 def test_prepare_namespace_creates_every_object(kube: Kube, new_user: Callable[[], str]) -> None:
     username = new_user()
     ns = namespace_name(username)
-    applied = prepare_namespace(kube.admin, username, LIMITS, **HUB)
+    applied = prepare_namespace(kube.admin, namespace_objects(username, LIMITS, **HUB))
     assert [(a.kind, a.action) for a in applied] == [
         ("Namespace", CREATED),
         ("ServiceAccount", CREATED),
@@ -147,10 +148,10 @@ def _quota_counted(kube: Kube, ns: str) -> None:
 def test_prepare_namespace_twice_writes_nothing(kube: Kube, new_user: Callable[[], str]) -> None:
     username = new_user()
     ns = namespace_name(username)
-    prepare_namespace(kube.admin, username, LIMITS, **HUB)
+    prepare_namespace(kube.admin, namespace_objects(username, LIMITS, **HUB))
     _quota_counted(kube, ns)
     before = _versions(_read_all(kube.admin, ns))
-    applied = prepare_namespace(kube.admin, username, LIMITS, **HUB)
+    applied = prepare_namespace(kube.admin, namespace_objects(username, LIMITS, **HUB))
     assert {a.action for a in applied} == {UNCHANGED}
     assert _versions(_read_all(kube.admin, ns)) == before
 
@@ -161,7 +162,7 @@ def test_changed_limits_update_the_quota_and_keep_others_labels(kube: Kube, new_
     username = new_user()
     ns = namespace_name(username)
     core = client.CoreV1Api(kube.admin)
-    prepare_namespace(kube.admin, username, LIMITS, **HUB)
+    prepare_namespace(kube.admin, namespace_objects(username, LIMITS, **HUB))
     _quota_counted(kube, ns)
     core.patch_namespace(ns, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "baseline"}}})
     before = _versions(_read_all(kube.admin, ns))
@@ -169,7 +170,7 @@ def test_changed_limits_update_the_quota_and_keep_others_labels(kube: Kube, new_
     bigger = CourseLimits(
         max_executors=4, cpu="8", memory="16Gi", gpus=0, executor_max_cpu="2", executor_max_memory="4Gi"
     )
-    applied = {a.kind: a.action for a in prepare_namespace(kube.admin, username, bigger, **HUB)}
+    applied = {a.kind: a.action for a in prepare_namespace(kube.admin, namespace_objects(username, bigger, **HUB))}
     assert applied["ResourceQuota"] == UPDATED
     assert {kind for kind, action in applied.items() if action != UNCHANGED} == {"ResourceQuota"}
     after = _read_all(kube.admin, ns)
@@ -188,7 +189,7 @@ def test_changed_limits_update_the_quota_and_keep_others_labels(kube: Kube, new_
     smaller = CourseLimits(
         max_executors=4, cpu="8", memory="16Gi", gpus=0, executor_max_cpu="1500m", executor_max_memory="3Gi"
     )
-    applied = {a.kind: a.action for a in prepare_namespace(kube.admin, username, smaller, **HUB)}
+    applied = {a.kind: a.action for a in prepare_namespace(kube.admin, namespace_objects(username, smaller, **HUB))}
     assert applied["LimitRange"] == UPDATED
     (item,) = _read_all(kube.admin, ns)["LimitRange"]["spec"]["limits"]
     assert item["max"] == {"cpu": "1500m", "memory": "3Gi"}
@@ -202,8 +203,8 @@ def test_the_notebook_account_may_start_pods_in_its_namespace_only(kube: Kube, n
 
     username, other = new_user(), new_user()
     ns, other_ns = namespace_name(username), namespace_name(other)
-    prepare_namespace(kube.admin, username, LIMITS, **HUB)
-    prepare_namespace(kube.admin, other, LIMITS, **HUB)
+    prepare_namespace(kube.admin, namespace_objects(username, LIMITS, **HUB))
+    prepare_namespace(kube.admin, namespace_objects(other, LIMITS, **HUB))
     admin_core = client.CoreV1Api(kube.admin)
     for namespace in (ns, other_ns):
         wait_until(
@@ -262,11 +263,11 @@ def test_the_notebook_account_may_start_pods_in_its_namespace_only(kube: Kube, n
 
 def test_a_refused_spawner_gets_a_message_saying_what_it_needs(kube: Kube, new_user: Callable[[], str]) -> None:
     username = new_user()
-    prepare_namespace(kube.admin, username, LIMITS, **HUB)
+    prepare_namespace(kube.admin, namespace_objects(username, LIMITS, **HUB))
     notebook = _notebook_client(kube, namespace_name(username))
     try:
         with pytest.raises(ConfigError, match=r"refused to let the spawner read Namespace .*403.*ClusterRole"):
-            prepare_namespace(notebook, new_user(), LIMITS, **HUB)
+            prepare_namespace(notebook, namespace_objects(new_user(), LIMITS, **HUB))
     finally:
         notebook.close()
 
@@ -282,6 +283,6 @@ def test_an_unreachable_api_server_is_a_config_error() -> None:
         with pytest.raises(
             ConfigError, match=r"cannot reach the Kubernetes API at https://127.0.0.1:9 to read Namespace"
         ):
-            prepare_namespace(api_client, "ada", LIMITS, timeout=2, **HUB)
+            prepare_namespace(api_client, namespace_objects("ada", LIMITS, **HUB), timeout=2)
     finally:
         api_client.close()

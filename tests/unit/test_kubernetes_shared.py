@@ -177,3 +177,26 @@ def test_dataset_conversion_on_kubernetes_without_a_shared_volume_fails_before_a
         Dataset.from_numpy(
             x, y, spark=_KubernetesSession({SHARED_PATH_CONF: f"{tmp_path}/shared"}), cache_dir=str(tmp_path)
         )
+
+
+class _StandInSpark:
+    """The only part of a running SparkSession that fit reads before refusing: its master and conf.
+    A stand-in because the refusal must come before any Spark or Kubernetes work (tested for real in the
+    node tier, where the volume is mounted)."""
+
+    def __init__(self, shared_path: str | None) -> None:
+        conf = {SHARED_PATH_CONF: shared_path} if shared_path else {}
+        self.sparkContext = type("Context", (), {"master": K8S, "getConf": lambda _self: conf})()
+
+
+@pytest.mark.parametrize("shared_path", [None, "/srv/occam-work"])
+def test_fit_refuses_a_checkpoint_dir_the_driver_would_not_see_before_training(tmp_path, shared_path):
+    from occam.data.dataset import Dataset
+    from occam.training.fit import fit
+
+    cluster = type("StandInCluster", (), {"spark": _StandInSpark(shared_path), "n": 2})()
+    dataset = Dataset("/srv/occam-work/d", "features", "label", None, 10, {}, "key")
+    checkpoints = tmp_path / "checkpoints"
+    with pytest.raises(ConfigError, match=f"rank 0 writes checkpoints to {checkpoints}, which the driver"):
+        fit(cluster, lambda: None, dataset, checkpoint_dir=str(checkpoints), progress=False)  # type: ignore[arg-type]
+    assert not checkpoints.exists()

@@ -24,7 +24,7 @@ from occam.errors import ConfigError  # noqa: E402
 from spawner import spawner as spawner_module  # noqa: E402
 from spawner.apply import Applied  # noqa: E402
 from spawner.limits import CourseLimits  # noqa: E402
-from spawner.namespace import SERVICE_ACCOUNT, namespace_name  # noqa: E402
+from spawner.namespace import SERVICE_ACCOUNT, namespace_name, namespace_objects  # noqa: E402
 from spawner.spawner import EXECUTOR_SELECTOR, OccamSpawner, course_limits_from  # noqa: E402
 
 FAKE_KUBECONFIG = """\
@@ -175,9 +175,9 @@ def test_the_pod_manifest_carries_occams_labels_account_and_env():
 def test_namespace_preparation_runs_in_a_thread_with_the_settings(monkeypatch: pytest.MonkeyPatch):
     calls: list[dict[str, Any]] = []
 
-    def fake_prepare(api_client: Any, username: str, limits: CourseLimits, **kwargs: Any) -> list[Applied]:
-        calls.append({"username": username, "limits": limits, **kwargs})
-        return [Applied("Namespace", namespace_name(username), "created")]
+    def fake_prepare(api_client: Any, objects: list[dict[str, Any]], **kwargs: Any) -> list[Applied]:
+        calls.append({"objects": objects, **kwargs})
+        return [Applied("Namespace", objects[0]["metadata"]["name"], "created")]
 
     monkeypatch.setattr(spawner_module, "prepare_namespace", fake_prepare)
 
@@ -191,11 +191,13 @@ def test_namespace_preparation_runs_in_a_thread_with_the_settings(monkeypatch: p
 
     run(check)
     assert len(calls) == 2
-    assert calls[0]["username"] == "mock@name"
-    assert calls[0]["limits"] == course_limits_from(LIMITS)
-    assert calls[0]["hub_namespace"] == "jhub"
-    assert calls[0]["hub_selector"] == {"component": "proxy"}
-    assert calls[0]["prefix"] == "occam-"
+    assert calls[0]["objects"] == namespace_objects(
+        "mock@name",
+        course_limits_from(LIMITS),
+        hub_namespace="jhub",
+        hub_selector={"component": "proxy"},
+        prefix="occam-",
+    )
 
 
 def test_a_saved_namespace_that_is_not_occams_is_left_at_the_next_spawn(monkeypatch: pytest.MonkeyPatch):

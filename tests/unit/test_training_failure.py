@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from occam.training.fit import failure_message
+from occam.training.fit import failure_message, only_peers_lost
 
 
 def report(rank: int, error: str) -> dict:
@@ -38,3 +38,19 @@ def test_a_failure_nobody_reported_says_where_to_look():
     text = failure_message(2, [], RuntimeError("boom"), [], None, "/ck")
     assert text.startswith("training stopped: RuntimeError('boom')")
     assert "executor logs in the Spark UI" in text
+
+
+def shut_down(rank: int) -> dict:
+    return {
+        "type": "error",
+        "rank": rank,
+        "error": "UnknownError()",
+        "traceback": "Traceback ...\nHorovod has been shut down. This was caused by an exception on one of the ranks",
+    }
+
+
+def test_fit_waits_for_the_lost_executor_only_when_the_ranks_saw_nothing_but_a_peer_go():
+    assert only_peers_lost(2, [shut_down(0)])  # rank 1 never reported: its executor went away
+    assert not only_peers_lost(2, [report(1, "ValueError: bad shape"), shut_down(0)])  # the rank's own error
+    assert not only_peers_lost(2, [shut_down(0), shut_down(1)])  # every rank reported: nobody was lost
+    assert not only_peers_lost(2, [])  # nobody reported (e.g. the ranks never started): nothing to wait for
