@@ -20,6 +20,7 @@ from occam.batch.objects import (
 )
 from occam.kubernetes.objects import auth_secret_name, executor_memory_overhead_mib
 from occam.kubernetes.settings import KubernetesSettings
+from occam.kubernetes.shared import is_under
 from occam.kubernetes.sparkconf import kubernetes_conf
 from occam.spec import ClusterSpec
 
@@ -28,6 +29,10 @@ EXECUTORS_CONF = "spark.occam.executors"
 
 #: Client-mode properties that name the notebook pod; in cluster mode Spark fills them in for the driver pod.
 _CLIENT_MODE_ONLY = ("spark.driver.host", "spark.driver.bindAddress")
+
+#: Occam settings a batch driver takes from the submitter's environment when they point into the shared work
+#: volume, which the driver pod mounts at the same path (anywhere else they would name the submitter's own disk).
+SHARED_DIR_ENV = ("OCCAM_CACHE_DIR", "OCCAM_CHECKPOINT_DIR")
 
 #: Properties whose value would be a secret. Occam's conf never holds one (secrets travel as files and
 #: Secret references); ``spark-defaults`` text leaves these out even if a caller adds them.
@@ -52,6 +57,7 @@ def kubernetes_submit_conf(
     service_account: str,
     executor_template: str,
     driver_template: str,
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Every Spark property of a cluster-mode job on Kubernetes.
 
@@ -61,7 +67,8 @@ def kubernetes_submit_conf(
     :func:`~occam.batch.objects.driver_pod_template`; spark-submit reads both and ships the executor
     template to the driver. RPC authentication works as in client mode
     (:mod:`occam.kubernetes.sparkconf`), except that the driver reads its key from the job's Secret,
-    mounted in the driver pod at :data:`~occam.batch.objects.AUTH_MOUNT`.
+    mounted in the driver pod at :data:`~occam.batch.objects.AUTH_MOUNT`. ``environ``: the submitter's
+    environment, whose :data:`SHARED_DIR_ENV` on the shared work volume the driver inherits.
     """
     secret = auth_secret_name(spec)
     conf = kubernetes_conf(
@@ -98,7 +105,20 @@ def kubernetes_submit_conf(
     )
     for name, value in driver_labels(spec, settings).items():
         conf[f"spark.kubernetes.driver.label.{name}"] = value
+    for name, value in inherited_driver_env(settings, environ or {}).items():
+        conf[f"spark.kubernetes.driverEnv.{name}"] = value
     return conf
+
+
+def inherited_driver_env(settings: KubernetesSettings, environ: Mapping[str, str]) -> dict[str, str]:
+    """The :data:`SHARED_DIR_ENV` variables of ``environ`` that lie on the shared work volume."""
+    if settings.shared_path is None:
+        return {}
+    return {
+        name: environ[name]
+        for name in SHARED_DIR_ENV
+        if environ.get(name) and is_under(environ[name], settings.shared_path)
+    }
 
 
 def kubernetes_app_resource(file_name: str) -> str:

@@ -197,6 +197,7 @@ def _submit(
         service_account=service_account,
         executor_template=executor_template,
         driver_template=driver_template,
+        environ=os.environ,
     )
     spark_home = os.path.dirname(pyspark.__file__)
     argv = spark_submit_argv(

@@ -19,6 +19,7 @@ import base64
 import copy
 from typing import Any
 
+from occam.kubernetes import shared
 from occam.kubernetes.objects import (
     auth_secret,
     cluster_labels,
@@ -62,9 +63,10 @@ def driver_pod_template(spec: ClusterSpec, settings: KubernetesSettings, *, serv
     Spark adds the command, environment, resources, its conf volume and the Secret mount. The template
     adds the job's labels, the service account (its token is mounted: the driver creates the executor
     pods with it), the job's ConfigMap at :data:`JOB_DIR`, and the same locked-down security context as
-    executor pods. The driver never gets a GPU.
+    executor pods, and the shared work volume when the settings have one (mounted where the executors
+    mount it). The driver never gets a GPU.
     """
-    return {
+    template: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"labels": driver_labels(spec, settings)},
@@ -89,6 +91,12 @@ def driver_pod_template(spec: ClusterSpec, settings: KubernetesSettings, *, serv
             "volumes": [{"name": JOB_VOLUME, "configMap": {"name": job_configmap_name(spec)}}],
         },
     }
+    if settings.shared_volume is not None and settings.shared_path is not None:
+        # The driver reads what its executors write (converted datasets, checkpoints) on the shared work
+        # volume, at the path where the executors and the notebook mount it.
+        template["spec"]["volumes"].append(shared.volume(settings.shared_volume))
+        template["spec"]["containers"][0]["volumeMounts"].append(shared.volume_mount(settings.shared_path))
+    return template
 
 
 def owned_by(pod: dict[str, Any]) -> dict[str, Any]:

@@ -183,6 +183,7 @@ def _kubernetes_conf_text(
         service_account=account,
         executor_template=executor_template,
         driver_template=driver_template,
+        environ=os.environ,
     )
     conf["spark.kubernetes.submission.waitAppCompletion"] = "true"  # plain spark-submit then waits for the job
     secret = objects.auth_secret_name(spec)

@@ -29,6 +29,7 @@ def k8s_conf(**overrides):
         service_account="occam-notebook",
         executor_template="/tmp/x/executor.json",
         driver_template="/tmp/x/driver.json",
+        environ=overrides.pop("environ", None),
     )
 
 
@@ -136,3 +137,12 @@ def test_log4j_properties_set_sparks_level_on_stderr(level):
     text = log4j_properties(level)
     assert f"rootLogger.level = {level}" in text
     assert "appender.console.target = SYSTEM_ERR" in text
+
+
+def test_the_driver_inherits_cache_and_checkpoint_folders_only_on_the_shared_work_volume():
+    shared = settings(user="ada", shared_volume={"nfs": {"server": "nfs", "path": "/w"}}, shared_path="/srv/w")
+    environ = {"OCCAM_CACHE_DIR": "/srv/w/cache", "OCCAM_CHECKPOINT_DIR": "/home/jovyan/ck", "OCCAM_OTHER": "x"}
+    conf = k8s_conf(settings=shared, environ=environ)
+    assert conf["spark.kubernetes.driverEnv.OCCAM_CACHE_DIR"] == "/srv/w/cache"
+    assert "spark.kubernetes.driverEnv.OCCAM_CHECKPOINT_DIR" not in conf  # the submitter's own disk
+    assert not any(key.startswith("spark.kubernetes.driverEnv.OCCAM_") for key in k8s_conf(environ=environ))

@@ -17,7 +17,13 @@ from occam.batch.objects import (
     job_auth_secret,
     job_configmap,
 )
-from occam.kubernetes.objects import AUTH_SECRET_KEY, CLUSTER_LABEL, COMPONENT_LABEL, new_auth_secret_value
+from occam.kubernetes.objects import (
+    AUTH_SECRET_KEY,
+    CLUSTER_LABEL,
+    COMPONENT_LABEL,
+    executor_pod_template,
+    new_auth_secret_value,
+)
 
 from .factories import DNS_LABEL, settings, spec
 
@@ -37,6 +43,19 @@ def test_driver_pod_template_runs_as_the_given_account_with_its_token_and_the_jo
     assert pod["volumes"] == [{"name": "occam-job", "configMap": {"name": "digits-job"}}]
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_the_driver_mounts_the_shared_work_volume_where_the_executors_do():
+    pvc = {"persistentVolumeClaim": {"claimName": "course-work"}}
+    shared_settings = settings(shared_volume=pvc, shared_path="/srv/occam-work")
+    template = driver_pod_template(spec(2, name="digits"), shared_settings, service_account="sa")
+    executor = executor_pod_template(spec(2, name="digits"), shared_settings)
+    shared_volume = {"name": "occam-shared-work", **pvc}
+    assert shared_volume in template["spec"]["volumes"] and shared_volume in executor["spec"]["volumes"]
+    [container] = template["spec"]["containers"]
+    mount = {"name": "occam-shared-work", "mountPath": "/srv/occam-work", "readOnly": False}
+    assert mount in container["volumeMounts"] and mount in executor["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": "occam-job", "mountPath": JOB_DIR, "readOnly": True} in container["volumeMounts"]
 
 
 def test_gpu_jobs_do_not_give_the_driver_a_gpu():
