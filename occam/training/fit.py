@@ -18,6 +18,7 @@ from occam.kubernetes.shared import spark_path_problem
 from occam.training.events import EventServer
 from occam.training.job import TrainingJob
 from occam.training.keras_setup import CHECKPOINT_PREFIX
+from occam.training.network import local_interfaces, rank_interfaces
 from occam.training.rank import run_rank
 from occam.training.result import FitResult
 
@@ -229,6 +230,8 @@ def failure_message(
 def _run_horovod(cluster: Cluster, job: TrainingJob, start_timeout: float) -> list[Any]:
     import horovod.spark
 
+    conf = cluster.sc.getConf()
+    driver_addresses = [conf.get("spark.driver.bindAddress", ""), conf.get("spark.driver.host", "")]
     return horovod.spark.run(
         run_rank,
         args=(job,),
@@ -237,6 +240,7 @@ def _run_horovod(cluster: Cluster, job: TrainingJob, start_timeout: float) -> li
         use_gloo=True,
         env=_rank_env(cluster),
         verbose=0,
+        nics=rank_interfaces(cluster.sc.master or "", cluster.n, driver_addresses, local_interfaces()),
     )
 
 

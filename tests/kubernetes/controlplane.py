@@ -99,6 +99,10 @@ class ControlPlane(Harness):
             ip_addresses=("127.0.0.1", "10.96.0.1"),
             server=True,
         )
+        # What the API server shows a kubelet when it proxies a pod's log or exec (a real node's only).
+        kubelet_client = pki.issue(
+            "apiserver-kubelet-client", common_name="kube-apiserver-kubelet-client", organizations=("system:masters",)
+        )
         sa = pki.service_account_keys()
         kubeconfigs = {}
         for name, user, groups in (
@@ -136,6 +140,8 @@ class ControlPlane(Harness):
              "--advertise-address=127.0.0.1", f"--secure-port={ports['apiserver']}",
              f"--tls-cert-file={serving.cert}", f"--tls-private-key-file={serving.key}",
              f"--client-ca-file={pki.ca.cert}", "--authorization-mode=Node,RBAC",
+             f"--kubelet-client-certificate={kubelet_client.cert}", f"--kubelet-client-key={kubelet_client.key}",
+             "--kubelet-preferred-address-types=InternalIP",
              "--enable-admission-plugins=NodeRestriction,ServiceAccount,LimitRanger,ResourceQuota",
              f"--service-account-issuer={ISSUER}", f"--service-account-key-file={sa.cert}",
              f"--service-account-signing-key-file={sa.key}", f"--service-cluster-ip-range={SERVICE_CIDR}",

@@ -45,32 +45,38 @@ def spark_defaults(conf_dir: Path) -> Path:
     return conf_dir
 
 
+def student_env(node: RealNode, namespace: StudentNamespace, notebook: dict[str, Any], shared: Path) -> dict[str, str]:
+    """This process's environment plus what the spawner gives the student's notebook pod (``OCCAM_K8S_*``, the
+    student's token in ``KUBECONFIG``, the dataset cache and checkpoints on the shared work volume)."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "KUBECONFIG": str(namespace.kubeconfig),
+            "OCCAM_K8S_NAMESPACE": namespace.name,
+            "OCCAM_K8S_POD_NAME": notebook["metadata"]["name"],
+            "OCCAM_K8S_POD_UID": notebook["metadata"]["uid"],
+            "OCCAM_K8S_EXECUTOR_IMAGE": node.images["executor"].ref,
+            "OCCAM_K8S_USER": "ada",
+            "OCCAM_K8S_API_SERVER": node.control_plane.server,
+            "OCCAM_K8S_SHARED_VOLUME": json.dumps({"hostPath": {"path": str(shared), "type": "Directory"}}),
+            "OCCAM_K8S_SHARED_PATH": str(shared),
+            "OCCAM_CACHE_DIR": str(shared / "cache"),
+            "OCCAM_CHECKPOINT_DIR": str(shared / "checkpoints"),
+        }
+    )
+    return env
+
+
 class NodeDriver:
     """The driver process; :meth:`read` returns its next JSON line (with a deadline)."""
 
     def __init__(
         self, node: RealNode, namespace: StudentNamespace, notebook: dict[str, Any], tmp_path: Path, **options: Any
     ) -> None:
-        shared = shared_folder(tmp_path)
-        self.shared = shared
-        env = dict(os.environ)
-        env.update(
-            {
-                "KUBECONFIG": str(namespace.kubeconfig),
-                "OCCAM_K8S_NAMESPACE": namespace.name,
-                "OCCAM_K8S_POD_NAME": notebook["metadata"]["name"],
-                "OCCAM_K8S_POD_UID": notebook["metadata"]["uid"],
-                "OCCAM_K8S_POD_IP": GATEWAY,
-                "OCCAM_K8S_EXECUTOR_IMAGE": node.images["executor"].ref,
-                "OCCAM_K8S_USER": "ada",
-                "OCCAM_K8S_API_SERVER": node.control_plane.server,
-                "OCCAM_K8S_SHARED_VOLUME": json.dumps({"hostPath": {"path": str(shared), "type": "Directory"}}),
-                "OCCAM_K8S_SHARED_PATH": str(shared),
-                "OCCAM_CACHE_DIR": str(shared / "cache"),
-                "OCCAM_CHECKPOINT_DIR": str(shared / "checkpoints"),
-                "SPARK_CONF_DIR": str(spark_defaults(tmp_path / "spark-conf")),
-            }
-        )
+        self.shared = shared_folder(tmp_path)
+        env = student_env(node, namespace, notebook, self.shared)
+        env["OCCAM_K8S_POD_IP"] = GATEWAY
+        env["SPARK_CONF_DIR"] = str(spark_defaults(tmp_path / "spark-conf"))
         self.name = options.setdefault("name", f"node-{os.getpid()}-{int(time.monotonic() * 1000) % 100000}")
         self.log = tmp_path / "driver.log"
         with open(self.log, "wb") as log:

@@ -14,6 +14,8 @@ NODE_NAME = "occam-real-node"
 BRIDGE = "occam-br0"
 SUBNET = "10.213.0.0/24"  # a private range nothing on this machine uses
 GATEWAY = "10.213.0.1"
+CLUSTER_DOMAIN = "cluster.local"  # pods' DNS: served on GATEWAY by .clusterservices
+API_SERVICE_IP = "10.96.0.1"  # the ``kubernetes`` Service's cluster IP (first of the control plane's range)
 LABEL = ("occam.io/real-node", "true")
 TAINT = {"key": "occam.io/real-node", "value": "true", "effect": "NoSchedule"}
 CNI_DIR = Path("/usr/lib/cni")
@@ -125,6 +127,8 @@ def kubelet_config(
         "cgroupRoot": cgroup_root,
         "failSwapOn": False,
         "resolvConf": "",
+        "clusterDNS": [GATEWAY],
+        "clusterDomain": CLUSTER_DOMAIN,
         "registerWithTaints": [TAINT],
         "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
         "imageGCHighThresholdPercent": 100,

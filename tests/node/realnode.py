@@ -9,6 +9,8 @@
   :data:`SUBNET`; the bridge holds the gateway address :data:`GATEWAY`, which is also the node's IP and
   the address pods reach the host (the Spark driver) at. No default route, no masquerade: a pod reaches
   other pods and this machine's own addresses, nothing else (see :func:`.nodeconfig.cni_config`);
+* on the gateway, cluster DNS and the ``kubernetes`` Service (:mod:`.clusterservices`), which a batch
+  job's driver pod needs;
 * a kubelet of the control plane's release, its client certificate (``system:node:<name>``) and
   serving certificate signed by the control plane's CA, pods under the cgroup :attr:`cgroup_root`
   (cgroupfs driver), registered with the taint :data:`TAINT` so that other tiers' pods never land here
@@ -40,9 +42,12 @@ from tests.kubernetes.pki import write_kubeconfig
 from tests.kubernetes.processes import Harness
 
 from . import oci
+from .clusterservices import ClusterServices
 from .images import Image, cache_dir
 from .nodeconfig import (
+    API_SERVICE_IP,
     BRIDGE,
+    CLUSTER_DOMAIN,
     CNI_DIR,
     GATEWAY,
     LABEL,
@@ -106,6 +111,7 @@ class RealNode(Harness):
         self.fresh_root = fresh_root
         self.host_addresses: list[str] = []
         self._root_lock: IO[str] | None = None
+        self.services: ClusterServices | None = None
 
     def ctr(self, *args: str, timeout: float = 60) -> str:
         """Run ``ctr`` against this node's containerd (namespace ``k8s.io``); its output."""
@@ -129,6 +135,9 @@ class RealNode(Harness):
         (self.dir / "cgroup").write_text(self.cgroup_root)
         self._netns_before = _netns()
         self._make_bridge()
+        self.services = ClusterServices(
+            self._core(), GATEWAY, [GATEWAY, API_SERVICE_IP], self.control_plane.server, CLUSTER_DOMAIN
+        ).__enter__()
         self._start_containerd()
         started = time.monotonic()
         present = set(self.ctr("images", "ls", "-q").split())
@@ -151,13 +160,16 @@ class RealNode(Harness):
             )
         _ip("link", "add", BRIDGE, "type", "bridge")
         _ip("addr", "add", f"{GATEWAY}/{SUBNET.split('/')[1]}", "dev", BRIDGE)
+        # In-cluster clients (the Python client in a notebook pod) use the Service's IP from the pod's
+        # environment; on this machine it is an address of the bridge, served by .clusterservices.
+        _ip("addr", "add", f"{API_SERVICE_IP}/32", "dev", BRIDGE)
         _ip("link", "set", BRIDGE, "up")
 
     def _start_containerd(self) -> None:
         assert self.dir is not None
         net_d = self.dir / "cni" / "net.d"
         net_d.mkdir(parents=True)
-        self.host_addresses = host_addresses()
+        self.host_addresses = [*host_addresses(), API_SERVICE_IP]
         conflist = cni_config(self.dir / "cni" / "ipam", self.host_addresses)
         (net_d / "10-occam.conflist").write_text(json.dumps(conflist))
         self.socket = self.dir / "containerd.sock"
@@ -295,6 +307,9 @@ class RealNode(Harness):
         if self.dir is not None:
             _unmount_under(self.dir)
         _remove_cgroup(self.cgroup_root, errors)
+        if self.services is not None:
+            self.services.close()
+            self.services = None
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
         if hasattr(self, "_api"):
             with contextlib.suppress(Exception):

@@ -22,7 +22,7 @@ from .realnode import GATEWAY, LABEL, SUBNET, TAINT, RealNode
 
 
 def pod_log(node: RealNode, namespace: str, pod: str) -> str:
-    """The pod's container output, read from the kubelet's log folder (the API server has no kubelet client cert)."""
+    """The pod's container output, read from the kubelet's log folder (it stays there after the container exits)."""
     assert node.dir is not None
     files = sorted(Path(node.dir, "pod-logs").glob(f"{namespace}_{pod}_*/*/*.log"))
     return "".join(line.split(" ", 3)[-1] for f in files for line in f.read_text().splitlines(keepends=True))

@@ -1,0 +1,26 @@
+"""Which interface a Horovod rank uses to reach the driver (``occam.training.network``)."""
+
+from __future__ import annotations
+
+from occam.training.network import local_interfaces, rank_interfaces
+
+K8S = "k8s://https://kubernetes.default.svc"
+POD = {"lo": ["127.0.0.1"], "eth0": ["10.244.1.7"]}
+
+
+def test_a_lone_rank_on_kubernetes_uses_the_interface_of_the_drivers_pod_address_never_loopback():
+    # A notebook driver: bindAddress 0.0.0.0, host = the pod IP. A batch driver: bindAddress = the pod IP,
+    # host = its Service's name.
+    assert rank_interfaces(K8S, 1, ["0.0.0.0", "10.244.1.7"], POD) == {"eth0"}
+    assert rank_interfaces(K8S, 1, ["10.244.1.7", "job-driver-svc.ns.svc"], POD) == {"eth0"}
+    assert rank_interfaces(K8S, 1, ["127.0.0.1"], POD) is None
+
+
+def test_horovod_finds_the_interfaces_itself_with_several_ranks_or_off_kubernetes():
+    assert rank_interfaces(K8S, 2, ["10.244.1.7"], POD) is None  # task-to-task checks rule loopback out
+    assert rank_interfaces("local-cluster[1,1,1024]", 1, ["10.244.1.7"], POD) is None  # same machine
+    assert rank_interfaces(K8S, 1, ["192.0.2.9"], POD) is None  # not an address of this pod
+
+
+def test_local_interfaces_lists_loopback_with_its_address():
+    assert "127.0.0.1" in local_interfaces()["lo"]
