@@ -29,6 +29,7 @@ import contextlib
 import fcntl
 import hashlib
 import importlib.metadata as metadata
+import json
 import os
 import re
 import shutil
@@ -40,6 +41,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import oci
 
@@ -296,6 +298,26 @@ def _world_readable(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
+def executor_config() -> dict[str, Any]:
+    """The executor image's OCI config: what images/notebook/Dockerfile's USER, ENTRYPOINT, CMD, WORKDIR and
+    ENV say (tests/node/test_nodeconfig.py compares them)."""
+    name, uid, gid = USER
+    return {
+        "User": f"{uid}:{gid}",
+        "Entrypoint": ["/usr/bin/tini", "--", "/opt/occam/entrypoint.sh"],
+        "Cmd": ["jupyterhub-singleuser"],  # KubeSpawner's default runs the image's command
+        "WorkingDir": f"/home/{name}",
+        "Env": [
+            f"VIRTUAL_ENV={IMAGE_VENV}",
+            f"PATH={IMAGE_VENV}/bin:{SYSTEM_PATH}",
+            f"JAVA_HOME={JAVA_HOME}",
+            f"SPARK_HOME={IMAGE_VENV}/lib/python3.11/site-packages/pyspark",
+            f"PYSPARK_PYTHON={IMAGE_VENV}/bin/python",
+            "OCCAM_IMAGE_VARIANT=cpu",
+        ],
+    }
+
+
 def build_executor(cache: Path) -> Image:
     site = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
     env_files = environment_files(cache, site)
@@ -322,21 +344,8 @@ def build_executor(cache: Path) -> Image:
     occam_layer = cache / "layers" / f"occam-{occam_key}.tar"
     if not occam_layer.exists():
         oci.tar_paths(entries, occam_layer, adjust=_world_readable)
-    tag = content_key(base.name, python_layer.name, occam_layer.name)[:12]
-    name, uid, gid = USER
-    config = {
-        "User": f"{uid}:{gid}",
-        "Entrypoint": ["/usr/bin/tini", "--", "/opt/occam/entrypoint.sh"],
-        "WorkingDir": f"/home/{name}",
-        "Env": [
-            f"VIRTUAL_ENV={IMAGE_VENV}",
-            f"PATH={IMAGE_VENV}/bin:{SYSTEM_PATH}",
-            f"JAVA_HOME={JAVA_HOME}",
-            f"SPARK_HOME={IMAGE_VENV}/lib/python3.11/site-packages/pyspark",
-            f"PYSPARK_PYTHON={IMAGE_VENV}/bin/python",
-            "OCCAM_IMAGE_VARIANT=cpu",
-        ],
-    }
+    config = executor_config()
+    tag = content_key(base.name, python_layer.name, occam_layer.name, json.dumps(config, sort_keys=True))[:12]
     history = [
         f"debootstrap {SUITE} + {APT_LIST.name}",
         f"Python {sys.version.split()[0]} + {REQUIREMENTS.name}",

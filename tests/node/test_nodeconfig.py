@@ -60,3 +60,24 @@ def test_the_image_lists_are_read_without_comments_and_pins_must_be_exact(tmp_pa
         images.pinned_distributions()
     with pytest.raises(images.ImageBuildError, match="is missing"):
         images.read_list(tmp_path / "absent.txt")
+
+
+def test_the_executor_image_runs_as_the_dockerfile_says():
+    """USER, WORKDIR, ENTRYPOINT, CMD and ENV of images/notebook/Dockerfile, in the image built here."""
+    import json
+    import shlex
+
+    text = (images.REPO / "images" / "notebook" / "Dockerfile").read_text().replace("\\\n", " ")
+    instructions = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            instructions[keyword] = rest.strip()
+    config = images.executor_config()
+    assert config["User"] == instructions["USER"]
+    assert config["WorkingDir"] == instructions["WORKDIR"]
+    assert config["Entrypoint"] == json.loads(instructions["ENTRYPOINT"])
+    assert config["Cmd"] == json.loads(instructions["CMD"])
+    dockerfile_env = dict(item.split("=", 1) for item in shlex.split(instructions["ENV"]))
+    dockerfile_env["OCCAM_IMAGE_VARIANT"] = "cpu"  # ${VARIANT}: the test image is the CPU variant
+    assert dict(item.split("=", 1) for item in config["Env"]) == dockerfile_env

@@ -1,0 +1,199 @@
+"""A student's whole path on the real node: the hub spawns the notebook pod, whose kernel starts executors.
+
+A real ``jupyterhub`` with OccamSpawner and the real proxy runs on this machine with the hub's least-privilege
+account (:mod:`tests.hub.hubprocess`), its API on the node's gateway, where pods reach it. The notebook image
+is the executor image built here: one image for notebooks and executors, as ``images/notebook/Dockerfile``
+makes. So, unlike the hub tier (whose notebook containers run on kwok's fake nodes and are stood in for on
+loopback), the notebook pod's own ``jupyterhub-singleuser`` serves the student.
+
+Through the hub's proxy, with a service token (``access:servers``), the test opens a kernel in the notebook
+and runs ``start_cluster(n=1)`` there: the notebook's service account creates the executor pod through the
+API server (``kubernetes.default.svc``, :mod:`.clusterservices`), the executor registers with the driver in
+the notebook pod, and the Spark UI answers at ``cluster.dashboard_link`` through the hub's proxy and the
+image's jupyter-server-proxy. Stopping the server leaves no pod.
+
+One executor: the notebook pod and the executor pod take one core each, and this machine's node has two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spawner.namespace import namespace_name
+from tests.hub.hubprocess import CHP_INSTALL, HubProcess, find_chp, hub_account_kubeconfig
+from tests.kubernetes.fixtures import Kube
+from tests.kubernetes.student import namespace_report, wait_until
+
+from .nodeconfig import GATEWAY
+from .podlogs import PodLogs
+from .realnode import RealNode
+
+SPAWN_TIMEOUT = 300
+
+
+def spawner_config(image: str) -> str:
+    return f"""
+from spawner.profiles import cpu_profile
+
+# The pods reach the hub's API on the node's gateway (the hub tier keeps it on loopback).
+c.JupyterHub.hub_ip = {GATEWAY!r}
+c.JupyterHub.hub_connect_ip = {GATEWAY!r}
+c.Spawner.http_timeout = {SPAWN_TIMEOUT}
+c.Spawner.start_timeout = {SPAWN_TIMEOUT}
+c.OccamSpawner.image = {image!r}
+c.OccamSpawner.executor_image = {image!r}
+c.OccamSpawner.hub_namespace = "occam-hub"
+c.OccamSpawner.course_limits = {{"max_executors": 2, "cpu": "4", "memory": "8Gi", "gpus": 0}}
+c.OccamSpawner.profile_list = [cpu_profile("CPU", cpu=1, memory="2G", default=True)]
+"""
+
+
+@pytest.fixture
+def node_hub(on_real_node: RealNode, kube: Kube, tmp_path: Path) -> Iterator[HubProcess]:
+    chp = find_chp()
+    if chp is None:
+        pytest.skip(f"the hub needs configurable-http-proxy: run `{CHP_INSTALL}`")
+    kubeconfig = hub_account_kubeconfig(kube.admin, tmp_path / "hub.kubeconfig")
+    workdir = tmp_path / "hub"
+    workdir.mkdir()
+    config = spawner_config(on_real_node.images["executor"].ref)
+    with HubProcess(workdir, kubeconfig, config, chp=chp, timeout=SPAWN_TIMEOUT) as hub:
+        yield hub
+
+
+@pytest.fixture
+def student(kube: Kube, node_hub: HubProcess) -> Iterator[str]:
+    from kubernetes import client
+
+    name = f"student-{uuid.uuid4().hex[:6]}"
+    yield name
+    if node_hub.alive and node_hub.server(name) is not None:
+        node_hub.stop_server(name)
+    try:
+        client.CoreV1Api(kube.admin).delete_namespace(namespace_name(name))
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def _message(code: str, session: str) -> dict[str, Any]:
+    return {
+        "header": {
+            "msg_id": uuid.uuid4().hex,
+            "username": "occam-test",
+            "session": session,
+            "msg_type": "execute_request",
+            "version": "5.3",
+            "date": datetime.datetime.now(datetime.UTC).isoformat(),
+        },
+        "parent_header": {},
+        "metadata": {},
+        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {}},
+        "channel": "shell",
+        "buffers": [],
+    }
+
+
+class Kernel:
+    """A kernel in the student's notebook server, reached through the hub's proxy over the kernel websocket."""
+
+    def __init__(self, hub: HubProcess, user: str) -> None:
+        self.hub, self.user = hub, user
+        self.base = f"/user/{user}/api/kernels"
+        status, body = hub.request("POST", f"{hub.url}{self.base}", {"name": "python3"})
+        assert status == 201, body[:300]
+        self.id = json.loads(body)["id"]
+        self.session = uuid.uuid4().hex
+
+    def run(self, code: str, timeout: float) -> str:
+        """Run ``code``; its printed output (and an error's traceback, if it failed)."""
+        return asyncio.run(self._run(code, timeout))
+
+    async def _run(self, code: str, timeout: float) -> str:
+        from tornado.httpclient import HTTPRequest
+        from tornado.websocket import websocket_connect
+
+        url = f"ws://127.0.0.1:{self.hub.port}{self.base}/{self.id}/channels?session_id={self.session}"
+        request = HTTPRequest(url, headers={"Authorization": f"token {self.hub.token}"}, connect_timeout=30)
+        connection = await websocket_connect(request)
+        message = _message(code, self.session)
+        await connection.write_message(json.dumps(message))
+        output: list[str] = []
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    raw = await connection.read_message()
+                    if raw is None:
+                        raise RuntimeError(f"the kernel's websocket closed; output so far:\n{''.join(output)}")
+                    reply = json.loads(raw)
+                    if reply.get("parent_header", {}).get("msg_id") != message["header"]["msg_id"]:
+                        continue
+                    kind, content = reply["msg_type"], reply["content"]
+                    if kind == "stream":
+                        output.append(content["text"])
+                    elif kind == "error":
+                        output.append("\n".join(content["traceback"]))
+                    elif kind == "status" and content["execution_state"] == "idle":
+                        return "".join(output)
+        except TimeoutError:
+            raise TimeoutError(f"the kernel ran for {timeout:.0f} s; output so far:\n{''.join(output)}") from None
+        finally:
+            connection.close()
+
+
+def test_a_spawned_notebook_on_the_node_starts_executors_and_shows_the_spark_ui_through_the_hub(
+    kube: Kube, node_hub: HubProcess, student: str, on_real_node: RealNode, tmp_path: Path
+):
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube.admin)
+    namespace = namespace_name(student)
+    logs = PodLogs(core, namespace, "component=singleuser-server", tmp_path / "notebook-logs")
+    logs.start()
+    try:
+        node_hub.start_server(student)
+        node_hub.wait_ready(student)
+    except Exception as exc:
+        report = f"{namespace_report(kube.admin, namespace)}\n{logs.tails()}\n--- hub ---\n{node_hub.log_tail(30)}"
+        raise AssertionError(f"{exc}\n{report}") from exc
+    finally:
+        logs.done.set()
+    [pod] = core.list_namespaced_pod(namespace, label_selector="component=singleuser-server").items
+    assert pod.spec.node_name == on_real_node.name and pod.status.phase == "Running"
+    assert pod.spec.containers[0].image == on_real_node.images["executor"].ref
+    status, body = node_hub.request("GET", f"{node_hub.url}/user/{student}/api/status")
+    assert status == 200, body[:300]  # the image's Jupyter server, through the hub's proxy
+
+    kernel = Kernel(node_hub, student)
+    started = kernel.run(
+        "from occam import start_cluster\n"
+        "cluster = start_cluster(n=1, timeout=300, progress=False)\n"
+        "print('executors', cluster.executor_count())\n"
+        "print('sum', cluster.spark.sparkContext.parallelize(range(100), 4).sum())\n"
+        "print('ui', cluster.dashboard_link)\n",
+        timeout=420,
+    )
+    assert "executors 1" in started and "sum 4950" in started, started
+    [executor] = core.list_namespaced_pod(namespace, label_selector="spark-role=executor").items
+    assert executor.spec.node_name == on_real_node.name
+    assert [ref.name for ref in executor.metadata.owner_references] == [pod.metadata.name]
+    link = started.split("ui ", 1)[1].split()[0]
+    assert link.startswith(f"/user/{student}/proxy/")
+    status, body = node_hub.request("GET", f"{node_hub.url}{link}")
+    assert status == 200 and b"Spark Jobs" in body, body[:300]
+
+    assert "stopped" in kernel.run("cluster.stop()\nprint('stopped')\n", timeout=120)
+    node_hub.stop_server(student)
+    wait_until(
+        f"every pod in {namespace} to be deleted",
+        lambda: not core.list_namespaced_pod(namespace).items,
+        timeout=180,
+    )
