@@ -14,7 +14,6 @@ The notebook container is stood in for by a real Jupyter server on loopback (:mo
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from typing import Any
 import pytest
 
 from spawner.hub_rbac import CLUSTER_ROLE
-from spawner.namespace import namespace_name
 from tests.kubernetes.fixtures import Kube
 from tests.kubernetes.pki import write_kubeconfig
 from tests.kubernetes.student import wait_until
@@ -95,22 +93,8 @@ def hub(hub_kubeconfig: Path, chp: str, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture
 def student(kube: Kube, hub: HubProcess) -> Iterator[str]:
     """A fresh username; afterwards its server is stopped (if left) and its namespace deleted."""
-    from kubernetes import client
-
-    name = f"student-{uuid.uuid4().hex[:6]}"
-    yield name
-    if hub.alive and _user_exists(hub, name) and hub.server(name) is not None:
-        hub.stop_server(name)
-    try:
-        client.CoreV1Api(kube.admin).delete_namespace(namespace_name(name))
-    except client.ApiException as exc:
-        if exc.status != 404:
-            raise
-
-
-def _user_exists(hub: HubProcess, name: str) -> bool:
-    status, _ = hub.request("GET", f"{hub.url}/hub/api/users/{name}")
-    return status == 200
+    with hub.new_student(kube.admin) as name:
+        yield name
 
 
 def sa_token_client(kube: Kube, namespace: str, account: str, workdir: Path) -> Any:

@@ -13,6 +13,7 @@ kills the whole process group: proxy and stand-in servers included.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -20,6 +21,7 @@ import shutil
 import sys
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -175,6 +177,27 @@ c.Spawner.start_timeout = 180
         if status not in ok:
             raise HubError(f"{method} /hub/api{path} answered {status}: {raw[:500]!r}")
         return json.loads(raw) if raw else None
+
+    def has_user(self, user: str) -> bool:
+        return self.request("GET", f"{self.url}/hub/api/users/{user}")[0] == 200
+
+    @contextlib.contextmanager
+    def new_student(self, admin: Any) -> Iterator[str]:
+        """A fresh username; afterwards its server is stopped (if left) and its namespace deleted (``admin``:
+        a cluster-admin ``kubernetes.client.ApiClient``)."""
+        from kubernetes import client
+
+        from spawner.namespace import namespace_name
+
+        name = f"student-{uuid.uuid4().hex[:6]}"
+        yield name
+        if self.alive and self.has_user(name) and self.server(name) is not None:
+            self.stop_server(name)
+        try:
+            client.CoreV1Api(admin).delete_namespace(namespace_name(name))
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
 
     def server(self, user: str) -> dict[str, Any] | None:
         """The user's default server as the hub reports it (None when it has none)."""

@@ -71,17 +71,8 @@ def node_hub(on_real_node: RealNode, kube: Kube, tmp_path: Path) -> Iterator[Hub
 
 @pytest.fixture
 def student(kube: Kube, node_hub: HubProcess) -> Iterator[str]:
-    from kubernetes import client
-
-    name = f"student-{uuid.uuid4().hex[:6]}"
-    yield name
-    if node_hub.alive and node_hub.server(name) is not None:
-        node_hub.stop_server(name)
-    try:
-        client.CoreV1Api(kube.admin).delete_namespace(namespace_name(name))
-    except client.ApiException as exc:
-        if exc.status != 404:
-            raise
+    with node_hub.new_student(kube.admin) as name:
+        yield name
 
 
 def _message(code: str, session: str) -> dict[str, Any]:
