@@ -91,11 +91,8 @@ def driver_pod_template(spec: ClusterSpec, settings: KubernetesSettings, *, serv
             "volumes": [{"name": JOB_VOLUME, "configMap": {"name": job_configmap_name(spec)}}],
         },
     }
-    if settings.shared_volume is not None and settings.shared_path is not None:
-        # The driver reads what its executors write (converted datasets, checkpoints) on the shared work
-        # volume, at the path where the executors and the notebook mount it.
-        template["spec"]["volumes"].append(shared.volume(settings.shared_volume))
-        template["spec"]["containers"][0]["volumeMounts"].append(shared.volume_mount(settings.shared_path))
+    # The driver reads what its executors write (converted datasets, checkpoints) on the shared work volume.
+    shared.mount_in(template["spec"], settings)
     return template
 
 

@@ -119,9 +119,7 @@ def executor_pod_template(spec: ClusterSpec, settings: KubernetesSettings) -> di
     }
     if settings.service_account:
         pod_spec["serviceAccountName"] = settings.service_account
-    if settings.shared_volume is not None and settings.shared_path is not None:
-        pod_spec["volumes"] = [shared.volume(settings.shared_volume)]
-        pod_spec["containers"][0]["volumeMounts"] = [shared.volume_mount(settings.shared_path)]
+    shared.mount_in(pod_spec, settings)
     if spec.gpu:
         resources["limits"][settings.gpu_resource] = "1"
         if settings.gpu_node_selector:

@@ -22,6 +22,8 @@ from occam.errors import ConfigError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from occam.kubernetes.settings import KubernetesSettings
+
 SHARED_VOLUME_ENV = "OCCAM_K8S_SHARED_VOLUME"
 SHARED_PATH_ENV = "OCCAM_K8S_SHARED_PATH"
 
@@ -94,6 +96,15 @@ def volume(source: dict[str, Any]) -> dict[str, Any]:
 def volume_mount(path: str) -> dict[str, Any]:
     """The container's read-write ``volumeMounts`` entry of the shared work volume at ``path``."""
     return {"name": VOLUME_NAME, "mountPath": path, "readOnly": False}
+
+
+def mount_in(pod_spec: dict[str, Any], settings: KubernetesSettings) -> None:
+    """Add the settings' shared work volume, if any, to ``pod_spec``, mounted in its first container at the
+    shared path (the notebook's, every executor's and a batch driver's pod alike)."""
+    if settings.shared_volume is None or settings.shared_path is None:
+        return
+    pod_spec.setdefault("volumes", []).append(volume(settings.shared_volume))
+    pod_spec["containers"][0].setdefault("volumeMounts", []).append(volume_mount(settings.shared_path))
 
 
 def is_remote(path: str) -> bool:
