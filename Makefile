@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint unit local kubernetes hub chart node k8s-binaries node-images freeze bench chp clean
+.PHONY: setup demo test lint unit consistency local kubernetes hub chart node k8s-binaries node-images freeze bench chp clean
 
 setup:
 	bash scripts/setup-venv.sh
@@ -31,37 +31,47 @@ node-images: setup
 
 # Lint, type-check, then every test tier that runs on one machine.
 test: lint k8s-binaries node-images chp
-	$(PY) -m pytest -m "unit or local or kubernetes or hub or chart or node"
+	$(PY) -m pytest tests/unit tests/consistency tests/local tests/kubernetes tests/hub tests/chart tests/node
 
 unit: setup
-	$(PY) -m pytest -m unit
+	$(PY) -m pytest tests/unit
+
+# The lock, the venv, the Dockerfiles and the docs agree with each other (offline).
+consistency: setup
+	$(PY) -m pytest tests/consistency
 
 local: setup
-	$(PY) -m pytest -m local
+	$(PY) -m pytest tests/local
 
 # A real control plane on loopback (etcd, API server, controllers, scheduler, kwok nodes); the binaries come
 # from scripts/k8s-binaries.sh (OCCAM_BUILD_K8S=1 builds them), or set OCCAM_TEST_KUBECONFIG to use a cluster.
 kubernetes: setup
-	$(PY) -m pytest -m kubernetes
+	$(PY) -m pytest tests/kubernetes
 
-# The hub's real proxy (configurable-http-proxy, from npm) for the hub tier and bench/bench_spawn.py, cached.
-CHP := $(HOME)/.cache/occam/chp/node_modules/.bin/configurable-http-proxy
+# The hub's real proxy (configurable-http-proxy, from npm) for the hub tier and bench/bench_spawn.py: installed
+# with `npm ci` from tests/hub/chp/package-lock.json (every transitive version locked), cached until the lock changes.
+CHP_DIR := $(HOME)/.cache/occam/chp
+CHP_LOCK := tests/hub/chp/package-lock.json
 chp:
-	test -x $(CHP) || command -v configurable-http-proxy || npm install --prefix $(HOME)/.cache/occam/chp configurable-http-proxy@4
+	@if cmp -s $(CHP_LOCK) $(CHP_DIR)/package-lock.json && test -x $(CHP_DIR)/node_modules/.bin/configurable-http-proxy; \
+	then echo "chp: up to date with $(CHP_LOCK)"; \
+	else mkdir -p $(CHP_DIR) && cp tests/hub/chp/package.json $(CHP_LOCK) $(CHP_DIR)/ && \
+		npm ci --prefix $(CHP_DIR) --no-audit --no-fund; fi
 
 # A real JupyterHub process with OccamSpawner against the test control plane.
 hub: setup chp
-	$(PY) -m pytest -m hub
+	$(PY) -m pytest tests/hub
 
 # The Helm chart: lint, render with several values files, dry-run and install on the test control plane.
 chart: setup
-	$(PY) -m pytest -m chart
+	$(PY) -m pytest tests/chart
 
 # A real node (kubelet + containerd + CNI, images built here): executors run in containers and train.
 node: setup node-images
-	$(PY) -m pytest -m node
+	$(PY) -m pytest tests/node
 
-# The images' frozen requirements (images/requirements/*.txt) from pyproject.toml's pins; needs PyPI (docs/images.md).
+# Refresh the lock (images/requirements/*.txt: the images and the venv) from pyproject.toml's pins, on purpose only;
+# needs PyPI; prints what changed (docs/images.md). `make setup` then re-installs the venv.
 freeze: setup
 	$(PY) scripts/freeze_requirements.py
 

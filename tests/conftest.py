@@ -1,7 +1,8 @@
-"""Test tiers: each test is marked by the folder it lives in (tests/unit -> unit, tests/local -> local,
-tests/kubernetes -> kubernetes, tests/hub -> hub, tests/chart -> chart, tests/node -> node).
+"""Test tiers: each test is marked by the folder it lives in (tests/unit -> unit, tests/consistency ->
+consistency, tests/local -> local, tests/kubernetes -> kubernetes, tests/hub -> hub, tests/chart -> chart,
+tests/node -> node).
 
-Select a tier with ``pytest -m unit`` (or local, kubernetes, hub, chart, node).
+Select a tier by its folder (``pytest tests/unit``: only that folder is collected), or by marker across folders.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 # one control plane per session.
 pytest_plugins = ["tests.kubernetes.fixtures"]
 
-TIERS = {"unit", "local", "kubernetes", "hub", "chart", "node"}
+TIERS = {"unit", "consistency", "local", "kubernetes", "hub", "chart", "node"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -30,19 +30,19 @@ from tests.kubernetes.controlplane import free_port
 from tests.kubernetes.processes import Harness, log_tail
 
 REPO = Path(__file__).resolve().parents[2]
-CHP_INSTALL = "npm install --prefix ~/.cache/occam/chp configurable-http-proxy@4"
+#: Installs the locked proxy (tests/hub/chp/package-lock.json) into ~/.cache/occam/chp.
+CHP_INSTALL = "make chp"
 
 #: Scopes of the test's service token: manage users and servers, and reach servers through the proxy.
 SERVICE_SCOPES = ["admin:users", "admin:servers", "access:servers"]
 
 
 def find_chp() -> str | None:
-    """The configurable-http-proxy command: on PATH, or where :data:`CHP_INSTALL` puts it."""
-    found = shutil.which("configurable-http-proxy")
-    if found:
-        return found
+    """The configurable-http-proxy command: the locked one :data:`CHP_INSTALL` puts in the cache, else one on PATH."""
     cached = Path.home() / ".cache" / "occam" / "chp" / "node_modules" / ".bin" / "configurable-http-proxy"
-    return str(cached) if os.access(cached, os.X_OK) else None
+    if os.access(cached, os.X_OK):
+        return str(cached)
+    return shutil.which("configurable-http-proxy")
 
 
 def hub_account_kubeconfig(admin: Any, path: Path, *, namespace: str = "occam-hub", account: str = "hub") -> Path:

