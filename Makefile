@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint unit consistency local kubernetes hub chart node k8s-binaries node-images freeze bench chp clean
+.PHONY: system-packages setup demo test lint unit consistency local kubernetes hub chart node k8s-binaries node-images freeze bench chp clean
 
 setup:
 	bash scripts/setup-venv.sh
@@ -19,15 +19,18 @@ lint: setup
 k8s-binaries:
 	bash scripts/k8s-binaries.sh
 
-# The node tier's system packages (root on Debian; installed when missing) and its images, built here and
-# cached in ~/.cache/occam/images (about 6 minutes cold, seconds when cached). Without root the tier skips.
+# The node tier's images, built here and cached in ~/.cache/occam/images (about 6 minutes cold, seconds when
+# cached). Needs root and the Debian packages scripts/system-packages.sh installs; without them the tier skips.
 NODE_PACKAGES := containerd runc containernetworking-plugins busybox-static debootstrap iptables gcc libc6-dev
 node-images: setup
-	@if [ "$$(id -u)" = 0 ]; then \
-		dpkg -s $(NODE_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && \
-			apt-get install -y -qq --no-install-recommends $(NODE_PACKAGES); }; \
-		$(PY) -m tests.node.images; \
-	else echo "node-images: not root, the node tier will skip"; fi
+	@if [ "$$(id -u)" != 0 ]; then echo "node-images: not root, the node tier will skip"; \
+	elif ! dpkg -s $(NODE_PACKAGES) >/dev/null 2>&1; then \
+		echo "node-images: missing Debian packages (run scripts/system-packages.sh as root); the node tier will skip"; \
+	else $(PY) -m tests.node.images; fi
+
+# The Debian packages the tiers need (java, npm, etcd, the node's runtime), installed when missing; root only.
+system-packages:
+	bash scripts/system-packages.sh
 
 # Lint, type-check, then every test tier that runs on one machine.
 test: lint k8s-binaries node-images chp
