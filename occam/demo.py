@@ -26,10 +26,11 @@ def run_demo(
     executors: int = 2, epochs: int = 8, batch_size: int = 32, backend: str | None = None, progress: bool = True
 ) -> DemoResult:
     started = time.perf_counter()
-    x_train, y_train, x_test, y_test = load_digits()
-    print(f"digits: {len(x_train)} training and {len(x_test)} held-out 8x8 images (shipped with scikit-learn)")
+    # start_cluster checks the request before anything starts or loads.
     with start_cluster(n=executors, backend=backend, progress=progress) as cluster:
         print(f"cluster {cluster.name}: {cluster.n} executors ready, Spark UI at {cluster.dashboard_link}")
+        x_train, y_train, x_test, y_test = load_digits()
+        print(f"digits: {len(x_train)} training and {len(x_test)} held-out 8x8 images (shipped with scikit-learn)")
         train = Dataset.from_numpy(x_train, y_train, spark=cluster.spark)
         test = Dataset.from_numpy(x_test, y_test, spark=cluster.spark)
         print(f"dataset: {len(train)} rows converted for Petastorm at {train.path}")

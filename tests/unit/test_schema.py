@@ -1,8 +1,10 @@
-"""Column checks run on Spark schema objects alone: pyspark's types need no JVM."""
+"""Column checks run on Spark schema objects alone: pyspark's types need no JVM (skipped without pyspark)."""
 
 import pytest
-from pyspark.ml.linalg import VectorUDT
-from pyspark.sql import types as T
+
+pytest.importorskip("pyspark", reason="the schema checks read pyspark's type objects")
+from pyspark.ml.linalg import VectorUDT  # noqa: E402
+from pyspark.sql import types as T  # noqa: E402
 
 from occam.data.schema import check_columns, conversions
 from occam.errors import DatasetError
