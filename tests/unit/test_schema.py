@@ -6,8 +6,8 @@ pytest.importorskip("pyspark", reason="the schema checks read pyspark's type obj
 from pyspark.ml.linalg import VectorUDT  # noqa: E402
 from pyspark.sql import types as T  # noqa: E402
 
-from occam.data.schema import check_columns, conversions
-from occam.errors import DatasetError
+from occam.data.schema import check_columns, conversions  # noqa: E402
+from occam.errors import DatasetError  # noqa: E402
 
 
 def schema(**fields):
