@@ -79,7 +79,7 @@ def _stop(args: argparse.Namespace) -> int:
 
 def _submit(args: argparse.Namespace) -> int:
     from occam.batch.job import Job
-    from occam.batch.submit import job_spec, submit
+    from occam.submit import job_spec, submit
 
     job = Job(script=args.script, module=args.module, args=tuple(args.script_args))
     spec = job_spec(
@@ -91,7 +91,7 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _conf(args: argparse.Namespace) -> int:
-    from occam.batch.submit import conf_text, job_spec
+    from occam.submit import conf_text, job_spec
 
     spec = job_spec(args.executors, gpu=args.gpu, cores=args.cores, memory=args.memory, name=args.name)
     print(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from occam import config
 from occam.backends import Backend, select_backend
 from occam.errors import ClusterStartError, ClusterStoppedError, ConfigError
-from occam.spec import ClusterSpec, make_spec
+from occam.spec import ClusterSpec
 
 if TYPE_CHECKING:
     from pyspark import SparkContext
@@ -82,21 +82,10 @@ def start_cluster(
     context manager, or call :meth:`Cluster.stop`; clusters still running at interpreter exit are stopped.
 
     In a script run by spark-submit (``occam submit``), this attaches to the session spark-submit made
-    instead, sized by the submission; see :mod:`occam.batch.adopt`.
+    instead, sized by the submission; see :mod:`occam.backends.submitted`.
     """
-    from occam.batch.adopt import attach, in_submitted_job
-
-    if in_submitted_job():
-        return attach(n=n, gpu=gpu, timeout=timeout, progress=progress)
-    spec = make_spec(
-        2 if n is None else n,
-        cores=config.get("cores", cores),
-        memory=config.get("memory", memory),
-        gpu=gpu,
-        timeout=config.get("timeout", timeout),
-        name=name,
-    )
     backend_cls = select_backend(config.get("backend", backend))
+    spec = backend_cls.request(n, gpu=gpu, cores=cores, memory=memory, timeout=timeout, name=name)
     cluster = Cluster(spec, backend_cls(spec))
     cluster._start(progress=progress)
     return cluster

@@ -10,9 +10,12 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from occam.contract import ENV_PREFIX
+
 #: Package defaults. Every key can be overridden by the environment variable ``OCCAM_<KEY>``.
 DEFAULTS: dict[str, Any] = {
     "backend": "auto",
+    "n": 2,
     "cores": 1,
     "memory": "1g",
     "timeout": 180.0,
@@ -20,11 +23,11 @@ DEFAULTS: dict[str, Any] = {
     "checkpoint_dir": "~/occam-checkpoints",
 }
 
-_PARSERS = {"cores": int, "timeout": float}
+_PARSERS = {"n": int, "cores": int, "timeout": float}
 
 
 def env_key(key: str) -> str:
-    return "OCCAM_" + key.upper()
+    return ENV_PREFIX + key.upper()
 
 
 def get(key: str, override: Any = None, environ: Mapping[str, str] | None = None) -> Any:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from importlib import resources
+
+from occam.contract import BACKEND_CONF, EMBEDDED_BACKEND, GPU_VENDOR, tensorflow_environment
 from occam.spec import ClusterSpec
 
 
 def common_conf(spec: ClusterSpec, *, python: str) -> dict[str, str]:
-    """Properties every backend sets, whatever the cluster manager."""
-    return {
+    """Properties every backend sets, whatever the cluster manager (each backend adds its name, :func:`named`)."""
+    conf = {
         "spark.app.name": spec.name,
         "spark.executor.cores": str(spec.cores),
         # One task slot per executor: a Horovod rank owns its executor's cores, and fit places one rank
@@ -20,12 +23,29 @@ def common_conf(spec: ClusterSpec, *, python: str) -> dict[str, str]:
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
     }
+    # Executors share their machine's (or node's) cores: keep TensorFlow from starting a thread per core in each.
+    for name, value in tensorflow_environment(spec.cores).items():
+        conf[f"spark.executorEnv.{name}"] = value
+    return conf
 
 
-def embedded_conf(spec: ClusterSpec, *, python: str, work_dir: str) -> dict[str, str]:
+def named(conf: dict[str, str], backend: str) -> dict[str, str]:
+    """``conf`` marked as made by ``backend`` (:data:`~occam.contract.BACKEND_CONF`), so that code holding only
+    the session can ask that backend what depends on it (:func:`occam.backends.backend_of`)."""
+    conf[BACKEND_CONF] = backend
+    return conf
+
+
+def packaged_gpu_discovery_script() -> str:
+    """The GPU discovery script this package ships (``occam/scripts/get_gpus_resources.sh``)."""
+    return str(resources.files("occam") / "scripts" / "get_gpus_resources.sh")
+
+
+def embedded_conf(spec: ClusterSpec, *, python: str, work_dir: str, gpu_discovery_script: str) -> dict[str, str]:
     """Spark conf of the embedded cluster: ``local-cluster`` mode, each executor its own JVM on this machine.
 
-    Everything the cluster writes goes under ``work_dir`` so that one removal cleans it up.
+    Everything the cluster writes goes under ``work_dir`` so that one removal cleans it up. With ``spec.gpu``
+    each worker and executor finds its GPU with ``gpu_discovery_script``.
     """
     mib = spec.memory_bytes >> 20
     conf = common_conf(spec, python=python)
@@ -39,16 +59,13 @@ def embedded_conf(spec: ClusterSpec, *, python: str, work_dir: str) -> dict[str,
             "spark.driver.extraJavaOptions": f"-Djava.io.tmpdir={work_dir}/tmp -Dderby.system.home={work_dir}",
             "spark.executor.extraJavaOptions": f"-Djava.io.tmpdir={work_dir}/tmp",
             "spark.executorEnv.TMPDIR": f"{work_dir}/tmp",
-            # Executors share this machine's cores: keep TensorFlow from starting a thread per core in each.
-            "spark.executorEnv.OMP_NUM_THREADS": str(spec.cores),
-            "spark.executorEnv.TF_NUM_INTRAOP_THREADS": str(spec.cores),
-            "spark.executorEnv.TF_NUM_INTEROP_THREADS": "1",
-            "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL": "2",
         }
     )
     if spec.gpu:
-        conf.update(gpu_conf(spec))
-    return conf
+        conf.update(gpu_conf(spec, discovery_script=gpu_discovery_script))
+        conf["spark.worker.resource.gpu.amount"] = "1"
+        conf["spark.worker.resource.gpu.discoveryScript"] = gpu_discovery_script
+    return named(conf, EMBEDDED_BACKEND)
 
 
 def gpu_conf(spec: ClusterSpec, *, discovery_script: str | None = None) -> dict[str, str]:
@@ -56,7 +73,7 @@ def gpu_conf(spec: ClusterSpec, *, discovery_script: str | None = None) -> dict[
     conf = {
         "spark.executor.resource.gpu.amount": "1",
         "spark.task.resource.gpu.amount": "1",
-        "spark.executor.resource.gpu.vendor": "nvidia.com",
+        "spark.executor.resource.gpu.vendor": GPU_VENDOR,
     }
     if discovery_script:
         conf["spark.executor.resource.gpu.discoveryScript"] = discovery_script

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 from occam.errors import ConfigError
 from occam.resources import MachineResources
 from occam.spec import ClusterSpec, format_memory
@@ -36,4 +39,13 @@ def check_fits_machine(spec: ClusterSpec, machine: MachineResources) -> None:
         raise ConfigError(
             f"gpu=True gives each executor one GPU, so n={spec.n} needs {spec.n} GPUs, but this machine has "
             f"{machine.gpus}; ask for n={machine.gpus} or fewer"
+        )
+
+
+def check_java(who: str = "Spark") -> None:
+    """Refuse to start a JVM (a Spark driver, spark-submit) without Java, saying how to get it."""
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        raise ConfigError(
+            f"{who} needs a Java runtime and none was found; install Java 17 "
+            "(e.g. 'apt-get install openjdk-17-jre-headless') or set JAVA_HOME"
         )

@@ -1,16 +1,26 @@
-"""The seam between :class:`occam.Cluster` and the cluster managers it runs on."""
+"""The seam between :class:`occam.Cluster` and the cluster managers it runs on.
+
+A backend owns every fact that depends on where executors run: how a request is sized and checked, how
+executors start and stop, whether a local path is shared between the driver and the executors, which network
+interface Horovod's ranks use, and how a batch job is submitted. The layers above (``occam.cluster``,
+``occam.data``, ``occam.training``, ``occam.submit``) ask the backend; they never look at master URLs or import
+a backend's builders.
+"""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
+from occam import config
 from occam.errors import ConfigError
-from occam.spec import ClusterSpec
+from occam.spec import ClusterSpec, make_spec
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from occam.batch.job import Job
 
 
 class Backend(abc.ABC):
@@ -25,6 +35,9 @@ class Backend(abc.ABC):
     name: ClassVar[str]
     #: Higher priority wins when ``backend="auto"`` and several backends detect their environment.
     priority: ClassVar[int] = 0
+    #: When it detects its environment, this backend is used whatever backend was asked for (a job started
+    #: by spark-submit already runs its driver: no other can start in that process).
+    takes_over: ClassVar[bool] = False
 
     def __init__(self, spec: ClusterSpec) -> None:
         self.spec = spec
@@ -33,6 +46,27 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def detect(cls, environ: Mapping[str, str]) -> bool:
         """Whether this backend is the natural choice in this environment (for ``backend="auto"``)."""
+
+    @classmethod
+    def request(
+        cls,
+        n: int | None = None,
+        *,
+        gpu: bool = False,
+        cores: int | None = None,
+        memory: str | int | None = None,
+        timeout: float | None = None,
+        name: str | None = None,
+    ) -> ClusterSpec:
+        """The :class:`ClusterSpec` of a ``start_cluster`` call: arguments over ``OCCAM_*`` over the defaults."""
+        return make_spec(
+            config.get("n", n),
+            cores=config.get("cores", cores),
+            memory=config.get("memory", memory),
+            gpu=gpu,
+            timeout=config.get("timeout", timeout),
+            name=name,
+        )
 
     @abc.abstractmethod
     def check(self) -> None:
@@ -60,3 +94,50 @@ class Backend(abc.ABC):
     def describe(self) -> dict[str, str]:
         """Extra facts for ``Cluster.status()`` and the notebook view."""
         return {}
+
+    # -- answers that depend on where executors run, for a session this backend's conf made --------------
+    # Class methods of the session's Spark conf, so that a batch job's driver (whose session spark-submit
+    # made from this backend's conf) gets the same answers: see occam.backends.backend_of.
+
+    @classmethod
+    def unshared_path_problem(cls, conf: Mapping[str, str], path: str, *, writer: str) -> str | None:
+        """Why executors and the driver would not see the same files at ``path``, or None when they do.
+
+        ``writer`` starts the message (e.g. "executors write the converted data"). By default executors share
+        the driver's filesystem.
+        """
+        return None
+
+    @classmethod
+    def rank_interfaces(
+        cls,
+        conf: Mapping[str, str],
+        ranks: int,
+        driver_addresses: Sequence[str],
+        interfaces: Mapping[str, Sequence[str]],
+    ) -> set[str] | None:
+        """The network interfaces Horovod's ranks use to reach the driver, or None to let Horovod find them."""
+        return None
+
+    # -- batch jobs (occam submit, occam conf) ----------------------------------------------------------
+
+    @classmethod
+    def submit_job(
+        cls,
+        job: Job,
+        spec: ClusterSpec,
+        *,
+        detach: bool,
+        keep: bool,
+        service_account: str | None,
+        environ: Mapping[str, str],
+    ) -> int:
+        """Run ``job`` as a batch job on ``spec.n`` executors; its exit status (0 once submitted, detached)."""
+        raise ConfigError(f"batch jobs cannot run on the {cls.name} backend; use --backend embedded or kubernetes")
+
+    @classmethod
+    def job_conf_text(
+        cls, spec: ClusterSpec, *, service_account: str | None, template_dir: str, environ: Mapping[str, str]
+    ) -> str:
+        """``spark-defaults.conf`` text for plain spark-submit: the properties :meth:`submit_job` would pass."""
+        raise ConfigError(f"batch jobs cannot run on the {cls.name} backend; use --backend embedded or kubernetes")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from occam.errors import ClusterStartError, ConfigError
 from occam.reaper import Reaper
+from occam.validation import check_java
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -39,11 +40,7 @@ def scoped_environ(values: dict[str, str]) -> Iterator[None]:
 
 def check_java_and_no_active_context() -> None:
     """Refuse to start a driver where Spark cannot run one: no Java, or a driver already running here."""
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        raise ConfigError(
-            "Spark needs a Java runtime and none was found; install Java 17 "
-            "(e.g. 'apt-get install openjdk-17-jre-headless') or set JAVA_HOME"
-        )
+    check_java()
     from pyspark import SparkContext
 
     active = SparkContext._active_spark_context

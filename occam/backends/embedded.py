@@ -10,48 +10,29 @@ from __future__ import annotations
 
 import glob
 import os
-import sys
 from collections.abc import Mapping
-from importlib import resources
 from typing import TYPE_CHECKING
 
 from occam import resources as machine
 from occam.backends.base import Backend
 from occam.backends.driver import SparkDriver, check_java_and_no_active_context
+from occam.backends.embedded_jobs import embedded_conf_text, run_embedded
+from occam.backends.local import embedded_spark_conf, make_spark_home
+from occam.contract import EMBEDDED_BACKEND
 from occam.errors import ConfigError
-from occam.sparkconf import embedded_conf
 from occam.spec import ClusterSpec
 from occam.validation import check_fits_machine
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from occam.batch.job import Job
+
 LOG_TAIL_LINES = 25
 
 
-def gpu_discovery_script() -> str:
-    return str(resources.files("occam") / "scripts" / "get_gpus_resources.sh")
-
-
-def make_spark_home(work_dir: str) -> str:
-    """A SPARK_HOME inside ``work_dir`` that links to pip's pyspark.
-
-    Spark's workers write executor logs under ``$SPARK_HOME/work``; this keeps them inside the
-    cluster's work directory instead of the Python environment.
-    """
-    import pyspark
-
-    source = os.path.dirname(pyspark.__file__)
-    home = os.path.join(work_dir, "spark-home")
-    os.makedirs(home)
-    for entry in os.listdir(source):
-        if entry != "work":
-            os.symlink(os.path.join(source, entry), os.path.join(home, entry))
-    return home
-
-
 class EmbeddedBackend(Backend):
-    name = "embedded"
+    name = EMBEDDED_BACKEND
     priority = 0
 
     def __init__(self, spec: ClusterSpec) -> None:
@@ -67,17 +48,7 @@ class EmbeddedBackend(Backend):
         check_java_and_no_active_context()
 
     def spark_conf(self, work_dir: str) -> dict[str, str]:
-        conf = embedded_conf(self.spec, python=sys.executable, work_dir=work_dir)
-        if self.spec.gpu:
-            script = gpu_discovery_script()
-            conf.update(
-                {
-                    "spark.executor.resource.gpu.discoveryScript": script,
-                    "spark.worker.resource.gpu.amount": "1",
-                    "spark.worker.resource.gpu.discoveryScript": script,
-                }
-            )
-        return conf
+        return embedded_spark_conf(self.spec, work_dir)
 
     def launch(self) -> SparkSession:
         self.driver = SparkDriver(self.spec.name)
@@ -119,3 +90,26 @@ class EmbeddedBackend(Backend):
     def stop(self) -> None:
         if self.driver is not None:
             self.driver.stop()
+
+    # -- batch jobs: spark-submit runs the job's driver here, its executors on this machine -------------
+
+    @classmethod
+    def submit_job(
+        cls,
+        job: Job,
+        spec: ClusterSpec,
+        *,
+        detach: bool,
+        keep: bool,
+        service_account: str | None,
+        environ: Mapping[str, str],
+    ) -> int:
+        if detach:
+            raise ConfigError("--detach works on Kubernetes only: an embedded job lives as long as occam submit")
+        return run_embedded(job, spec)
+
+    @classmethod
+    def job_conf_text(
+        cls, spec: ClusterSpec, *, service_account: str | None, template_dir: str, environ: Mapping[str, str]
+    ) -> str:
+        return embedded_conf_text(spec)

@@ -13,25 +13,36 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from occam.backends.base import Backend
 from occam.backends.driver import SparkDriver, check_java_and_no_active_context
+from occam.backends.kubernetes_jobs import (
+    driver_service_account,
+    kubernetes_conf_text,
+    kubernetes_context,
+    run_kubernetes,
+)
+from occam.contract import KUBERNETES_BACKEND, SHARED_PATH_CONF
 from occam.errors import ClusterStartError
 from occam.kubernetes import objects, pods
 from occam.kubernetes.api import NamespaceApi
+from occam.kubernetes.network import lone_rank_interfaces
 from occam.kubernetes.quota import check_fits_quota
 from occam.kubernetes.settings import KubernetesSettings, in_kubernetes_pod, settings_from_env
+from occam.kubernetes.shared import unshared_path_problem
 from occam.kubernetes.sparkconf import kubernetes_conf
 from occam.spec import ClusterSpec
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from occam.batch.job import Job
+
 
 class KubernetesBackend(Backend):
-    name = "kubernetes"
+    name = KUBERNETES_BACKEND
     priority = 10
 
     def __init__(
@@ -141,3 +152,47 @@ class KubernetesBackend(Backend):
             if self._api is not None:
                 self._api.delete_cluster(objects.label_value(self.spec.name))
                 self._api.close()
+
+    # -- answers for sessions this backend's conf made (a notebook's cluster, a batch job's driver) -------
+
+    @classmethod
+    def unshared_path_problem(cls, conf: Mapping[str, str], path: str, *, writer: str) -> str | None:
+        """Executor pods see the driver's files only on the shared work volume (its path is in the conf)."""
+        return unshared_path_problem(path, shared_path=conf.get(SHARED_PATH_CONF), writer=writer)
+
+    @classmethod
+    def rank_interfaces(
+        cls,
+        conf: Mapping[str, str],
+        ranks: int,
+        driver_addresses: Sequence[str],
+        interfaces: Mapping[str, Sequence[str]],
+    ) -> set[str] | None:
+        """A lone rank on an executor pod must not be handed the driver's loopback address."""
+        return lone_rank_interfaces(ranks, driver_addresses, interfaces)
+
+    # -- batch jobs: cluster mode, a driver pod that owns its executor pods ------------------------------
+
+    @classmethod
+    def submit_job(
+        cls,
+        job: Job,
+        spec: ClusterSpec,
+        *,
+        detach: bool,
+        keep: bool,
+        service_account: str | None,
+        environ: Mapping[str, str],
+    ) -> int:
+        settings, api = kubernetes_context(environ)
+        try:
+            account = driver_service_account(service_account, environ, api)
+            return run_kubernetes(job, spec, settings, api, service_account=account, detach=detach, keep=keep)
+        finally:
+            api.close()
+
+    @classmethod
+    def job_conf_text(
+        cls, spec: ClusterSpec, *, service_account: str | None, template_dir: str, environ: Mapping[str, str]
+    ) -> str:
+        return kubernetes_conf_text(spec, service_account, template_dir, environ)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from dataclasses import dataclass
 
 from occam.errors import ConfigError
@@ -63,12 +62,3 @@ def launcher_source(module: str) -> str:
         f"sys.argv[0] = {module!r}\n"
         f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n"
     )
-
-
-def check_java() -> None:
-    """spark-submit is a JVM: refuse to start without Java, saying how to get it."""
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        raise ConfigError(
-            "spark-submit needs a Java runtime and none was found; install Java 17 "
-            "(e.g. 'apt-get install openjdk-17-jre-headless') or set JAVA_HOME"
-        )

@@ -46,12 +46,12 @@ def _session_if_any() -> SparkSession | None:
 
 
 def _check_shared(spark: SparkSession | None, root: str) -> None:
-    """Refuse a cache the executors of a Kubernetes cluster write to but the driver cannot read."""
+    """Refuse a cache the executors write to where the driver cannot read it (its cluster's backend says)."""
     if spark is None:
         return
-    from occam.kubernetes.shared import spark_path_problem
+    from occam.backends import unshared_path_problem
 
-    problem = spark_path_problem(spark, root, writer="executors write the converted data")
+    problem = unshared_path_problem(spark, root, writer="executors write the converted data")
     if problem:
         raise DatasetError(problem)
 

@@ -119,7 +119,7 @@ def executor_pod_template(spec: ClusterSpec, settings: KubernetesSettings) -> di
     }
     if settings.service_account:
         pod_spec["serviceAccountName"] = settings.service_account
-    shared.mount_in(pod_spec, settings)
+    shared.mount_in(pod_spec, settings.shared_volume, settings.shared_path)
     if spec.gpu:
         resources["limits"][settings.gpu_resource] = "1"
         if settings.gpu_node_selector:

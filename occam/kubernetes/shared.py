@@ -9,29 +9,17 @@ a mount path (``OCCAM_K8S_SHARED_PATH``); the spawner mounts it in the notebook 
 template mounts it in every executor (:func:`volume`, :func:`volume_mount`).
 
 :func:`unshared_path_problem` is the check that turns the executors' ``Mkdirs failed`` stack trace into
-a message naming the fix; :func:`spark_path_problem` applies it to a running Spark session.
+a message naming the fix; the Kubernetes backend answers with it for its sessions.
 """
 
 from __future__ import annotations
 
 import posixpath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from occam.contract import SHARED_PATH_ENV, SHARED_VOLUME_ENV
+from occam.contract import SHARED_VOLUME_NAME as VOLUME_NAME
 from occam.errors import ConfigError
-
-if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
-
-    from occam.kubernetes.settings import KubernetesSettings
-
-SHARED_VOLUME_ENV = "OCCAM_K8S_SHARED_VOLUME"
-SHARED_PATH_ENV = "OCCAM_K8S_SHARED_PATH"
-
-#: Name of the shared work volume in the executor pod template (and in the notebook pod).
-VOLUME_NAME = "occam-shared-work"
-
-#: Spark property the Kubernetes backend sets to the shared path, so checks can find it from the session.
-SHARED_PATH_CONF = "spark.occam.kubernetes.sharedPath"
 
 #: Volume sources that are never shared between pods.
 _PER_POD_SOURCES = {
@@ -98,13 +86,13 @@ def volume_mount(path: str) -> dict[str, Any]:
     return {"name": VOLUME_NAME, "mountPath": path, "readOnly": False}
 
 
-def mount_in(pod_spec: dict[str, Any], settings: KubernetesSettings) -> None:
-    """Add the settings' shared work volume, if any, to ``pod_spec``, mounted in its first container at the
-    shared path (the notebook's, every executor's and a batch driver's pod alike)."""
-    if settings.shared_volume is None or settings.shared_path is None:
+def mount_in(pod_spec: dict[str, Any], source: dict[str, Any] | None, path: str | None) -> None:
+    """Add the shared work volume ``source``, if any, to ``pod_spec``, mounted in its first container at
+    ``path`` (the notebook's, every executor's and a batch driver's pod alike)."""
+    if source is None or path is None:
         return
-    pod_spec.setdefault("volumes", []).append(volume(settings.shared_volume))
-    pod_spec["containers"][0].setdefault("volumeMounts", []).append(volume_mount(settings.shared_path))
+    pod_spec.setdefault("volumes", []).append(volume(source))
+    pod_spec["containers"][0].setdefault("volumeMounts", []).append(volume_mount(path))
 
 
 def is_remote(path: str) -> bool:
@@ -120,15 +108,14 @@ def is_under(path: str, directory: str) -> bool:
     return local == folder or local.startswith(folder.rstrip("/") + "/")
 
 
-def unshared_path_problem(path: str, *, master: str, shared_path: str | None, writer: str) -> str | None:
-    """Why executors and the driver would not see the same files at ``path``, or None when they do.
+def unshared_path_problem(path: str, *, shared_path: str | None, writer: str) -> str | None:
+    """Why executor pods and the driver would not see the same files at ``path``, or None when they do.
 
-    ``master`` is the session's ``spark.master``: only ``k8s://`` clusters run executors in other pods
-    (on the embedded backend they share the notebook's filesystem). ``shared_path`` is the shared work
-    volume's mount path (None: there is none). ``writer`` starts the message, e.g. "executors write the
-    converted data". Remote URLs (``hdfs://``, ``s3a://``) are shared by definition.
+    ``shared_path`` is the shared work volume's mount path (None: there is none). ``writer`` starts the
+    message, e.g. "executors write the converted data". Remote URLs (``hdfs://``, ``s3a://``) are shared by
+    definition.
     """
-    if not master.startswith("k8s://") or is_remote(path):
+    if is_remote(path):
         return None
     if shared_path is None:
         return f"{writer} to {path}, which the driver cannot see: {FIX}"
@@ -138,12 +125,4 @@ def unshared_path_problem(path: str, *, master: str, shared_path: str | None, wr
         f"{writer} to {path}, which the driver cannot see: only the shared work volume at {shared_path} is "
         f"mounted by both; use a folder under it (OCCAM_CACHE_DIR and OCCAM_CHECKPOINT_DIR, or cache_dir=... "
         "and checkpoint_dir=...)"
-    )
-
-
-def spark_path_problem(spark: SparkSession, path: str, *, writer: str) -> str | None:
-    """:func:`unshared_path_problem` for the cluster of the running ``spark`` session."""
-    context = spark.sparkContext
-    return unshared_path_problem(
-        path, master=context.master or "", shared_path=context.getConf().get(SHARED_PATH_CONF), writer=writer
     )

@@ -25,6 +25,7 @@ rather than use a different key.
 
 from __future__ import annotations
 
+from occam.contract import KUBERNETES_BACKEND, SHARED_PATH_CONF
 from occam.errors import ConfigError
 from occam.kubernetes.objects import (
     AUTH_SECRET_KEY,
@@ -34,8 +35,7 @@ from occam.kubernetes.objects import (
     resource_name,
 )
 from occam.kubernetes.settings import KubernetesSettings
-from occam.kubernetes.shared import SHARED_PATH_CONF
-from occam.sparkconf import common_conf, gpu_conf
+from occam.sparkconf import common_conf, gpu_conf, named
 from occam.spec import ClusterSpec
 
 #: Where executor images install Occam's GPU discovery script (a copy of ``occam/scripts/get_gpus_resources.sh``,
@@ -94,11 +94,6 @@ def kubernetes_conf(
             "spark.kubernetes.executor.request.cores": str(spec.cores),
             "spark.kubernetes.executor.limit.cores": str(spec.cores),
             "spark.executor.memoryOverhead": f"{executor_memory_overhead_mib(spec)}m",
-            # A container sees the node's cores but may use spec.cores: size thread pools to the limit.
-            "spark.executorEnv.OMP_NUM_THREADS": str(spec.cores),
-            "spark.executorEnv.TF_NUM_INTRAOP_THREADS": str(spec.cores),
-            "spark.executorEnv.TF_NUM_INTEROP_THREADS": "1",
-            "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL": "2",
         }
     )
     for name, value in cluster_labels(spec, settings).items():
@@ -111,7 +106,7 @@ def kubernetes_conf(
     if spec.gpu:
         conf.update(gpu_conf(spec, discovery_script=gpu_discovery_script))
         conf["spark.executor.resource.gpu.vendor"] = gpu_vendor(settings)
-    return conf
+    return named(conf, KUBERNETES_BACKEND)
 
 
 def auth_conf(*, secret_name: str, driver_secret_file: str) -> dict[str, str]:

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from occam import config
+from occam.backends import rank_interfaces, unshared_path_problem
 from occam.data.dataset import Dataset
 from occam.errors import ConfigError, TrainingError
-from occam.kubernetes.shared import spark_path_problem
 from occam.training.events import EventServer
 from occam.training.job import TrainingJob
 from occam.training.keras_setup import CHECKPOINT_PREFIX
-from occam.training.network import local_interfaces, rank_interfaces
+from occam.training.network import local_interfaces
 from occam.training.rank import run_rank
 from occam.training.result import FitResult
 
@@ -123,7 +123,7 @@ def fit(
         dataset, validation = dataset.split(1 - validation, spark=cluster.spark)
 
     checkpoint_dir = os.path.expanduser(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(model_fn)
-    problem = spark_path_problem(cluster.spark, checkpoint_dir, writer="rank 0 writes checkpoints")
+    problem = unshared_path_problem(cluster.spark, checkpoint_dir, writer="rank 0 writes checkpoints")
     if problem:
         raise ConfigError(problem)
     os.makedirs(checkpoint_dir, exist_ok=True)
@@ -240,7 +240,7 @@ def _run_horovod(cluster: Cluster, job: TrainingJob, start_timeout: float) -> li
         use_gloo=True,
         env=_rank_env(cluster),
         verbose=0,
-        nics=rank_interfaces(cluster.sc.master or "", cluster.n, driver_addresses, local_interfaces()),
+        nics=rank_interfaces(cluster.spark, cluster.n, driver_addresses, local_interfaces()),
     )
 
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from occam.batch.objects import AUTH_MOUNT, DRIVER_KEY, JOB_DIR
 from occam.kubernetes import objects
+from occam.kubernetes.job_objects import AUTH_MOUNT, DRIVER_KEY, JOB_DIR
 
 from .student import ROLE, STUDENT_RULES, StudentNamespace, wait_until
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from occam.batch.adopt import in_submitted_job, mismatch_warning, submitted_executors, submitted_spec
+from occam.backends.submitted import in_submitted_job, mismatch_warning, submitted_executors, submitted_spec
 from occam.errors import ConfigError
 
 

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from occam.batch.conf import (
-    EXECUTORS_CONF,
-    embedded_submit_conf,
-    kubernetes_app_resource,
-    kubernetes_submit_conf,
-    log4j_properties,
-    spark_defaults_text,
-    spark_submit_argv,
-)
-from occam.batch.objects import AUTH_MOUNT, DRIVER_KEY
+from occam.backends.embedded_jobs import embedded_submit_conf
+from occam.batch.conf import log4j_properties, spark_defaults_text, spark_submit_argv
+from occam.contract import BACKEND_CONF, EXECUTORS_CONF
+from occam.kubernetes.job_conf import kubernetes_app_resource, kubernetes_submit_conf
+from occam.kubernetes.job_objects import AUTH_MOUNT, DRIVER_KEY
 from occam.kubernetes.objects import CLUSTER_LABEL, COMPONENT_LABEL
 from occam.kubernetes.sparkconf import kubernetes_conf
 
@@ -39,6 +34,8 @@ def test_embedded_job_uses_the_embedded_clusters_conf_in_client_mode():
     assert conf["spark.submit.deployMode"] == "client"  # Python cannot run in cluster mode on local masters
     assert conf["spark.local.dir"] == "/w/local"
     assert conf[EXECUTORS_CONF] == "2"
+    # The job's driver asks the backend that submitted it (occam.backends.backend_of).
+    assert conf[BACKEND_CONF] == "embedded"
 
 
 def test_kubernetes_job_is_cluster_mode_with_a_driver_pod_that_owns_its_executors():
@@ -52,6 +49,10 @@ def test_kubernetes_job_is_cluster_mode_with_a_driver_pod_that_owns_its_executor
     # The notebook's address means nothing to a driver pod: Spark fills these in itself.
     assert "spark.driver.host" not in conf and "spark.driver.bindAddress" not in conf
     assert conf["spark.kubernetes.submission.waitAppCompletion"] == "false"
+    assert conf[BACKEND_CONF] == "kubernetes"
+    assert (
+        conf["spark.kubernetes.driverEnv.OMP_NUM_THREADS"] == conf["spark.kubernetes.driverEnv.TF_NUM_INTRAOP_THREADS"]
+    )
 
 
 def test_kubernetes_job_keeps_every_other_client_mode_property():

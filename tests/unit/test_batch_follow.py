@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from occam.batch import kubernetes as batch_k8s
+from occam.backends import kubernetes_jobs as batch_k8s
 from occam.errors import ClusterStartError
 
 

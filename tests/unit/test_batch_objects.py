@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from occam.batch.objects import (
+from occam.kubernetes.job_objects import (
     AUTH_MOUNT,
     DRIVER_KEY,
     JOB_DIR,

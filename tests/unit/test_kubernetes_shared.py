@@ -4,15 +4,13 @@ import json
 
 import pytest
 
+from occam.backends.embedded import EmbeddedBackend
+from occam.backends.kubernetes import KubernetesBackend
+from occam.contract import BACKEND_CONF, SHARED_PATH_CONF
 from occam.errors import ConfigError
 from occam.kubernetes.objects import EXECUTOR_CONTAINER_NAME, executor_pod_template
 from occam.kubernetes.settings import settings_from_env
-from occam.kubernetes.shared import (
-    SHARED_PATH_CONF,
-    VOLUME_NAME,
-    is_remote,
-    unshared_path_problem,
-)
+from occam.kubernetes.shared import VOLUME_NAME, is_remote, unshared_path_problem
 from occam.kubernetes.sparkconf import kubernetes_conf
 from tests.unit import factories
 
@@ -23,7 +21,6 @@ POD_ENV = {
     "OCCAM_K8S_EXECUTOR_IMAGE": "registry.example/occam:1.0",
 }
 PVC = {"persistentVolumeClaim": {"claimName": "occam-work"}}
-K8S = "k8s://https://kubernetes.default.svc"
 CONVERT = "executors write the converted data"
 
 
@@ -114,7 +111,7 @@ def test_the_conf_names_the_shared_path_for_the_checks():
 
 
 def test_on_kubernetes_without_a_shared_volume_a_local_path_is_refused_naming_the_fix():
-    problem = unshared_path_problem("/home/jovyan/.cache/occam/datasets", master=K8S, shared_path=None, writer=CONVERT)
+    problem = unshared_path_problem("/home/jovyan/.cache/occam/datasets", shared_path=None, writer=CONVERT)
     assert problem is not None
     assert problem.startswith(
         "executors write the converted data to /home/jovyan/.cache/occam/datasets, which the driver cannot see: "
@@ -128,12 +125,12 @@ def test_on_kubernetes_without_a_shared_volume_a_local_path_is_refused_naming_th
     ["/srv/occam-work/cache/datasets", "/srv/occam-work", "file:///srv/occam-work/checkpoints/m", "/srv/occam-work/."],
 )
 def test_paths_on_the_shared_volume_pass(path: str):
-    assert unshared_path_problem(path, master=K8S, shared_path="/srv/occam-work", writer=CONVERT) is None
+    assert unshared_path_problem(path, shared_path="/srv/occam-work", writer=CONVERT) is None
 
 
 @pytest.mark.parametrize("path", ["/srv/occam-work2/cache", "/srv/occam-work/../elsewhere", "/home/jovyan/cache"])
 def test_paths_beside_the_shared_volume_are_refused_naming_it(path: str):
-    problem = unshared_path_problem(path, master=K8S, shared_path="/srv/occam-work", writer=CONVERT)
+    problem = unshared_path_problem(path, shared_path="/srv/occam-work", writer=CONVERT)
     assert problem is not None
     assert "only the shared work volume at /srv/occam-work is mounted by both" in problem
 
@@ -141,24 +138,39 @@ def test_paths_beside_the_shared_volume_are_refused_naming_it(path: str):
 @pytest.mark.parametrize("path", ["hdfs://namenode:8020/occam", "s3a://bucket/occam", "gs://b/x"])
 def test_remote_filesystems_are_shared_by_definition(path: str):
     assert is_remote(path)
-    assert unshared_path_problem(path, master=K8S, shared_path=None, writer=CONVERT) is None
+    assert unshared_path_problem(path, shared_path=None, writer=CONVERT) is None
 
 
-@pytest.mark.parametrize("master", ["local-cluster[2,1,1024]", "local[2]", "spark://host:7077"])
-def test_other_backends_are_not_checked(master: str):
-    assert unshared_path_problem("/home/me/.cache/occam", master=master, shared_path=None, writer=CONVERT) is None
+def test_each_backend_answers_for_its_own_sessions():
+    """The Kubernetes backend reads the shared path from its own conf; the embedded cluster shares this disk."""
+    path = "/home/me/.cache/occam"
+    assert EmbeddedBackend.unshared_path_problem({}, path, writer=CONVERT) is None
+    assert KubernetesBackend.unshared_path_problem({}, path, writer=CONVERT) is not None
+    assert KubernetesBackend.unshared_path_problem({SHARED_PATH_CONF: "/home/me"}, path, writer=CONVERT) is None
+
+
+class _StandInConf:
+    """SparkConf's reading side: ``getAll`` and ``get``."""
+
+    def __init__(self, conf: dict[str, str]) -> None:
+        self._conf = conf
+
+    def getAll(self):
+        return list(self._conf.items())
+
+    def get(self, key, default=None):
+        return self._conf.get(key, default)
 
 
 class _KubernetesSession:
     """Stands in for a SparkSession of a Kubernetes cluster: a real one needs executor pods to start.
 
-    The check reads only ``sparkContext.master`` and ``sparkContext.getConf().get(...)``.
+    The check reads only ``sparkContext.getConf()``, which names the backend that made the session.
     """
 
     def __init__(self, conf: dict[str, str]) -> None:
         self.sparkContext = self
-        self.master = K8S
-        self._conf = conf
+        self._conf = _StandInConf({BACKEND_CONF: "kubernetes", **conf})
 
     def getConf(self):  # SparkContext's name
         return self._conf
@@ -179,14 +191,13 @@ def test_dataset_conversion_on_kubernetes_without_a_shared_volume_fails_before_a
         )
 
 
-class _StandInSpark:
-    """The only part of a running SparkSession that fit reads before refusing: its master and conf.
+class _StandInSpark(_KubernetesSession):
+    """The only part of a running SparkSession that fit reads before refusing: its conf.
     A stand-in because the refusal must come before any Spark or Kubernetes work (tested for real in the
     node tier, where the volume is mounted)."""
 
     def __init__(self, shared_path: str | None) -> None:
-        conf = {SHARED_PATH_CONF: shared_path} if shared_path else {}
-        self.sparkContext = type("Context", (), {"master": K8S, "getConf": lambda _self: conf})()
+        super().__init__({SHARED_PATH_CONF: shared_path} if shared_path else {})
 
 
 @pytest.mark.parametrize("shared_path", [None, "/srv/occam-work"])

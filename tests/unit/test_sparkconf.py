@@ -1,5 +1,11 @@
-from occam.sparkconf import embedded_conf, gpu_conf
+import functools
+import os
+
+from occam.contract import BACKEND_CONF
+from occam.sparkconf import embedded_conf, gpu_conf, packaged_gpu_discovery_script
 from tests.unit import factories
+
+embedded_conf = functools.partial(embedded_conf, gpu_discovery_script="/s.sh")
 
 
 def spec(n=2, **kw):
@@ -12,6 +18,7 @@ def test_embedded_conf_is_a_local_cluster_of_separate_executor_jvms():
     assert conf["spark.executor.memory"] == "1536m"
     assert conf["spark.pyspark.python"] == "/venv/bin/python"
     assert conf["spark.driver.bindAddress"] == "127.0.0.1"
+    assert conf[BACKEND_CONF] == "embedded", "the session names its backend, which Dataset and fit ask"
 
 
 def test_one_task_slot_per_executor_so_each_rank_gets_its_own_executor():
@@ -31,5 +38,11 @@ def test_gpu_requests_one_gpu_per_executor_and_task():
     conf = embedded_conf(spec(gpu=True), python="p", work_dir="/w")
     assert conf["spark.executor.resource.gpu.amount"] == "1"
     assert conf["spark.task.resource.gpu.amount"] == "1"
+    assert conf["spark.executor.resource.gpu.discoveryScript"] == "/s.sh"
+    assert conf["spark.worker.resource.gpu.discoveryScript"] == "/s.sh"
     assert "spark.executor.resource.gpu.amount" not in embedded_conf(spec(), python="p", work_dir="/w")
     assert gpu_conf(spec(), discovery_script="/s.sh")["spark.executor.resource.gpu.discoveryScript"] == "/s.sh"
+
+
+def test_the_packaged_gpu_discovery_script_is_there_and_executable():
+    assert os.access(packaged_gpu_discovery_script(), os.X_OK)

@@ -16,15 +16,37 @@ import sys
 import tempfile
 
 from occam import resources as machine
-from occam.backends.embedded import make_spark_home
-from occam.batch.conf import embedded_submit_conf, log4j_properties, spark_submit_argv
-from occam.batch.job import Job, check_java
+from occam.backends.local import embedded_spark_conf, make_spark_home
+from occam.batch.conf import log4j_properties, spark_defaults_text, spark_submit_argv
+from occam.batch.job import Job
+from occam.contract import EXECUTORS_CONF
+from occam.errors import ConfigError
 from occam.reaper import Reaper
 from occam.spec import ClusterSpec
-from occam.validation import check_fits_machine
+from occam.validation import check_fits_machine, check_java
 
 #: How long spark-submit gets to stop after Ctrl-C before it is killed.
 STOP_GRACE_SECONDS = 20.0
+
+
+def embedded_submit_conf(spec: ClusterSpec, *, work_dir: str) -> dict[str, str]:
+    """The embedded backend's conf for ``spec`` (``local-cluster``, client mode), marked as a submitted job."""
+    conf = embedded_spark_conf(spec, work_dir)
+    conf["spark.submit.deployMode"] = "client"
+    conf[EXECUTORS_CONF] = str(spec.n)
+    return conf
+
+
+def embedded_conf_text(spec: ClusterSpec) -> str:
+    """``spark-defaults.conf`` text of an embedded job, without the per-job work dir occam submit adds."""
+    marker = "/OCCAM-WORK-DIR"
+    conf = {k: v for k, v in embedded_submit_conf(spec, work_dir=marker).items() if marker not in v}
+    header = [
+        f"Spark properties of an embedded Occam job ({spec.n} executors), for spark-submit --properties-file.",
+        "occam submit also gives each job a private work dir (spark.local.dir, java.io.tmpdir) and a",
+        "reaper that cleans up if it dies; with plain spark-submit Spark uses the system temp dir.",
+    ]
+    return spark_defaults_text(conf, header)
 
 
 def run_embedded(job: Job, spec: ClusterSpec, *, spark_log_level: str = "warn") -> int:
@@ -34,7 +56,7 @@ def run_embedded(job: Job, spec: ClusterSpec, *, spark_log_level: str = "warn") 
     like ``start_cluster``; a missing script or module raises :class:`~occam.errors.ConfigError`.
     """
     check_fits_machine(spec, machine.detect())
-    check_java()
+    check_java("spark-submit")
     source = job.source()  # reads the script now: a missing one is an error before anything starts
     if job.module is not None:
         _check_importable(job.module)
@@ -90,8 +112,6 @@ def _interrupt(proc: subprocess.Popen[bytes]) -> None:
 
 def _check_importable(module: str) -> None:
     import importlib.util
-
-    from occam.errors import ConfigError
 
     try:
         found = importlib.util.find_spec(module)

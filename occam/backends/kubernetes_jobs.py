@@ -19,13 +19,27 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from occam.batch.conf import kubernetes_app_resource, kubernetes_submit_conf, log4j_properties, spark_submit_argv
-from occam.batch.job import Job, check_java
-from occam.batch.objects import (
+from occam.batch.conf import log4j_properties, spark_defaults_text, spark_submit_argv
+from occam.batch.job import Job
+from occam.contract import (
+    API_SERVER_ENV,
+    DRIVER_SERVICE_ACCOUNT_ENV,
+    NAMESPACE_ENV,
+    POD_IP_ENV,
+    POD_NAME_ENV,
+)
+from occam.errors import ClusterStartError, ConfigError
+from occam.kubernetes import objects, pods
+from occam.kubernetes.api import NamespaceApi
+from occam.kubernetes.job_conf import kubernetes_app_resource, kubernetes_submit_conf
+from occam.kubernetes.job_objects import (
+    AUTH_MOUNT,
     DRIVER_CONTAINER_NAME,
+    DRIVER_KEY,
+    JOB_DIR,
     MAX_SCRIPT_BYTES,
     driver_exit_code,
     driver_pod_name,
@@ -33,13 +47,12 @@ from occam.batch.objects import (
     driver_started,
     job_auth_secret,
     job_configmap,
+    job_configmap_name,
 )
-from occam.errors import ClusterStartError, ConfigError
-from occam.kubernetes import objects, pods
-from occam.kubernetes.api import NamespaceApi
 from occam.kubernetes.quota import check_fits_quota
-from occam.kubernetes.settings import KubernetesSettings
+from occam.kubernetes.settings import KubernetesSettings, settings_from_env
 from occam.spec import ClusterSpec
+from occam.validation import check_java
 
 POLL_SECONDS = 1.0
 #: How long to wait for the driver's exit code once its log has ended.
@@ -118,7 +131,7 @@ def run_kubernetes(
     spark_log_level: str = "warn",
 ) -> int:
     """Submit ``job``; return 0 once submitted when ``detach``, else the driver's exit code."""
-    check_java()
+    check_java("spark-submit")
     source = job.source()
     if len(source.encode()) > MAX_SCRIPT_BYTES:
         raise ConfigError(
@@ -269,3 +282,84 @@ def follow(api: JobApi, driver: str, timeout: float) -> int:
                 f"follow it with kubectl logs -f {driver}"
             )
         time.sleep(POLL_SECONDS)
+
+
+def kubernetes_context(environ: Mapping[str, str]) -> tuple[KubernetesSettings, JobApi]:
+    """Settings from ``OCCAM_K8S_*`` and an API client with the caller's credentials.
+
+    Outside a notebook pod only ``OCCAM_K8S_NAMESPACE`` and ``OCCAM_K8S_EXECUTOR_IMAGE`` are needed; the
+    API address defaults to the kubeconfig's.
+    """
+    namespace = environ.get(NAMESPACE_ENV, "").strip()
+    if not namespace:
+        raise ConfigError(
+            f"{NAMESPACE_ENV} is not set: a Kubernetes job runs in your namespace. In a notebook started by "
+            "OccamSpawner it is set for you; elsewhere set it (and KUBECONFIG), or use --backend embedded"
+        )
+    api = JobApi(namespace)
+    settings = settings_from_env(
+        environ,
+        # The notebook pod's facts matter only to client mode; a job has its own driver pod.
+        pod_name=environ.get(POD_NAME_ENV) or "occam-submit",
+        pod_ip=environ.get(POD_IP_ENV) or "127.0.0.1",
+        api_server=environ.get(API_SERVER_ENV) or api.host,
+    )
+    return settings, api
+
+
+def driver_service_account(given: str | None, environ: Mapping[str, str], api: JobApi | None) -> str:
+    """``--service-account``, else ``OCCAM_K8S_DRIVER_SERVICE_ACCOUNT``, else the notebook pod's own account."""
+    if given:
+        return given
+    if environ.get(DRIVER_SERVICE_ACCOUNT_ENV):
+        return environ[DRIVER_SERVICE_ACCOUNT_ENV]
+    pod_name = environ.get(POD_NAME_ENV)
+    if api is not None and pod_name:
+        pod = api.read_pod(pod_name)
+        account = ((pod or {}).get("spec") or {}).get("serviceAccountName")
+        if account:
+            return str(account)
+    raise ConfigError(
+        "the driver pod needs a service account allowed to create executor pods (your notebook's); pass "
+        f"--service-account NAME or set {DRIVER_SERVICE_ACCOUNT_ENV}"
+    )
+
+
+def kubernetes_conf_text(
+    spec: ClusterSpec, service_account: str | None, template_dir: str, environ: Mapping[str, str]
+) -> str:
+    """``spark-defaults.conf`` text of a Kubernetes job; the pod templates are written to ``template_dir``."""
+    settings, api = kubernetes_context(environ)
+    try:
+        account = driver_service_account(service_account, environ, api)
+    finally:
+        api.close()
+    template_dir = os.path.abspath(template_dir)
+    os.makedirs(template_dir, exist_ok=True)
+    driver_template = os.path.join(template_dir, "driver-pod-template.json")
+    executor_template = os.path.join(template_dir, "executor-pod-template.json")
+    with open(driver_template, "w") as fh:
+        json.dump(driver_pod_template(spec, settings, service_account=account), fh, indent=2)
+    with open(executor_template, "w") as fh:
+        json.dump(objects.executor_pod_template(spec, settings), fh, indent=2)
+    conf = kubernetes_submit_conf(
+        spec,
+        settings,
+        python=sys.executable,
+        service_account=account,
+        executor_template=executor_template,
+        driver_template=driver_template,
+        environ=os.environ,
+    )
+    conf["spark.kubernetes.submission.waitAppCompletion"] = "true"  # plain spark-submit then waits for the job
+    secret = objects.auth_secret_name(spec)
+    header = [
+        f"Spark properties of a Kubernetes Occam job {spec.name} ({spec.n} executors), cluster mode.",
+        f"Pod templates written to {template_dir}.",
+        "No secret is printed. Before spark-submit, the namespace needs (occam submit makes both, per job):",
+        f"- Secret {secret}: key {objects.AUTH_SECRET_KEY} = base64 text of 32 random bytes (executors read it",
+        f"  by reference), key {DRIVER_KEY} = those raw bytes (mounted in the driver at {AUTH_MOUNT});",
+        f"- ConfigMap {job_configmap_name(spec)} holding your script, mounted in the driver at {JOB_DIR}:",
+        f"  run spark-submit --properties-file THIS local://{JOB_DIR}/<script>.py",
+    ]
+    return spark_defaults_text(conf, header)

@@ -1,9 +1,11 @@
-"""``start_cluster()`` inside a job launched by spark-submit: attach to the session spark-submit made.
+"""The submitted backend: ``start_cluster()`` inside a job launched by spark-submit attaches to its session.
 
 spark-submit starts the driver JVM first and runs the script with ``PYSPARK_GATEWAY_PORT`` pointing at
-it; a second driver cannot start in that process. So there :func:`occam.start_cluster` returns a
-:class:`~occam.Cluster` over the existing SparkContext, sized by the submission (``occam submit
---executors``, or the job's Spark conf), and waits for its executors as usual. The same script thus runs
+it; a second driver cannot start in that process. So there this backend takes over whatever backend was
+asked for: :func:`occam.start_cluster` returns a :class:`~occam.Cluster` over the existing SparkContext,
+sized by the submission (``occam submit --executors``, or the job's Spark conf), and waits for its executors
+as usual. Questions that depend on where the executors run are answered by the backend that submitted the
+job, which its conf names (:func:`occam.backends.backend_of`). The same script thus runs
 in a notebook and as a batch job.
 
 ``cluster.stop()`` in a job marks that Cluster stopped but leaves the SparkContext running: it belongs to
@@ -24,14 +26,12 @@ from typing import TYPE_CHECKING
 
 from occam import config
 from occam.backends.base import Backend
-from occam.batch.conf import EXECUTORS_CONF
+from occam.contract import EXECUTORS_CONF
 from occam.errors import ClusterStartError, ConfigError
 from occam.spec import ClusterSpec, make_spec
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-    from occam.cluster import Cluster
 
 GATEWAY_ENV = "PYSPARK_GATEWAY_PORT"
 
@@ -89,18 +89,58 @@ def mismatch_warning(spec: ClusterSpec, *, n: int | None, gpu: bool) -> str | No
     )
 
 
+def _stop_context_at_exit() -> None:
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    if context is not None:
+        context.stop()
+
+
+def _job_session() -> SparkSession:
+    from pyspark.sql import SparkSession
+
+    return SparkSession.builder.getOrCreate()
+
+
 class SubmittedBackend(Backend):
     """The executors spark-submit started for this job; Occam neither starts nor stops them."""
 
     name = "submitted"
-
-    def __init__(self, spec: ClusterSpec, session: SparkSession) -> None:
-        super().__init__(spec)
-        self.session = session
+    priority = 100
+    takes_over = True
 
     @classmethod
     def detect(cls, environ: Mapping[str, str]) -> bool:
-        return False  # never chosen by name: start_cluster attaches to a submitted job's session itself
+        return in_submitted_job(environ)
+
+    @classmethod
+    def request(
+        cls,
+        n: int | None = None,
+        *,
+        gpu: bool = False,
+        cores: int | None = None,
+        memory: str | int | None = None,
+        timeout: float | None = None,
+        name: str | None = None,
+    ) -> ClusterSpec:
+        """The job's executors as submitted; a different ``n`` or ``gpu`` in the script only warns."""
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ConfigError(f"n={n!r}: the number of executors must be a whole number, at least 1")
+        conf = dict(_job_session().sparkContext.getConf().getAll())
+        requested = config.get("n", n)
+        spec = submitted_spec(conf, requested_n=requested, timeout=config.get("timeout", timeout))
+        message = mismatch_warning(spec, n=n, gpu=gpu)
+        if message:
+            warnings.warn(message, UserWarning, stacklevel=3)
+        atexit.unregister(_stop_context_at_exit)  # once, however often the script attaches
+        atexit.register(_stop_context_at_exit)
+        return spec
+
+    def __init__(self, spec: ClusterSpec) -> None:
+        super().__init__(spec)
+        self.session = _job_session()
 
     def check(self) -> None:
         pass
@@ -121,32 +161,3 @@ class SubmittedBackend(Backend):
 
     def stop(self) -> None:
         """Leave the SparkContext to spark-submit, which stops it when the script ends."""
-
-
-def _stop_context_at_exit() -> None:
-    from pyspark import SparkContext
-
-    context = SparkContext._active_spark_context
-    if context is not None:
-        context.stop()
-
-
-def attach(*, n: int | None, gpu: bool, timeout: float | None, progress: bool) -> Cluster:
-    """The :class:`~occam.Cluster` of this submitted job, once its executors have registered."""
-    from pyspark.sql import SparkSession
-
-    from occam.cluster import Cluster
-
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise ConfigError(f"n={n!r}: the number of executors must be a whole number, at least 1")
-    session = SparkSession.builder.getOrCreate()
-    conf = dict(session.sparkContext.getConf().getAll())
-    spec = submitted_spec(conf, requested_n=2 if n is None else n, timeout=config.get("timeout", timeout))
-    message = mismatch_warning(spec, n=n, gpu=gpu)
-    if message:
-        warnings.warn(message, UserWarning, stacklevel=3)
-    atexit.unregister(_stop_context_at_exit)  # once, however often the script attaches
-    atexit.register(_stop_context_at_exit)
-    cluster = Cluster(spec, SubmittedBackend(spec, session))
-    cluster._start(progress=progress)
-    return cluster

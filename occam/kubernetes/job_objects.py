@@ -92,7 +92,7 @@ def driver_pod_template(spec: ClusterSpec, settings: KubernetesSettings, *, serv
         },
     }
     # The driver reads what its executors write (converted datasets, checkpoints) on the shared work volume.
-    shared.mount_in(template["spec"], settings)
+    shared.mount_in(template["spec"], settings.shared_volume, settings.shared_path)
     return template
 
 

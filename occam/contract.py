@@ -1,0 +1,100 @@
+"""The names the hub, the notebook and the executors must agree on, each written once.
+
+The spawner (``spawner/``) sets the notebook pod's environment and labels, the notebook's Occam reads them and
+builds executor pods, Spark conf and batch jobs from them, and the executors' entrypoint reads what the conf
+and pods carry. Every such name lives here, with no logic beyond deriving one name from another: both sides
+import this module, so a rename cannot leave one side behind. Pure constants; importing it loads nothing.
+"""
+
+from __future__ import annotations
+
+# ---- environment variables: the notebook pod's (set by the spawner, read by occam.kubernetes.settings) ----
+
+#: Prefix of every Occam setting read from the environment (``OCCAM_BACKEND``, ``OCCAM_CORES``...; occam.config).
+ENV_PREFIX = "OCCAM_"
+#: Prefix of the Kubernetes backend's settings (occam.kubernetes.settings).
+K8S_ENV_PREFIX = "OCCAM_K8S_"
+
+BACKEND_ENV = "OCCAM_BACKEND"
+CACHE_DIR_ENV = "OCCAM_CACHE_DIR"
+CHECKPOINT_DIR_ENV = "OCCAM_CHECKPOINT_DIR"
+
+NAMESPACE_ENV = "OCCAM_K8S_NAMESPACE"
+POD_NAME_ENV = "OCCAM_K8S_POD_NAME"
+POD_IP_ENV = "OCCAM_K8S_POD_IP"
+POD_UID_ENV = "OCCAM_K8S_POD_UID"
+EXECUTOR_IMAGE_ENV = "OCCAM_K8S_EXECUTOR_IMAGE"
+IMAGE_PULL_POLICY_ENV = "OCCAM_K8S_IMAGE_PULL_POLICY"
+SERVICE_ACCOUNT_ENV = "OCCAM_K8S_SERVICE_ACCOUNT"
+USER_ENV = "OCCAM_K8S_USER"
+GPU_NODE_SELECTOR_ENV = "OCCAM_K8S_GPU_NODE_SELECTOR"
+GPU_TOLERATIONS_ENV = "OCCAM_K8S_GPU_TOLERATIONS"
+API_SERVER_ENV = "OCCAM_K8S_API_SERVER"
+SHARED_VOLUME_ENV = "OCCAM_K8S_SHARED_VOLUME"
+SHARED_PATH_ENV = "OCCAM_K8S_SHARED_PATH"
+#: The account a Kubernetes batch job's driver pod runs as, when ``occam submit --service-account`` is not given.
+DRIVER_SERVICE_ACCOUNT_ENV = "OCCAM_K8S_DRIVER_SERVICE_ACCOUNT"
+
+# ---- backend names: ``OCCAM_BACKEND`` (the spawner sets the Kubernetes one) and ``backend=`` ----
+
+EMBEDDED_BACKEND = "embedded"
+KUBERNETES_BACKEND = "kubernetes"
+SUBMITTED_BACKEND = "submitted"
+
+# ---- labels of every object Occam makes (pods, Secrets, Services, namespaces) ----
+
+APP_LABEL = "app.kubernetes.io/name"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+CLUSTER_LABEL = "occam.io/cluster"
+USER_LABEL = "occam.io/user"
+#: Value of :data:`APP_LABEL` on every Occam pod: what the namespace's NetworkPolicy and the spawner select.
+APP_NAME = "occam"
+#: Values of :data:`COMPONENT_LABEL`.
+NOTEBOOK_COMPONENT = "notebook"
+EXECUTOR_COMPONENT = "executor"
+DRIVER_COMPONENT = "driver"
+
+# ---- ports: fixed in the notebook pod, so the namespace's NetworkPolicy can open exactly these ----
+
+DRIVER_PORT = 7078
+BLOCK_MANAGER_PORT = 7079
+UI_PORT = 4040
+
+# ---- GPUs ----
+
+#: The extended resource a GPU executor asks for (the NVIDIA device plugin's); the hub and quota count it.
+GPU_RESOURCE = "nvidia.com/gpu"
+#: Spark's ``spark.executor.resource.gpu.vendor`` for it: Spark asks Kubernetes for ``<vendor>/gpu``.
+GPU_VENDOR = GPU_RESOURCE.rpartition("/")[0]
+
+
+# ---- the shared work volume ----
+
+#: Name of the shared work volume in the notebook pod, the executor pod template and a batch driver pod.
+SHARED_VOLUME_NAME = "occam-shared-work"
+
+# ---- Spark properties Occam sets for itself (``spark.occam.*``: Spark ignores them) ----
+
+#: The backend whose conf made a session: what ``Dataset`` and ``fit`` ask for backend-dependent answers.
+BACKEND_CONF = "spark.occam.backend"
+#: Set on every job Occam submits: the executors the job was given. ``start_cluster()`` in the job reads it.
+EXECUTORS_CONF = "spark.occam.executors"
+#: The Kubernetes backend's shared work path, so that a session (a batch job's too) knows it.
+SHARED_PATH_CONF = "spark.occam.kubernetes.sharedPath"
+
+
+def tensorflow_environment(cores: int) -> dict[str, str]:
+    """Environment of a process that runs TensorFlow on ``cores`` cores: an executor, a Horovod rank, a batch driver.
+
+    TensorFlow and OpenMP otherwise size their thread pools by the machine's (or node's) cores, so executors
+    sharing a machine would oversubscribe it many times over; TensorFlow's C++ start-up notices are kept out of
+    the student's output.
+    """
+    threads = str(cores)
+    return {
+        "OMP_NUM_THREADS": threads,
+        "TF_NUM_INTRAOP_THREADS": threads,
+        "TF_NUM_INTEROP_THREADS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
