@@ -67,10 +67,10 @@ def _apply_one(api_client: Any, desired: dict[str, Any], timeout: float) -> Appl
     kind = desired["kind"]
     name, namespace = desired["metadata"]["name"], desired["metadata"].get("namespace")
     api_class, method = PATCH_METHODS[kind]
-    # The *_with_http_info variant gives the status code: 201 when the apply created the object.
+    # The *_with_http_info variant returns (object, status code, headers): 201 when the apply created it.
     patch = getattr(getattr(client, api_class)(api_client), f"{method}_with_http_info")
     where = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
-    response = call(
+    applied, status, _headers = call(
         api_client,
         f"apply {where}",
         patch,
@@ -84,13 +84,13 @@ def _apply_one(api_client: Any, desired: dict[str, Any], timeout: float) -> Appl
         _content_type=APPLY_PATCH,
     )
     if kind == "Namespace":
-        applied = api_client.sanitize_for_serialization(response.data)
-        if (applied.get("status") or {}).get("phase") == "Terminating":
+        phase = (api_client.sanitize_for_serialization(applied).get("status") or {}).get("phase")
+        if phase == "Terminating":
             # Nothing new may be made in it until it is gone; then the next apply makes it anew.
             raise ConfigError(
                 f"namespace {name} is still being deleted (its last objects are going away); try again in a minute"
             )
-    return Applied(kind, name, CREATED if response.status_code == 201 else APPLIED)
+    return Applied(kind, name, CREATED if status == 201 else APPLIED)
 
 
 def prepare_namespace(

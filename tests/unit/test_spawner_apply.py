@@ -50,7 +50,7 @@ class Recorder:
             created = f"{body['kind']}/{name}" not in Recorder.existing
             Recorder.existing.add(f"{body['kind']}/{name}")
             data = {**body, "status": {"phase": Recorder.phase}} if body["kind"] == "Namespace" else body
-            return SimpleNamespace(status_code=201 if created else 200, data=data)
+            return data, 201 if created else 200, {}
 
         return patch
 
