@@ -1,238 +1,110 @@
-"""Create or update a student's namespace objects through the Kubernetes API, idempotently.
+"""Make a student's namespace objects say what the builders say, with Kubernetes server-side apply.
 
-:func:`prepare_namespace` creates each object of :func:`spawner.namespace.namespace_objects` that is
-missing and updates one whose fields differ from what the builders say (new course limits, say). An
-object that already matches is left alone, so a second call writes nothing. Labels that others added
-(an admin's Pod Security labels on the namespace, for instance) are kept.
+:func:`prepare_namespace` sends each object of :func:`spawner.namespace.namespace_objects` to the API
+server as an apply patch (``application/apply-patch+yaml``) under the field manager
+:data:`FIELD_MANAGER`. The API server creates what is missing, sets every field the object names,
+removes the fields this manager set before and no longer names (a resource dropped from the quota), and
+leaves everything else alone: labels others added (an admin's Pod Security labels on the namespace),
+the quota's status, the defaults it fills in. An object that already says it all is not written, so a
+second call changes nothing. Applies are forced: a field someone edited by hand (a quota raised with
+``kubectl edit``) is taken back and reset at the next spawn, as the builders are the source of truth
+for every field they set.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from occam.errors import ConfigError
-from occam.kubernetes.objects import parse_quantity
+from occam.kubernetes.api import REQUEST_TIMEOUT_SECONDS, call
 
-#: Seconds each API request may take before it is abandoned.
-REQUEST_TIMEOUT_SECONDS = 15
+#: The field manager the API server records as the owner of every field the spawner applies.
+FIELD_MANAGER = "occam-spawner"
+
+#: The content type that makes a PATCH a server-side apply.
+APPLY_PATCH = "application/apply-patch+yaml"
 
 CREATED = "created"
-UPDATED = "updated"
-UNCHANGED = "unchanged"
+APPLIED = "applied"
 
-#: The fields each kind's builder owns (besides labels); an update rewrites these and keeps the rest.
-_OWNED: dict[str, tuple[str, ...]] = {
-    "Namespace": (),
-    "ServiceAccount": (),
-    "Role": ("rules",),
-    "RoleBinding": ("roleRef", "subjects"),
-    "ResourceQuota": ("spec",),
-    "LimitRange": ("spec",),
-    "NetworkPolicy": ("spec",),
+#: kind -> (the typed API class of ``kubernetes.client``, its patch method). Namespace is the only
+#: cluster-scoped kind; the others are patched in their namespace.
+PATCH_METHODS: dict[str, tuple[str, str]] = {
+    "Namespace": ("CoreV1Api", "patch_namespace"),
+    "ServiceAccount": ("CoreV1Api", "patch_namespaced_service_account"),
+    "ResourceQuota": ("CoreV1Api", "patch_namespaced_resource_quota"),
+    "LimitRange": ("CoreV1Api", "patch_namespaced_limit_range"),
+    "Role": ("RbacAuthorizationV1Api", "patch_namespaced_role"),
+    "RoleBinding": ("RbacAuthorizationV1Api", "patch_namespaced_role_binding"),
+    "NetworkPolicy": ("NetworkingV1Api", "patch_namespaced_network_policy"),
 }
+
+_REFUSED = (
+    "the hub's service account needs a ClusterRole that lets it create and patch namespaces, service "
+    "accounts, roles, role bindings, resource quotas, limit ranges and network policies, and that holds "
+    "every permission the notebook's Role grants (Kubernetes refuses to let an account grant what it does "
+    "not have); spawner.hub_rbac.hub_cluster_role and the chart's hub ClusterRole are that role"
+)
+_UNREACHABLE = (
+    "Check that the cluster is up and that the hub may reach it (its address, certificates and network policies)"
+)
 
 
 @dataclass(frozen=True)
 class Applied:
-    """What :func:`prepare_namespace` did with one object: ``created``, ``updated`` or ``unchanged``."""
+    """What :func:`prepare_namespace` did with one object: ``created``, or ``applied`` to one that existed
+    (the API server wrote only what differed, if anything)."""
 
     kind: str
     name: str
     action: str
 
 
-@dataclass(frozen=True)
-class _Calls:
-    read: Callable[..., Any]
-    create: Callable[..., Any]
-    replace: Callable[..., Any]
-    delete: Callable[..., Any]
-
-
-def _calls(api_client: Any, kind: str, name: str, namespace: str | None) -> _Calls:
+def _apply_one(api_client: Any, desired: dict[str, Any], timeout: float) -> Applied:
     from kubernetes import client
 
-    core = client.CoreV1Api(api_client)
-    rbac = client.RbacAuthorizationV1Api(api_client)
-    networking = client.NetworkingV1Api(api_client)
-    if kind == "Namespace":
-        return _Calls(
-            read=lambda **kw: core.read_namespace(name, **kw),
-            create=lambda body, **kw: core.create_namespace(body, **kw),
-            replace=lambda body, **kw: core.replace_namespace(name, body, **kw),
-            delete=lambda **kw: core.delete_namespace(name, **kw),
-        )
-    api, suffix = {
-        "ServiceAccount": (core, "service_account"),
-        "ResourceQuota": (core, "resource_quota"),
-        "LimitRange": (core, "limit_range"),
-        "Role": (rbac, "role"),
-        "RoleBinding": (rbac, "role_binding"),
-        "NetworkPolicy": (networking, "network_policy"),
-    }[kind]
-    read = getattr(api, f"read_namespaced_{suffix}")
-    create = getattr(api, f"create_namespaced_{suffix}")
-    replace = getattr(api, f"replace_namespaced_{suffix}")
-    delete = getattr(api, f"delete_namespaced_{suffix}")
-    return _Calls(
-        read=lambda **kw: read(name, namespace, **kw),
-        create=lambda body, **kw: create(namespace, body, **kw),
-        replace=lambda body, **kw: replace(name, namespace, body, **kw),
-        delete=lambda **kw: delete(name, namespace, **kw),
-    )
-
-
-def _same_quantity(a: str, b: str) -> bool:
-    try:
-        return parse_quantity(a) == parse_quantity(b)
-    except ConfigError:
-        return False
-
-
-def matches(desired: Any, actual: Any, *, exact_keys: bool = False) -> bool:
-    """Whether ``actual`` (as the API server returns it) already says everything ``desired`` says.
-
-    Maps may hold more keys than desired (defaults the server fills in), unless ``exact_keys``; lists
-    must match item by item; strings that are equal Kubernetes quantities match (``"1000m"`` and ``"1"``).
-    """
-    if isinstance(desired, Mapping):
-        if not isinstance(actual, Mapping):
-            return False
-        if exact_keys and set(desired) != set(actual):
-            return False
-        return all(
-            key in actual and matches(value, actual[key], exact_keys=exact_keys) for key, value in desired.items()
-        )
-    if isinstance(desired, list):
-        return (
-            isinstance(actual, list)
-            and len(desired) == len(actual)
-            and all(matches(d, a, exact_keys=exact_keys) for d, a in zip(desired, actual, strict=True))
-        )
-    if isinstance(desired, str) and isinstance(actual, str) and desired != actual:
-        return _same_quantity(desired, actual)
-    return bool(desired == actual)
-
-
-def _up_to_date(desired: dict[str, Any], actual: dict[str, Any]) -> bool:
-    labels = (actual.get("metadata") or {}).get("labels") or {}
-    if not matches(desired["metadata"].get("labels", {}), labels):
-        return False
-    for field in _OWNED[desired["kind"]]:
-        # A quota's or limit range's resource names are ours alone: one we dropped must go.
-        exact = desired["kind"] in ("ResourceQuota", "LimitRange")
-        if not matches(desired.get(field), actual.get(field), exact_keys=exact):
-            return False
-    return True
-
-
-def _updated(desired: dict[str, Any], actual: dict[str, Any]) -> dict[str, Any]:
-    body = copy.deepcopy(actual)
-    body.pop("status", None)
-    metadata = body.setdefault("metadata", {})
-    metadata["labels"] = {**(metadata.get("labels") or {}), **desired["metadata"].get("labels", {})}
-    for field in _OWNED[desired["kind"]]:
-        body[field] = copy.deepcopy(desired[field])
-    return body
-
-
-class _Caller:
-    def __init__(self, api_client: Any, timeout: float) -> None:
-        self.api_client = api_client
-        self.timeout = timeout
-        self.host = getattr(getattr(api_client, "configuration", None), "host", "the API server")
-
-    def __call__(self, what: str, method: Callable[..., Any], *args: Any, missing_ok: bool = False) -> Any:
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
-
-        try:
-            result = method(*args, _request_timeout=self.timeout)
-        except ApiException as exc:
-            if exc.status == 404 and missing_ok:
-                return None
-            if exc.status in (401, 403):
-                raise ConfigError(
-                    f"Kubernetes refused to let the spawner {what} ({exc.status} {exc.reason}): the hub's service "
-                    "account needs a ClusterRole that lets it create and update namespaces, service accounts, "
-                    "roles, role bindings, resource quotas, limit ranges and network policies, and that holds "
-                    "every permission the notebook's Role grants (Kubernetes refuses to let an account grant "
-                    f"what it does not have). The API server said: {_reason(exc)}"
-                ) from None
-            if exc.status == 422:
-                raise ConfigError(f"Kubernetes rejected the object when asked to {what}: {_reason(exc)}") from None
-            raise
-        except HTTPError as exc:
-            raise ConfigError(
-                f"cannot reach the Kubernetes API at {self.host} to {what}: {exc}. Check that the cluster is up and "
-                "that the hub may reach it (its address, certificates and network policies)"
-            ) from None
-        return self.api_client.sanitize_for_serialization(result)
-
-
-def _reason(exc: Any) -> str:
-    import json
-
-    try:
-        return str(json.loads(exc.body).get("message") or exc.body)
-    except (TypeError, ValueError, AttributeError):
-        return str(exc.body or exc.reason)
-
-
-def _apply_one(call: _Caller, desired: dict[str, Any]) -> Applied:
-    from kubernetes.client.exceptions import ApiException
-
     kind = desired["kind"]
-    metadata = desired["metadata"]
-    name, namespace = metadata["name"], metadata.get("namespace")
+    name, namespace = desired["metadata"]["name"], desired["metadata"].get("namespace")
+    api_class, method = PATCH_METHODS[kind]
+    # The *_with_http_info variant returns (object, status code, headers): 201 when the apply created it.
+    patch = getattr(getattr(client, api_class)(api_client), f"{method}_with_http_info")
     where = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
-    calls = _calls(call.api_client, kind, name, namespace)
-    for _attempt in range(3):
-        actual = call(f"read {where}", calls.read, missing_ok=True)
-        if actual is None:
-            try:
-                call(f"create {where}", calls.create, desired)
-            except ApiException as exc:
-                if exc.status == 409:  # made meanwhile (another spawn of the same user): read it again
-                    continue
-                raise
-            return Applied(kind, name, CREATED)
-        if kind == "Namespace" and (actual.get("status") or {}).get("phase") == "Terminating":
+    applied, status, _headers = call(
+        api_client,
+        f"apply {where}",
+        patch,
+        *((name, desired) if namespace is None else (name, namespace, desired)),
+        who="the spawner",
+        refused=_REFUSED,
+        unreachable=_UNREACHABLE,
+        timeout=timeout,
+        field_manager=FIELD_MANAGER,
+        force=True,
+        _content_type=APPLY_PATCH,
+    )
+    if kind == "Namespace":
+        phase = (api_client.sanitize_for_serialization(applied).get("status") or {}).get("phase")
+        if phase == "Terminating":
+            # Nothing new may be made in it until it is gone; then the next apply makes it anew.
             raise ConfigError(
                 f"namespace {name} is still being deleted (its last objects are going away); try again in a minute"
             )
-        if _up_to_date(desired, actual):
-            return Applied(kind, name, UNCHANGED)
-        if kind == "RoleBinding" and not matches(desired["roleRef"], actual.get("roleRef")):
-            # roleRef cannot change in place: the binding must be made anew.
-            call(f"delete {where}", calls.delete, missing_ok=True)
-            continue
-        try:
-            call(f"update {where}", calls.replace, _updated(desired, actual))
-        except ApiException as exc:
-            if exc.status == 409:  # changed since we read it: read it again
-                continue
-            raise
-        return Applied(kind, name, UPDATED)
-    raise ConfigError(f"{where} kept changing while the spawner updated it; try again")
+    return Applied(kind, name, CREATED if status == 201 else APPLIED)
 
 
 def prepare_namespace(
     api_client: Any, objects: list[dict[str, Any]], *, timeout: float = REQUEST_TIMEOUT_SECONDS
 ) -> list[Applied]:
-    """Make a student's namespace hold exactly ``objects`` (:func:`~spawner.namespace.namespace_objects`, the
-    Namespace first); return what was done with each, in order.
+    """Apply ``objects`` (:func:`~spawner.namespace.namespace_objects`, the Namespace first) in order; return
+    what was done with each.
 
-    ``api_client`` is a ``kubernetes.client.ApiClient`` with the hub's credentials. Safe to call at
-    every spawn: objects that already match are not written. Every request gives up after ``timeout``
-    seconds. A refusal (401/403), an invalid object (422) or an unreachable API server raises
+    ``api_client`` is a ``kubernetes.client.ApiClient`` with the hub's credentials. Safe to call at every
+    spawn: the API server writes only what differs. Every request gives up after ``timeout`` seconds. A
+    refusal (401/403), an invalid object (422) or an unreachable API server raises
     :class:`~occam.errors.ConfigError` saying what to fix.
     """
-    call = _Caller(api_client, timeout)
-    return [_apply_one(call, desired) for desired in objects]
+    return [_apply_one(api_client, desired, timeout) for desired in objects]
 
 
-__all__ = ["CREATED", "UNCHANGED", "UPDATED", "Applied", "matches", "prepare_namespace"]
+__all__ = ["APPLIED", "APPLY_PATCH", "CREATED", "FIELD_MANAGER", "PATCH_METHODS", "Applied", "prepare_namespace"]

@@ -5,7 +5,7 @@ every student namespace, deletes executors when a server stops, and reads nodes 
 could take. Kubernetes refuses to let an account create a Role granting permissions it does not hold
 itself, so the hub's role also holds every rule of the notebook's Role
 (:data:`spawner.namespace.NOTEBOOK_RULES`). Nothing here is a wildcard, and the only cluster-scoped
-resources are namespaces (get, create, update) and nodes (list, read-only).
+resources are namespaces (create, patch: server-side apply) and nodes (list, read-only).
 """
 
 from __future__ import annotations
@@ -23,17 +23,16 @@ _NETWORKING = "networking.k8s.io"
 
 #: What the spawner itself does, besides holding the notebook's rules (see :func:`hub_rules`).
 SPAWNER_RULES: list[dict[str, Any]] = [
-    # prepare_namespace: read, create and update the namespace and its objects (spawner.apply).
-    {"apiGroups": [_CORE], "resources": ["namespaces"], "verbs": ["get", "create", "update"]},
+    # prepare_namespace: server-side apply of the namespace and its objects (spawner.apply), which is a
+    # PATCH, and also needs "create" when it makes the object.
+    {"apiGroups": [_CORE], "resources": ["namespaces"], "verbs": ["create", "patch"]},
     {
         "apiGroups": [_CORE],
         "resources": ["serviceaccounts", "resourcequotas", "limitranges"],
-        "verbs": ["get", "create", "update"],
+        "verbs": ["create", "patch"],
     },
-    {"apiGroups": [_RBAC], "resources": ["roles"], "verbs": ["get", "create", "update"]},
-    # A RoleBinding whose roleRef changes is deleted and made anew (roleRef is immutable).
-    {"apiGroups": [_RBAC], "resources": ["rolebindings"], "verbs": ["get", "create", "update", "delete"]},
-    {"apiGroups": [_NETWORKING], "resources": ["networkpolicies"], "verbs": ["get", "create", "update"]},
+    {"apiGroups": [_RBAC], "resources": ["roles", "rolebindings"], "verbs": ["create", "patch"]},
+    {"apiGroups": [_NETWORKING], "resources": ["networkpolicies"], "verbs": ["create", "patch"]},
     # KubeSpawner watches notebook pods and their events in every student namespace at once.
     {"apiGroups": [_CORE], "resources": ["pods"], "verbs": ["get", "list", "watch", "create", "delete"]},
     {"apiGroups": [_CORE], "resources": ["events"], "verbs": ["list", "watch"]},

@@ -5,7 +5,7 @@ The notebook pod is the Spark driver. The Kubernetes backend (:mod:`occam.kubern
 and the executor image, the user and the GPU placement as values (:func:`notebook_env`). The pod runs
 as the namespace's notebook ServiceAccount with its token mounted (:func:`pod_spec_fields`), and carries
 :data:`~spawner.namespace.NOTEBOOK_LABELS`, which the namespace's NetworkPolicy selects.
-:func:`with_notebook_fields` puts all of that into a pod manifest.
+``OccamSpawner.get_env`` and ``get_pod_manifest`` put all of that into KubeSpawner's pod.
 """
 
 from __future__ import annotations
@@ -132,36 +132,6 @@ def pod_spec_fields() -> dict[str, Any]:
     return {"serviceAccountName": SERVICE_ACCOUNT, "automountServiceAccountToken": True}
 
 
-def with_notebook_fields(
-    pod: Mapping[str, Any], env: Sequence[Mapping[str, Any]], *, container: str | None = None
-) -> dict[str, Any]:
-    """A copy of ``pod`` (a v1 Pod manifest) with the notebook's labels, spec fields and ``env``.
-
-    ``env`` goes into the container named ``container`` (default: the first one), replacing variables of
-    the same name and keeping the others. The pod's other labels are kept.
-    """
-    result = copy.deepcopy(dict(pod))
-    metadata = result.setdefault("metadata", {})
-    metadata["labels"] = {**(metadata.get("labels") or {}), **notebook_labels()}
-    spec = result.setdefault("spec", {})
-    spec.update(pod_spec_fields())
-    containers = spec.get("containers") or []
-    if not containers:
-        raise ValueError("the pod has no containers to put the notebook's environment into")
-    if container is None:
-        target = containers[0]
-    else:
-        matching = [c for c in containers if c.get("name") == container]
-        if not matching:
-            known = ", ".join(str(c.get("name")) for c in containers)
-            raise ValueError(f"the pod has no container named {container!r} (it has {known})")
-        target = matching[0]
-    names = {item["name"] for item in env}
-    kept = [item for item in target.get("env") or [] if item.get("name") not in names]
-    target["env"] = kept + [copy.deepcopy(dict(item)) for item in env]
-    return result
-
-
 __all__ = [
     "DOWNWARD_API_FIELDS",
     "SPARK_UI_PROXY_BASE_ENV",
@@ -172,5 +142,4 @@ __all__ = [
     "shared_work_env",
     "shared_work_mount",
     "spark_ui_env",
-    "with_notebook_fields",
 ]

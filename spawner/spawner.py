@@ -2,8 +2,9 @@
 
 Before the notebook pod is made, it is checked against the cluster's nodes (``check_node_fit``,
 :mod:`spawner.placement`): a pod no node could ever take fails the spawn at once, saying why. Then the
-student's namespace (:func:`spawner.namespace.namespace_name`) is created or brought up to date with :func:`spawner.apply.prepare_namespace`: the notebook's
-ServiceAccount and Role, the course's ResourceQuota and LimitRange, and the NetworkPolicy. The pod then
+student's namespace (:func:`spawner.namespace.namespace_name`) is created or brought up to date with
+:func:`spawner.apply.prepare_namespace` (server-side apply): the notebook's ServiceAccount and Role, the
+course's ResourceQuota and LimitRange, and the NetworkPolicy. The pod then
 runs as that ServiceAccount, with the labels the NetworkPolicy selects and the ``OCCAM_K8S_*``
 environment the Kubernetes backend reads (see :mod:`spawner.notebook_pod`). When the server stops,
 for any reason (a stop, a cull, a notebook pod that was already gone), every executor pod and Secret
@@ -26,10 +27,11 @@ from kubespawner import KubeSpawner
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default, validate
 
 from occam.errors import ConfigError
+from occam.kubernetes.api import REQUEST_TIMEOUT_SECONDS
 from occam.kubernetes.objects import APP_LABEL, COMPONENT_LABEL
 from occam.kubernetes.shared import check_shared_work
 from spawner import notebook_pod
-from spawner.apply import REQUEST_TIMEOUT_SECONDS, Applied, prepare_namespace
+from spawner.apply import CREATED, Applied, prepare_namespace
 from spawner.limits import CourseLimits
 from spawner.namespace import NAMESPACE_PREFIX, check_prefix, namespace_name, namespace_objects
 from spawner.placement import unplaceable_reason
@@ -350,14 +352,15 @@ class OccamSpawner(KubeSpawner):
                 f"preparing namespace {name} took over {self.namespace_prepare_timeout:g} s; "
                 "check that the Kubernetes API server is up and answering the hub"
             ) from None
-        changed = [f"{a.kind} {a.name} {a.action}" for a in applied if a.action != "unchanged"]
-        self.log.info("Namespace %s ready%s", name, f": {', '.join(changed)}" if changed else "")
+        created = [f"{a.kind} {a.name}" for a in applied if a.action == CREATED]
+        self.log.info("Namespace %s ready%s", name, f" (created {', '.join(created)})" if created else "")
         return applied
 
     async def _ensure_namespace(self) -> None:
         # KubeSpawner calls this at the start of every spawn (enable_user_namespaces is always True here),
         # after the profile is applied and before the pod is made: instead of a bare namespace, check that
-        # some node could run the pod, then make everything the student needs.
+        # some node could run the pod, then make everything the student needs. It is private to
+        # KubeSpawner: tests/unit/test_spawner_kubespawner.py fails on an upgrade until this is re-checked.
         if self.check_node_fit:
             await self.ensure_placeable()
         await self.prepare_user_namespace()

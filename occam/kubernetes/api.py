@@ -1,18 +1,68 @@
 """A thin layer over the Kubernetes API for one namespace: what the backend reads, creates and deletes.
 
-Every call has a request timeout; connection failures and refusals become errors that say what to do.
-Objects come back as plain dicts (the API's own JSON shape), which the pure functions consume.
+Every call has a request timeout; connection failures and refusals become errors that say what to do
+(:func:`call`, which the spawner uses too). Objects come back as plain dicts (the API's own JSON shape),
+which the pure functions consume.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from occam.errors import ConfigError
 from occam.kubernetes.objects import APP_LABEL, CLUSTER_LABEL
 
+#: Seconds each API request may take before it is abandoned.
 REQUEST_TIMEOUT_SECONDS = 15
+
+
+def call(
+    api_client: Any,
+    what: str,
+    method: Callable[..., Any],
+    *args: Any,
+    who: str,
+    refused: str,
+    unreachable: str,
+    timeout: float = REQUEST_TIMEOUT_SECONDS,
+    **kwargs: Any,
+) -> Any:
+    """``method(*args, **kwargs)`` (a call of ``api_client``'s typed API) within ``timeout`` seconds; its result.
+
+    What a person must fix becomes a :class:`~occam.errors.ConfigError` that names the request (``what``,
+    e.g. "create a Secret") and the fix: a refusal (401, 403) says that ``who`` (e.g. "this notebook") may
+    not, then ``refused`` and the API server's reason; an invalid object (422) gives the API server's
+    reason; an unreachable API server adds ``unreachable``. Any other ``ApiException`` (404, 409) is the
+    caller's to handle.
+    """
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        return method(*args, _request_timeout=timeout, **kwargs)
+    except ApiException as exc:
+        if exc.status in (401, 403):
+            raise ConfigError(
+                f"Kubernetes refused to let {who} {what} ({exc.status} {exc.reason}): {refused}. "
+                f"The API server said: {api_message(exc)}"
+            ) from None
+        if exc.status == 422:
+            raise ConfigError(f"Kubernetes rejected the object when asked to {what}: {api_message(exc)}") from None
+        raise
+    except HTTPError as exc:
+        host = getattr(getattr(api_client, "configuration", None), "host", None) or "the API server"
+        raise ConfigError(f"cannot reach the Kubernetes API at {host} to {what}: {exc}. {unreachable}") from None
+
+
+def api_message(exc: Any) -> str:
+    """The API server's own message in an ``ApiException`` (its Status body), else the body or reason."""
+    try:
+        return str(json.loads(exc.body).get("message") or exc.body)
+    except (TypeError, ValueError, AttributeError):
+        return str(exc.body or exc.reason)
 
 
 class NamespaceApi:
@@ -41,23 +91,16 @@ class NamespaceApi:
         self.core = client.CoreV1Api(self._client)
 
     def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
-
-        try:
-            result = method(*args, _request_timeout=REQUEST_TIMEOUT_SECONDS, **kwargs)
-        except ApiException as exc:
-            if exc.status == 403:
-                raise ConfigError(
-                    f"Kubernetes refused to let this notebook {what} in namespace {self.namespace!r} (403 "
-                    "Forbidden); the role OccamSpawner grants allows it, so ask your course admin to check it"
-                ) from None
-            raise
-        except HTTPError as exc:
-            raise ConfigError(
-                f"cannot reach the Kubernetes API at {self.host} to {what}: {exc}. Check that the cluster is "
-                "up and that this notebook may reach it, or use backend='embedded'"
-            ) from None
+        result = call(
+            self._client,
+            f"{what} in namespace {self.namespace!r}",
+            method,
+            *args,
+            who="this notebook",
+            refused="the role OccamSpawner grants allows it, so ask your course admin to check it",
+            unreachable="Check that the cluster is up and that this notebook may reach it, or use backend='embedded'",
+            **kwargs,
+        )
         return self._client.sanitize_for_serialization(result)
 
     def resource_quotas(self) -> list[dict[str, Any]]:

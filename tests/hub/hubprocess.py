@@ -48,7 +48,8 @@ def find_chp() -> str | None:
 def hub_account_kubeconfig(admin: Any, path: Path, *, namespace: str = "occam-hub", account: str = "hub") -> Path:
     """Make the hub's ServiceAccount bound to :func:`spawner.hub_rbac.hub_cluster_role` only; write its kubeconfig.
 
-    ``admin`` is a cluster-admin ``kubernetes.client.ApiClient``. Idempotent; the token (TokenRequest) lasts 2 hours.
+    ``admin`` is a cluster-admin ``kubernetes.client.ApiClient``. Idempotent, and a ClusterRole left by an
+    older run gets today's rules; the token (TokenRequest) lasts 2 hours.
     """
     from kubernetes import client
 
@@ -68,6 +69,8 @@ def hub_account_kubeconfig(admin: Any, path: Path, *, namespace: str = "occam-hu
         except client.ApiException as exc:
             if exc.status != 409:
                 raise
+    role = hub_cluster_role()
+    rbac.patch_cluster_role(role["metadata"]["name"], {"rules": role["rules"]})
     token = core.create_namespaced_service_account_token(
         account, namespace, {"spec": {"expirationSeconds": 7200}}
     ).status.token

@@ -1,21 +1,25 @@
 """The spawner's namespace preparation against a real API server (RBAC, admission, quota controller).
 
-The hub's credentials here are the test's admin client. What is checked: every object is created; a
-second call writes nothing; new course limits reach the ResourceQuota and LimitRange; and the notebook's
-service account, with a token from the TokenRequest API, can do what ``start_cluster`` does in its
-namespace and nothing elsewhere.
+The hub's credentials here are the test's admin client, or the hub's own least-privilege account
+(:func:`tests.hub.hubprocess.hub_account_kubeconfig`). What is checked: every object is created, owned by
+the spawner's field manager; a second apply writes nothing; new course limits reach the ResourceQuota and
+LimitRange; a field edited by hand is reset and one the builders no longer set is removed; the hub's
+account may do all of it; and the notebook's service account, with a token from the TokenRequest API,
+can do what ``start_cluster`` does in its namespace and nothing elsewhere.
 """
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from occam.errors import ConfigError
-from spawner.apply import CREATED, UNCHANGED, UPDATED, prepare_namespace
+from spawner.apply import APPLIED, CREATED, FIELD_MANAGER, prepare_namespace
 from spawner.limits import CourseLimits
 from spawner.namespace import (
     LIMIT_RANGE,
@@ -120,6 +124,8 @@ def test_prepare_namespace_creates_every_object(kube: Kube, new_user: Callable[[
     for obj in objects.values():
         assert obj["metadata"]["labels"][MANAGED_BY_LABEL] == MANAGED_BY
         assert obj["metadata"]["labels"]["occam.io/user"] == username
+        managers = {(f["manager"], f["operation"]) for f in obj["metadata"]["managedFields"]}
+        assert (FIELD_MANAGER, "Apply") in managers, obj["kind"]
     hard = objects["ResourceQuota"]["spec"]["hard"]
     assert hard == {
         "pods": "3",
@@ -152,7 +158,7 @@ def test_prepare_namespace_twice_writes_nothing(kube: Kube, new_user: Callable[[
     _quota_counted(kube, ns)
     before = _versions(_read_all(kube.admin, ns))
     applied = prepare_namespace(kube.admin, namespace_objects(username, LIMITS, **HUB))
-    assert {a.action for a in applied} == {UNCHANGED}
+    assert {a.action for a in applied} == {APPLIED}
     assert _versions(_read_all(kube.admin, ns)) == before
 
 
@@ -170,10 +176,10 @@ def test_changed_limits_update_the_quota_and_keep_others_labels(kube: Kube, new_
     bigger = CourseLimits(
         max_executors=4, cpu="8", memory="16Gi", gpus=0, executor_max_cpu="2", executor_max_memory="4Gi"
     )
-    applied = {a.kind: a.action for a in prepare_namespace(kube.admin, namespace_objects(username, bigger, **HUB))}
-    assert applied["ResourceQuota"] == UPDATED
-    assert {kind for kind, action in applied.items() if action != UNCHANGED} == {"ResourceQuota"}
+    prepare_namespace(kube.admin, namespace_objects(username, bigger, **HUB))
     after = _read_all(kube.admin, ns)
+    changed = {kind for kind, version in _versions(after).items() if version != before[kind]}
+    assert changed == {"ResourceQuota"}
     assert after["ResourceQuota"]["spec"]["hard"] == {
         "pods": "5",
         "requests.cpu": "8",
@@ -182,20 +188,73 @@ def test_changed_limits_update_the_quota_and_keep_others_labels(kube: Kube, new_
         "limits.memory": "16Gi",
         "requests.nvidia.com/gpu": "0",
     }
-    for kind in ("Namespace", "ServiceAccount", "Role", "RoleBinding", "LimitRange", "NetworkPolicy"):
-        assert _versions(after)[kind] == before[kind], kind
 
     # a new per-executor maximum reaches the LimitRange; the admin's namespace label stays
     smaller = CourseLimits(
         max_executors=4, cpu="8", memory="16Gi", gpus=0, executor_max_cpu="1500m", executor_max_memory="3Gi"
     )
-    applied = {a.kind: a.action for a in prepare_namespace(kube.admin, namespace_objects(username, smaller, **HUB))}
-    assert applied["LimitRange"] == UPDATED
+    prepare_namespace(kube.admin, namespace_objects(username, smaller, **HUB))
     (item,) = _read_all(kube.admin, ns)["LimitRange"]["spec"]["limits"]
     assert item["max"] == {"cpu": "1500m", "memory": "3Gi"}
     labels = core.read_namespace(ns).metadata.labels
     assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
     assert labels[MANAGED_BY_LABEL] == MANAGED_BY
+
+
+def test_a_field_edited_by_hand_is_reset_by_the_next_apply(kube: Kube, new_user: Callable[[], str]) -> None:
+    from kubernetes import client
+
+    username = new_user()
+    ns = namespace_name(username)
+    core = client.CoreV1Api(kube.admin)
+    networking = client.NetworkingV1Api(kube.admin)
+    prepare_namespace(kube.admin, namespace_objects(username, LIMITS, **HUB))
+    # An admin raises the quota and opens the notebook's policy with kubectl (another field manager).
+    core.patch_namespaced_resource_quota(RESOURCE_QUOTA, ns, {"spec": {"hard": {"pods": "100"}}})
+    networking.patch_namespaced_network_policy(NETWORK_POLICY, ns, {"spec": {"ingress": [{}]}})
+    assert core.read_namespaced_resource_quota(RESOURCE_QUOTA, ns).spec.hard["pods"] == "100"
+
+    prepare_namespace(kube.admin, namespace_objects(username, LIMITS, **HUB))
+    objects = _read_all(kube.admin, ns)
+    assert objects["ResourceQuota"]["spec"]["hard"]["pods"] == "3"
+    wanted = namespace_objects(username, LIMITS, **HUB)
+    (policy,) = [obj for obj in wanted if obj["kind"] == "NetworkPolicy"]
+    assert len(objects["NetworkPolicy"]["spec"]["ingress"]) == len(policy["spec"]["ingress"])
+    assert {} not in objects["NetworkPolicy"]["spec"]["ingress"]
+
+
+def test_a_field_the_builders_no_longer_set_is_removed(kube: Kube, new_user: Callable[[], str]) -> None:
+    username = new_user()
+    ns = namespace_name(username)
+    # What an older spawner applied: one more resource in the quota.
+    older = copy.deepcopy(namespace_objects(username, LIMITS, **HUB))
+    (quota,) = [obj for obj in older if obj["kind"] == "ResourceQuota"]
+    quota["spec"]["hard"]["count/secrets"] = "10"
+    prepare_namespace(kube.admin, older)
+    assert _read_all(kube.admin, ns)["ResourceQuota"]["spec"]["hard"]["count/secrets"] == "10"
+
+    prepare_namespace(kube.admin, namespace_objects(username, LIMITS, **HUB))
+    assert "count/secrets" not in _read_all(kube.admin, ns)["ResourceQuota"]["spec"]["hard"]
+
+
+def test_the_hub_s_own_account_may_apply_everything(kube: Kube, new_user: Callable[[], str], tmp_path: Path) -> None:
+    from kubernetes import config
+
+    from tests.hub.hubprocess import hub_account_kubeconfig
+
+    hub = config.new_client_from_config(str(hub_account_kubeconfig(kube.admin, tmp_path / "hub.kubeconfig")))
+    try:
+        username = new_user()
+        ns = namespace_name(username)
+        applied = prepare_namespace(hub, namespace_objects(username, LIMITS, **HUB))
+        assert [a.action for a in applied] == [CREATED] * len(applied)
+        _quota_counted(kube, ns)
+        before = _versions(_read_all(kube.admin, ns))
+        again = prepare_namespace(hub, namespace_objects(username, LIMITS, **HUB))
+        assert {a.action for a in again} == {APPLIED}
+        assert _versions(_read_all(kube.admin, ns)) == before
+    finally:
+        hub.close()
 
 
 def test_the_notebook_account_may_start_pods_in_its_namespace_only(kube: Kube, new_user: Callable[[], str]) -> None:
@@ -266,7 +325,7 @@ def test_a_refused_spawner_gets_a_message_saying_what_it_needs(kube: Kube, new_u
     prepare_namespace(kube.admin, namespace_objects(username, LIMITS, **HUB))
     notebook = _notebook_client(kube, namespace_name(username))
     try:
-        with pytest.raises(ConfigError, match=r"refused to let the spawner read Namespace .*403.*ClusterRole"):
+        with pytest.raises(ConfigError, match=r"refused to let the spawner apply Namespace .*403.*ClusterRole"):
             prepare_namespace(notebook, namespace_objects(new_user(), LIMITS, **HUB))
     finally:
         notebook.close()
@@ -281,7 +340,7 @@ def test_an_unreachable_api_server_is_a_config_error() -> None:
     api_client = client.ApiClient(conf)
     try:
         with pytest.raises(
-            ConfigError, match=r"cannot reach the Kubernetes API at https://127.0.0.1:9 to read Namespace"
+            ConfigError, match=r"cannot reach the Kubernetes API at https://127.0.0.1:9 to apply Namespace"
         ):
             prepare_namespace(api_client, namespace_objects("ada", LIMITS, **HUB), timeout=2)
     finally:

@@ -20,7 +20,7 @@ pytest.importorskip("kubespawner", reason="the spawner needs the hub extra: pip 
 
 from traitlets.config import Config  # noqa: E402
 
-from spawner.apply import CREATED, UNCHANGED  # noqa: E402
+from spawner.apply import APPLIED, CREATED  # noqa: E402
 from spawner.namespace import NOTEBOOK_LABELS, SERVICE_ACCOUNT, namespace_name  # noqa: E402
 from spawner.spawner import OccamSpawner  # noqa: E402
 
@@ -80,7 +80,7 @@ def test_spawner_prepares_the_namespace_and_runs_the_notebook_pod(kube: Kube, us
             applied = await spawner.prepare_user_namespace()
             assert [a.action for a in applied] == [CREATED] * 7
             again = await spawner.prepare_user_namespace()
-            assert [a.action for a in again] == [UNCHANGED] * 7
+            assert [a.action for a in again] == [APPLIED] * 7
 
             pod = await spawner.get_pod_manifest()
             await spawner.api.create_namespaced_pod(ns, pod)

@@ -149,6 +149,8 @@ def test_the_pod_manifest_carries_occams_labels_account_and_env():
             gpu_node_selector={"nvidia.com/gpu.present": "true"},
             gpu_tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
             service_account="someone-else",
+            extra_labels={"course": "ml101"},
+            environment={"A": "1", "OCCAM_K8S_USER": "not-the-user"},
         )
         pod = await spawner.get_pod_manifest()
         manifest = spawner.api.api_client.sanitize_for_serialization(pod)
@@ -156,6 +158,7 @@ def test_the_pod_manifest_carries_occams_labels_account_and_env():
         assert labels["app.kubernetes.io/name"] == "occam"
         assert labels["app.kubernetes.io/component"] == "notebook"
         assert labels["component"] == "singleuser-server"  # what KubeSpawner's pod reflector watches
+        assert labels["course"] == "ml101"  # the admin's own labels are kept
         assert manifest["spec"]["serviceAccountName"] == SERVICE_ACCOUNT
         assert manifest["spec"]["automountServiceAccountToken"] is True
         env = {item["name"]: item for item in manifest["spec"]["containers"][0]["env"]}
@@ -165,7 +168,8 @@ def test_the_pod_manifest_carries_occams_labels_account_and_env():
         assert env["OCCAM_K8S_POD_UID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.uid"}}
         assert env["OCCAM_K8S_EXECUTOR_IMAGE"]["value"] == "reg/notebook:1"
         assert env["OCCAM_K8S_IMAGE_PULL_POLICY"]["value"] == "Always"
-        assert env["OCCAM_K8S_USER"]["value"] == "mock@name"
+        assert env["OCCAM_K8S_USER"]["value"] == "mock@name"  # Occam's variables win over the environment's
+        assert env["A"]["value"] == "1"  # and the others are kept
         assert env["OCCAM_K8S_GPU_NODE_SELECTOR"]["value"] == '{"nvidia.com/gpu.present": "true"}'
         assert "NoSchedule" in env["OCCAM_K8S_GPU_TOLERATIONS"]["value"]
 

@@ -17,10 +17,23 @@ from kubernetes_asyncio.client import V1Node, V1NodeList, V1NodeSpec, V1NodeStat
 from kubernetes_asyncio.client.rest import ApiException  # noqa: E402
 
 from spawner.hub_rbac import CLUSTER_ROLE, hub_cluster_role, hub_cluster_role_binding, hub_rules  # noqa: E402
-from spawner.namespace import NOTEBOOK_RULES  # noqa: E402
+from spawner.limits import CourseLimits  # noqa: E402
+from spawner.namespace import NOTEBOOK_RULES, namespace_objects  # noqa: E402
 from spawner.spawner import EXECUTOR_SELECTOR, OccamSpawner, UnplaceableServer  # noqa: E402
 
 from .test_spawner_config import kubeconfig, make  # noqa: E402, F401
+
+HUB = {"hub_namespace": "jhub", "hub_selector": {"app": "jupyterhub"}}
+#: The resource (as RBAC names it) of each kind spawner.apply applies.
+_RESOURCES = {
+    "Namespace": "namespaces",
+    "ServiceAccount": "serviceaccounts",
+    "Role": "roles",
+    "RoleBinding": "rolebindings",
+    "ResourceQuota": "resourcequotas",
+    "LimitRange": "limitranges",
+    "NetworkPolicy": "networkpolicies",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -44,8 +57,18 @@ def test_the_hub_role_has_no_wildcards_and_only_namespaces_and_nodes_cluster_wid
     cluster_scoped = {r for _, r, _ in allowed} & {"namespaces", "nodes", "clusterroles", "clusterrolebindings"}
     assert cluster_scoped == {"namespaces", "nodes"}
     assert {v for _, r, v in allowed if r == "nodes"} == {"list"}
-    assert {v for _, r, v in allowed if r == "namespaces"} == {"create", "get", "update"}
+    assert {v for _, r, v in allowed if r == "namespaces"} == {"create", "patch"}
     assert ("", "namespaces", "delete") not in allowed
+
+
+def test_the_hub_may_apply_every_kind_the_spawner_applies():
+    # Server-side apply is a PATCH; when it makes the object, the API server also checks "create".
+    allowed = _allowed(hub_rules())
+    for obj in namespace_objects("ada", CourseLimits(max_executors=1, cpu="2", memory="4Gi"), **HUB):
+        group = obj["apiVersion"].rpartition("/")[0]
+        resource = _RESOURCES[obj["kind"]]
+        for verb in ("create", "patch"):
+            assert (group, resource, verb) in allowed, f"the hub's ClusterRole lacks {verb} {resource}"
 
 
 def test_cluster_role_and_binding():

@@ -8,7 +8,6 @@ import pytest
 
 from occam.errors import ConfigError
 from occam.kubernetes.objects import APP_LABEL, USER_LABEL, parse_quantity
-from spawner.apply import matches
 from spawner.limits import CourseLimits
 from spawner.namespace import (
     MANAGED_BY,
@@ -322,17 +321,6 @@ def test_network_policy_can_allow_the_spark_ports_alone():
 def test_network_policy_refuses_an_empty_hub_selector():
     with pytest.raises(ValueError, match="hub_selector"):
         network_policy("ada", hub_namespace="jhub", hub_selector={})
-
-
-# --- matching what the API server returns ---------------------------------------------------------
-
-
-def test_matches_ignores_server_defaults_and_compares_quantities_by_value():
-    assert matches({"a": "1", "l": [{"x": 1}]}, {"a": "1000m", "l": [{"x": 1, "default": ""}], "extra": 2})
-    assert not matches({"a": "1"}, {"a": "2"})
-    assert not matches({"l": [1, 2]}, {"l": [1]})
-    assert not matches({"hard": {"pods": "5"}}, {"hard": {"pods": "5", "old": "1"}}, exact_keys=True)
-    assert matches({"hard": {"cpu": "8"}}, {"hard": {"cpu": "8"}}, exact_keys=True)
 
 
 def test_a_namespace_prefix_names_every_object_s_namespace():

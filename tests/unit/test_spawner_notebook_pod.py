@@ -16,7 +16,6 @@ from spawner.notebook_pod import (
     notebook_labels,
     pod_spec_fields,
     spark_ui_env,
-    with_notebook_fields,
 )
 
 TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
@@ -136,60 +135,6 @@ def test_labels_are_what_the_network_policy_selects():
 
 def test_the_pod_runs_as_the_notebook_account_with_its_token():
     assert pod_spec_fields() == {"serviceAccountName": SERVICE_ACCOUNT, "automountServiceAccountToken": True}
-
-
-def test_with_notebook_fields_merges_into_a_copy():
-    pod = {
-        "metadata": {
-            "name": "jupyter-ada",
-            "labels": {"component": "singleuser-server", "app.kubernetes.io/name": "x"},
-        },
-        "spec": {
-            "serviceAccountName": "default",
-            "automountServiceAccountToken": False,
-            "containers": [
-                {
-                    "name": "notebook",
-                    "image": "img",
-                    "env": [{"name": "A", "value": "1"}, {"name": "OCCAM_K8S_USER", "value": "old"}],
-                },
-                {"name": "sidecar", "image": "other"},
-            ],
-        },
-    }
-    env = notebook_env(executor_image="img", user="ada")
-    result = with_notebook_fields(pod, env)
-    assert result["metadata"]["labels"] == {
-        "component": "singleuser-server",
-        "app.kubernetes.io/name": "occam",
-        "app.kubernetes.io/component": "notebook",
-    }
-    assert result["spec"]["serviceAccountName"] == SERVICE_ACCOUNT
-    assert result["spec"]["automountServiceAccountToken"] is True
-    notebook_env_vars = result["spec"]["containers"][0]["env"]
-    assert notebook_env_vars[0] == {"name": "A", "value": "1"}
-    assert [e for e in notebook_env_vars if e["name"] == "OCCAM_K8S_USER"] == [
-        {"name": "OCCAM_K8S_USER", "value": "ada"}
-    ]
-    assert len(notebook_env_vars) == 1 + len(env)
-    assert "env" not in result["spec"]["containers"][1]
-    # the input is untouched
-    assert pod["spec"]["serviceAccountName"] == "default"
-    assert pod["spec"]["containers"][0]["env"] == [
-        {"name": "A", "value": "1"},
-        {"name": "OCCAM_K8S_USER", "value": "old"},
-    ]
-
-
-def test_with_notebook_fields_picks_the_named_container():
-    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "init-ish"}, {"name": "notebook"}]}}
-    result = with_notebook_fields(pod, [{"name": "X", "value": "1"}], container="notebook")
-    assert "env" not in result["spec"]["containers"][0]
-    assert result["spec"]["containers"][1]["env"] == [{"name": "X", "value": "1"}]
-    with pytest.raises(ValueError, match="no container named 'jupyter'"):
-        with_notebook_fields(pod, [], container="jupyter")
-    with pytest.raises(ValueError, match="no containers"):
-        with_notebook_fields({"metadata": {}, "spec": {"containers": []}}, [])
 
 
 def test_the_spark_ui_env_makes_its_links_go_through_jupyter_server_proxy():

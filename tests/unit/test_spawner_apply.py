@@ -1,0 +1,113 @@
+"""spawner.apply without a cluster: each object goes to its kind's patch endpoint as a forced server-side apply.
+
+The kubernetes client's typed API classes are replaced by a recorder here; the kubernetes tier
+(tests/kubernetes/test_spawner_namespace.py) applies the same objects to a real API server.
+"""
+
+from __future__ import annotations
+
+import inspect
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+import pytest
+from kubernetes import client
+
+from occam.errors import ConfigError
+from spawner.apply import APPLIED, APPLY_PATCH, CREATED, FIELD_MANAGER, PATCH_METHODS, Applied, prepare_namespace
+from spawner.limits import CourseLimits
+from spawner.namespace import namespace_name, namespace_objects
+
+LIMITS = CourseLimits(max_executors=2, cpu="4", memory="8Gi")
+HUB = {"hub_namespace": "jhub", "hub_selector": {"app": "jupyterhub"}}
+
+
+def _objects() -> list[dict[str, Any]]:
+    return namespace_objects("ada", LIMITS, **HUB)
+
+
+def test_every_kind_the_builders_make_has_a_patch_method_that_takes_an_apply():
+    assert {obj["kind"] for obj in _objects()} == set(PATCH_METHODS)
+    for api_class, method in PATCH_METHODS.values():
+        parameters = inspect.signature(getattr(getattr(client, api_class), f"{method}_with_http_info")).parameters
+        assert {"field_manager", "force", "_content_type", "_request_timeout"} <= set(parameters), method
+
+
+class Recorder:
+    """Stands in for CoreV1Api, RbacAuthorizationV1Api and NetworkingV1Api: records every patch."""
+
+    calls: ClassVar[list[tuple[str, tuple[Any, ...], dict[str, Any]]]] = []
+    existing: ClassVar[set[str]] = set()  # names of objects the fake cluster already holds
+    phase = "Active"
+
+    def __init__(self, api_client: Any) -> None:
+        self.api_client = api_client
+
+    def __getattr__(self, method: str) -> Any:
+        def patch(*args: Any, **kwargs: Any) -> Any:
+            Recorder.calls.append((method, args, kwargs))
+            name, body = args[0], args[-1]
+            created = f"{body['kind']}/{name}" not in Recorder.existing
+            Recorder.existing.add(f"{body['kind']}/{name}")
+            data = {**body, "status": {"phase": Recorder.phase}} if body["kind"] == "Namespace" else body
+            return data, 201 if created else 200, {}
+
+        return patch
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> type[Recorder]:
+    for api_class in {api_class for api_class, _ in PATCH_METHODS.values()}:
+        monkeypatch.setattr(client, api_class, Recorder)
+    Recorder.calls, Recorder.existing, Recorder.phase = [], set(), "Active"
+    return Recorder
+
+
+def _api_client() -> Any:
+    return SimpleNamespace(
+        configuration=SimpleNamespace(host="https://k8s.test"), sanitize_for_serialization=lambda obj: obj
+    )
+
+
+def test_each_object_is_applied_forced_under_the_spawner_s_field_manager(recorder: type[Recorder]):
+    objects = _objects()
+    applied = prepare_namespace(_api_client(), objects, timeout=7)
+    assert [a.action for a in applied] == [CREATED] * len(objects)
+    assert [(a.kind, a.name) for a in applied] == [(o["kind"], o["metadata"]["name"]) for o in objects]
+    ns = namespace_name("ada")
+    for (method, args, kwargs), obj in zip(recorder.calls, objects, strict=True):
+        assert method == PATCH_METHODS[obj["kind"]][1] + "_with_http_info"
+        name = obj["metadata"]["name"]
+        assert args == ((name, obj) if obj["kind"] == "Namespace" else (name, ns, obj))
+        assert kwargs == {
+            "field_manager": FIELD_MANAGER,
+            "force": True,
+            "_content_type": APPLY_PATCH,
+            "_request_timeout": 7,
+        }
+
+
+def test_a_second_apply_reports_applied(recorder: type[Recorder]):
+    prepare_namespace(_api_client(), _objects())
+    again = prepare_namespace(_api_client(), _objects())
+    assert {a.action for a in again} == {APPLIED}
+    assert again[0] == Applied("Namespace", namespace_name("ada"), APPLIED)
+
+
+def test_a_namespace_being_deleted_fails_before_anything_is_made_in_it(recorder: type[Recorder]):
+    recorder.phase = "Terminating"
+    with pytest.raises(ConfigError, match=r"namespace occam-ada is still being deleted.*try again in a minute"):
+        prepare_namespace(_api_client(), _objects())
+    assert [method for method, _, _ in recorder.calls] == ["patch_namespace_with_http_info"]
+
+
+def test_a_refusal_says_what_the_hub_s_role_needs(monkeypatch: pytest.MonkeyPatch):
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise client.ApiException(status=403, reason="Forbidden")
+
+    monkeypatch.setattr(client.CoreV1Api, "patch_namespace_with_http_info", refuse)
+    with pytest.raises(
+        ConfigError,
+        match=r"refused to let the spawner apply Namespace occam-ada \(403 Forbidden\): .*ClusterRole .*create and patch",
+    ):
+        prepare_namespace(client.ApiClient(), _objects())
