@@ -13,7 +13,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from spawner.namespace import NOTEBOOK_RULES
+from occam.contract import MANAGED_BY_LABEL
+from spawner.namespace import MANAGED_BY, NOTEBOOK_RULES
 
 CLUSTER_ROLE = "occam-hub"
 
@@ -60,7 +61,7 @@ def hub_cluster_role(name: str = CLUSTER_ROLE) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "occam-spawner"}},
+        "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
         "rules": copy.deepcopy(hub_rules()),
     }
 
@@ -70,7 +71,7 @@ def hub_cluster_role_binding(service_account: str, namespace: str, *, role: str 
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
-        "metadata": {"name": role, "labels": {"app.kubernetes.io/managed-by": "occam-spawner"}},
+        "metadata": {"name": role, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
         "roleRef": {"apiGroup": _RBAC, "kind": "ClusterRole", "name": role},
         "subjects": [{"kind": "ServiceAccount", "name": service_account, "namespace": namespace}],
     }

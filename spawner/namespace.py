@@ -15,10 +15,21 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from occam.kubernetes.objects import APP_LABEL, COMPONENT_LABEL, USER_LABEL, label_value, parse_quantity
+from occam.contract import (
+    APP_LABEL,
+    APP_NAME,
+    BLOCK_MANAGER_PORT,
+    COMPONENT_LABEL,
+    DRIVER_PORT,
+    GPU_RESOURCE,
+    MANAGED_BY_LABEL,
+    NOTEBOOK_COMPONENT,
+    UI_PORT,
+    USER_LABEL,
+)
+from occam.kubernetes.objects import label_value, parse_quantity
 from spawner.limits import CourseLimits
 
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "occam-spawner"
 
 NAMESPACE_PREFIX = "occam-"
@@ -30,14 +41,10 @@ LIMIT_RANGE = "occam-limits"
 NETWORK_POLICY = "occam-notebook"
 
 #: Labels the spawner puts on the notebook pod; the NetworkPolicy selects the pod by them.
-NOTEBOOK_LABELS: dict[str, str] = {APP_LABEL: "occam", COMPONENT_LABEL: "notebook"}
+NOTEBOOK_LABELS: dict[str, str] = {APP_LABEL: APP_NAME, COMPONENT_LABEL: NOTEBOOK_COMPONENT}
 #: Pods of the namespace allowed to reach the notebook's Spark ports: every pod Occam makes (executors).
-OCCAM_PODS: dict[str, str] = {APP_LABEL: "occam"}
+OCCAM_PODS: dict[str, str] = {APP_LABEL: APP_NAME}
 
-#: The notebook pod's fixed Spark ports (the defaults of :class:`occam.kubernetes.settings.KubernetesSettings`).
-DRIVER_PORT = 7078
-BLOCK_MANAGER_PORT = 7079
-UI_PORT = 4040
 #: The Jupyter server's port in the notebook pod, reached by the hub and its proxy.
 NOTEBOOK_PORT = 8888
 
@@ -178,7 +185,7 @@ def role_binding(username: str, *, prefix: str = NAMESPACE_PREFIX) -> dict[str, 
 
 
 def resource_quota(
-    username: str, limits: CourseLimits, *, gpu_resource: str = "nvidia.com/gpu", prefix: str = NAMESPACE_PREFIX
+    username: str, limits: CourseLimits, *, gpu_resource: str = GPU_RESOURCE, prefix: str = NAMESPACE_PREFIX
 ) -> dict[str, Any]:
     """The namespace's ResourceQuota: ``max_executors`` pods plus the notebook, and the course's totals.
 
@@ -304,7 +311,7 @@ def namespace_objects(
     *,
     hub_namespace: str,
     hub_selector: Mapping[str, str],
-    gpu_resource: str = "nvidia.com/gpu",
+    gpu_resource: str = GPU_RESOURCE,
     notebook_selector: Mapping[str, str] | None = None,
     horovod_ports: bool = True,
     prefix: str = NAMESPACE_PREFIX,

@@ -16,7 +16,9 @@ import posixpath
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from occam.kubernetes.settings import (
+from occam.contract import (
+    CACHE_DIR_ENV,
+    CHECKPOINT_DIR_ENV,
     EXECUTOR_IMAGE_ENV,
     GPU_NODE_SELECTOR_ENV,
     GPU_TOLERATIONS_ENV,
@@ -25,9 +27,11 @@ from occam.kubernetes.settings import (
     POD_IP_ENV,
     POD_NAME_ENV,
     POD_UID_ENV,
+    SHARED_PATH_ENV,
+    SHARED_VOLUME_ENV,
     USER_ENV,
 )
-from occam.kubernetes.shared import SHARED_PATH_ENV, SHARED_VOLUME_ENV, check_shared_work, volume, volume_mount
+from occam.kubernetes.shared import check_shared_work, volume, volume_mount
 from spawner.namespace import NOTEBOOK_LABELS, SERVICE_ACCOUNT
 
 #: Variable -> the downward API field it is read from.
@@ -89,8 +93,8 @@ def shared_work_env(source: Mapping[str, Any], path: str) -> list[dict[str, Any]
     return [
         {"name": SHARED_VOLUME_ENV, "value": json.dumps(source, sort_keys=True)},
         {"name": SHARED_PATH_ENV, "value": path},
-        {"name": "OCCAM_CACHE_DIR", "value": posixpath.join(path, SHARED_CACHE_FOLDER)},
-        {"name": "OCCAM_CHECKPOINT_DIR", "value": posixpath.join(path, SHARED_CHECKPOINT_FOLDER)},
+        {"name": CACHE_DIR_ENV, "value": posixpath.join(path, SHARED_CACHE_FOLDER)},
+        {"name": CHECKPOINT_DIR_ENV, "value": posixpath.join(path, SHARED_CHECKPOINT_FOLDER)},
     ]
 
 

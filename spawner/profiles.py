@@ -28,9 +28,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from occam.contract import GPU_RESOURCE
 from occam.errors import ConfigError
 
-GPU_RESOURCE = "nvidia.com/gpu"
 #: The taint GPU nodes usually carry (NVIDIA's GPU operator, managed Kubernetes GPU pools).
 DEFAULT_GPU_TOLERATIONS: list[dict[str, str]] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
 

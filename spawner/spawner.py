@@ -26,9 +26,9 @@ from typing import Any
 from kubespawner import KubeSpawner
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default, validate
 
+from occam.contract import APP_LABEL, COMPONENT_LABEL, UI_PORT
 from occam.errors import ConfigError
 from occam.kubernetes.api import REQUEST_TIMEOUT_SECONDS
-from occam.kubernetes.objects import APP_LABEL, COMPONENT_LABEL
 from occam.kubernetes.shared import check_shared_work
 from spawner import notebook_pod
 from spawner.apply import CREATED, Applied, prepare_namespace
@@ -186,7 +186,7 @@ class OccamSpawner(KubeSpawner):
     )
 
     spark_ui_port = Int(
-        4040,
+        UI_PORT,
         config=True,
         help="""
         The port of the Spark UI in the notebook pod: the Kubernetes backend's fixed UI port (4040), and

@@ -19,11 +19,13 @@ import base64
 import copy
 from typing import Any
 
+from occam.contract import DRIVER_COMPONENT
 from occam.kubernetes import shared
 from occam.kubernetes.objects import (
     auth_secret,
     cluster_labels,
     driver_secret_file_bytes,
+    locked_down_pod_spec,
     resource_name,
 )
 from occam.kubernetes.settings import KubernetesSettings
@@ -54,7 +56,7 @@ def job_configmap_name(spec: ClusterSpec) -> str:
 
 def driver_labels(spec: ClusterSpec, settings: KubernetesSettings) -> dict[str, str]:
     """The cluster's labels with component ``driver``: ``occam status`` and ``occam stop`` find the job by them."""
-    return cluster_labels(spec, settings, component="driver")
+    return cluster_labels(spec, settings, component=DRIVER_COMPONENT)
 
 
 def driver_pod_template(spec: ClusterSpec, settings: KubernetesSettings, *, service_account: str) -> dict[str, Any]:
@@ -71,26 +73,12 @@ def driver_pod_template(spec: ClusterSpec, settings: KubernetesSettings, *, serv
         "kind": "Pod",
         "metadata": {"labels": driver_labels(spec, settings)},
         "spec": {
-            "restartPolicy": "Never",
+            **locked_down_pod_spec(DRIVER_CONTAINER_NAME, settings, automount_token=True),
             "serviceAccountName": service_account,
-            "automountServiceAccountToken": True,
-            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [
-                {
-                    "name": DRIVER_CONTAINER_NAME,
-                    "image": settings.executor_image,
-                    "imagePullPolicy": settings.image_pull_policy,
-                    "volumeMounts": [{"name": JOB_VOLUME, "mountPath": JOB_DIR, "readOnly": True}],
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "allowPrivilegeEscalation": False,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                }
-            ],
             "volumes": [{"name": JOB_VOLUME, "configMap": {"name": job_configmap_name(spec)}}],
         },
     }
+    template["spec"]["containers"][0]["volumeMounts"] = [{"name": JOB_VOLUME, "mountPath": JOB_DIR, "readOnly": True}]
     # The driver reads what its executors write (converted datasets, checkpoints) on the shared work volume.
     shared.mount_in(template["spec"], settings.shared_volume, settings.shared_path)
     return template

@@ -14,15 +14,11 @@ import secrets
 from fractions import Fraction
 from typing import Any
 
+from occam.contract import APP_LABEL, APP_NAME, CLUSTER_LABEL, COMPONENT_LABEL, EXECUTOR_COMPONENT, USER_LABEL
 from occam.errors import ConfigError
 from occam.kubernetes import shared
 from occam.kubernetes.settings import KubernetesSettings
 from occam.spec import ClusterSpec
-
-APP_LABEL = "app.kubernetes.io/name"
-COMPONENT_LABEL = "app.kubernetes.io/component"
-CLUSTER_LABEL = "occam.io/cluster"
-USER_LABEL = "occam.io/user"
 
 #: Name of the executor container in the pod template (``spark.kubernetes.executor.podTemplateContainerName``).
 EXECUTOR_CONTAINER_NAME = "executor"
@@ -52,10 +48,12 @@ def resource_name(spec: ClusterSpec) -> str:
     return name or "occam"
 
 
-def cluster_labels(spec: ClusterSpec, settings: KubernetesSettings, *, component: str = "executor") -> dict[str, str]:
+def cluster_labels(
+    spec: ClusterSpec, settings: KubernetesSettings, *, component: str = EXECUTOR_COMPONENT
+) -> dict[str, str]:
     """Labels on everything a cluster creates; ``occam.io/cluster`` selects all of one cluster's objects."""
     labels = {
-        APP_LABEL: "occam",
+        APP_LABEL: APP_NAME,
         COMPONENT_LABEL: label_value(component),
         CLUSTER_LABEL: label_value(spec.name),
     }
@@ -84,6 +82,30 @@ def executor_pod_memory_bytes(spec: ClusterSpec) -> int:
     return ((spec.memory_bytes >> 20) + executor_memory_overhead_mib(spec)) << 20
 
 
+def locked_down_pod_spec(container: str, settings: KubernetesSettings, *, automount_token: bool) -> dict[str, Any]:
+    """The pod spec every pod Occam creates starts from (executors, a batch job's driver): one container of the
+    executor image, never restarted, non-root with no privilege escalation, no capabilities and the runtime's
+    default seccomp profile (what Pod Security's ``restricted`` level asks). ``automount_token``: whether the
+    pod gets its service account's token (only a batch driver, which creates its executors, needs it)."""
+    return {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": automount_token,
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [
+            {
+                "name": container,
+                "image": settings.executor_image,
+                "imagePullPolicy": settings.image_pull_policy,
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+            }
+        ],
+    }
+
+
 def executor_pod_template(spec: ClusterSpec, settings: KubernetesSettings) -> dict[str, Any]:
     """A v1 Pod manifest for ``spark.kubernetes.executor.podTemplateFile``.
 
@@ -99,24 +121,8 @@ def executor_pod_template(spec: ClusterSpec, settings: KubernetesSettings) -> di
         "requests": {"cpu": str(spec.cores), "memory": memory},
         "limits": {"cpu": str(spec.cores), "memory": memory},
     }
-    pod_spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [
-            {
-                "name": EXECUTOR_CONTAINER_NAME,
-                "image": settings.executor_image,
-                "imagePullPolicy": settings.image_pull_policy,
-                "resources": resources,
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "allowPrivilegeEscalation": False,
-                    "capabilities": {"drop": ["ALL"]},
-                },
-            }
-        ],
-    }
+    pod_spec = locked_down_pod_spec(EXECUTOR_CONTAINER_NAME, settings, automount_token=False)
+    pod_spec["containers"][0]["resources"] = resources
     if settings.service_account:
         pod_spec["serviceAccountName"] = settings.service_account
     shared.mount_in(pod_spec, settings.shared_volume, settings.shared_path)

@@ -6,7 +6,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from occam.kubernetes.objects import CLUSTER_LABEL, COMPONENT_LABEL, quantity_to_bytes, quantity_to_millicores
+from occam.contract import CLUSTER_LABEL, COMPONENT_LABEL, DRIVER_COMPONENT, GPU_RESOURCE, USER_LABEL
+from occam.kubernetes.objects import quantity_to_bytes, quantity_to_millicores
 
 #: Container waiting reasons that will not fix themselves while we wait.
 FATAL_WAITING_REASONS = {
@@ -56,7 +57,7 @@ def pod_summary(pods: Iterable[dict[str, Any]]) -> str:
     return "\n".join(lines) or "no executor pod was created"
 
 
-def usage_by_cluster(pods: Iterable[dict[str, Any]], gpu_resource: str = "nvidia.com/gpu") -> dict[str, dict[str, str]]:
+def usage_by_cluster(pods: Iterable[dict[str, Any]], gpu_resource: str = GPU_RESOURCE) -> dict[str, dict[str, str]]:
     """What each Occam cluster's live pods request, as Kubernetes quantities keyed like ResourceQuota keys.
 
     The result is the ``usage_by_cluster`` of :func:`occam.kubernetes.quota.check_fits_quota`.
@@ -94,10 +95,10 @@ def clusters_in(pods_: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if not name:
             continue
         entry = clusters.setdefault(
-            name, {"user": labels.get("occam.io/user", "-"), "executors": 0, "phases": {}, "driver": None}
+            name, {"user": labels.get(USER_LABEL, "-"), "executors": 0, "phases": {}, "driver": None}
         )
         phase = (pod.get("status") or {}).get("phase", "Unknown")
-        if labels.get(COMPONENT_LABEL) == "driver":
+        if labels.get(COMPONENT_LABEL) == DRIVER_COMPONENT:
             entry["driver"] = phase
             continue
         entry["executors"] += 1

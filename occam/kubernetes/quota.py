@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from occam.contract import GPU_RESOURCE
 from occam.errors import ConfigError
 from occam.kubernetes.objects import (
     MEMORY_OVERHEAD_FACTOR,
@@ -22,7 +23,7 @@ from occam.kubernetes.objects import (
 )
 from occam.spec import ClusterSpec
 
-DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
+DEFAULT_GPU_RESOURCE = GPU_RESOURCE
 _MIB = 1 << 20
 
 

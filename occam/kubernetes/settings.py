@@ -12,21 +12,28 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from occam.contract import (
+    API_SERVER_ENV,
+    BLOCK_MANAGER_PORT,
+    DRIVER_PORT,
+    EXECUTOR_IMAGE_ENV,
+    GPU_NODE_SELECTOR_ENV,
+    GPU_RESOURCE,
+    GPU_TOLERATIONS_ENV,
+    IMAGE_PULL_POLICY_ENV,
+    NAMESPACE_ENV,
+    POD_IP_ENV,
+    POD_NAME_ENV,
+    POD_UID_ENV,
+    SERVICE_ACCOUNT_ENV,
+    SHARED_PATH_ENV,
+    SHARED_VOLUME_ENV,
+    UI_PORT,
+    USER_ENV,
+)
 from occam.errors import ConfigError
 from occam.kubernetes.shared import EXAMPLE as SHARED_VOLUME_EXAMPLE
-from occam.kubernetes.shared import SHARED_PATH_ENV, SHARED_VOLUME_ENV, check_shared_work
-
-NAMESPACE_ENV = "OCCAM_K8S_NAMESPACE"
-POD_NAME_ENV = "OCCAM_K8S_POD_NAME"
-POD_IP_ENV = "OCCAM_K8S_POD_IP"
-POD_UID_ENV = "OCCAM_K8S_POD_UID"
-EXECUTOR_IMAGE_ENV = "OCCAM_K8S_EXECUTOR_IMAGE"
-IMAGE_PULL_POLICY_ENV = "OCCAM_K8S_IMAGE_PULL_POLICY"
-SERVICE_ACCOUNT_ENV = "OCCAM_K8S_SERVICE_ACCOUNT"
-USER_ENV = "OCCAM_K8S_USER"
-GPU_NODE_SELECTOR_ENV = "OCCAM_K8S_GPU_NODE_SELECTOR"
-GPU_TOLERATIONS_ENV = "OCCAM_K8S_GPU_TOLERATIONS"
-API_SERVER_ENV = "OCCAM_K8S_API_SERVER"
+from occam.kubernetes.shared import check_shared_work
 
 #: Setting name -> the variable it is read from. Settings missing here are set by argument only.
 ENV_VARS: dict[str, str] = {
@@ -83,10 +90,10 @@ class KubernetesSettings:
     service_account: str | None = None
     api_server: str = "https://kubernetes.default.svc"
     user: str | None = None
-    driver_port: int = 7078
-    block_manager_port: int = 7079
-    ui_port: int = 4040
-    gpu_resource: str = "nvidia.com/gpu"
+    driver_port: int = DRIVER_PORT
+    block_manager_port: int = BLOCK_MANAGER_PORT
+    ui_port: int = UI_PORT
+    gpu_resource: str = GPU_RESOURCE
     gpu_node_selector: dict[str, str] = field(default_factory=dict)
     gpu_tolerations: list[dict[str, Any]] = field(default_factory=list)
     shared_volume: dict[str, Any] | None = None
