@@ -63,6 +63,10 @@ _REQUIRED_SOURCES = {
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 
 
+#: A toleration of the GPU nodes' usual taint, as messages show it.
+TOLERATION_EXAMPLE = json.dumps([{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}])
+
+
 @dataclass(frozen=True)
 class KubernetesSettings:
     """Facts about the notebook pod (the Spark driver) and how executor pods are made.
@@ -127,8 +131,8 @@ class KubernetesSettings:
             )
         if not isinstance(self.gpu_tolerations, list) or not all(isinstance(t, dict) for t in self.gpu_tolerations):
             raise ConfigError(
-                f"gpu_tolerations={self.gpu_tolerations!r} must be a list of toleration objects, "
-                'e.g. [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]'
+                f"gpu_tolerations={self.gpu_tolerations!r} must be a list of toleration objects, e.g. "
+                f"{TOLERATION_EXAMPLE}"
             )
         check_shared_work(self.shared_volume, self.shared_path)
         if self.shared_path is not None:
@@ -183,7 +187,7 @@ def _parse_node_selector(variable: str, raw: str) -> dict[str, str]:
 
 
 def _parse_tolerations(variable: str, raw: str) -> list[dict[str, Any]]:
-    example = '[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]'
+    example = TOLERATION_EXAMPLE
     value = _parse_json(variable, raw, example)
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
         raise ConfigError(f"{variable}={raw!r} must be a JSON list of toleration objects, e.g. {example}")
