@@ -10,6 +10,7 @@ import pytest
 
 from occam import ConfigError, TrainingError
 from occam.examples.digits import build_cnn
+from occam.training.messages import EpochEnded, RankStarted
 
 # Executors import nothing from tests/: send this module's functions by value, as a notebook's are.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -69,6 +70,10 @@ def test_metrics_are_streamed_while_training_runs(trained):
     # the first epoch was reported well before fit returned, not all at the end
     assert seen[0][2] < seen[-1][2] < returned_at
     assert result.epochs == [1, 2, 3, 4, 5, 6]
+    assert result.events[0] == RankStarted(size=2, initial_epoch=0, steps=result.events[0].steps)
+    ended = [e for e in result.events if isinstance(e, EpochEnded)]
+    assert [e.epoch for e in ended] == [1, 2, 3, 4, 5, 6]
+    assert [e.metrics for e in ended] == [logs for _, logs, _ in seen]
     assert len(result.history["loss"]) == 6 and result.history["loss"][-1] < result.history["loss"][0]
 
 
