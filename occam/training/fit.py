@@ -13,6 +13,7 @@ from occam import config
 from occam.data.dataset import Dataset
 from occam.errors import ConfigError, TrainingError
 from occam.kubernetes.shared import spark_path_problem
+from occam.training import defaults
 from occam.training.events import EventServer
 from occam.training.job import TrainingJob
 from occam.training.keras_setup import CHECKPOINT_PREFIX
@@ -77,39 +78,17 @@ def fit(
     model_fn: Callable[[], Any],
     dataset: Dataset,
     *,
-    epochs: int = 1,
-    batch_size: int = 32,
+    epochs: int = defaults.EPOCHS,
+    batch_size: int = defaults.BATCH_SIZE,
     validation: Dataset | float | None = None,
     checkpoint_dir: str | None = None,
-    resume: bool = False,
-    scale_lr: bool = True,
-    progress: bool = True,
+    resume: bool = defaults.RESUME,
+    scale_lr: bool = defaults.SCALE_LR,
+    progress: bool = defaults.PROGRESS,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     start_timeout: float | None = None,
 ) -> FitResult:
-    """Data-parallel training of a Keras model with one Horovod rank per executor.
-
-    Args:
-        model_fn: builds and compiles the model (``model.compile(optimizer, loss, metrics)``). It runs in
-            every rank, so it must be a plain function (it is pickled); each rank wraps the optimizer in
-            ``hvd.DistributedOptimizer`` and rank 0's initial weights are broadcast to all.
-        dataset: the training :class:`~occam.Dataset`; each rank reads its own shard through Petastorm.
-        epochs: epochs to train (with ``resume=True``: the total, counting epochs already done).
-        batch_size: per-rank batch size; each step averages gradients over ``batch_size * n`` samples.
-        validation: a :class:`~occam.Dataset`, or a fraction of ``dataset`` to hold out (e.g. ``0.2``).
-        checkpoint_dir: where rank 0 writes a checkpoint after every epoch (default
-            ``~/occam-checkpoints/<model_fn name>``, or under ``OCCAM_CHECKPOINT_DIR``).
-        resume: continue from the last checkpoint there, at the next epoch. Without it old checkpoints
-            in that directory are removed first.
-        scale_lr: multiply the optimizer's learning rate by the number of ranks (linear scaling).
-        progress: show a progress bar and a line per epoch as training goes.
-        on_epoch_end: called on the driver as ``on_epoch_end(epoch, metrics)`` after every epoch, while
-            training continues.
-        start_timeout: seconds Horovod waits for all ranks to start (default: the cluster's timeout).
-
-    Returns a :class:`~occam.training.result.FitResult`. If a rank fails, raises
-    :class:`~occam.errors.TrainingError` with that rank's own traceback and the checkpoint to resume from.
-    """
+    """What :meth:`occam.cluster.Cluster.fit` does; its docstring is the reference for every argument."""
     if not callable(model_fn):
         raise ConfigError("model_fn must be a function that builds and compiles a Keras model")
     if not isinstance(dataset, Dataset):
