@@ -317,7 +317,9 @@ class Cluster:
         Args:
             model_fn: builds and compiles the model (``model.compile(optimizer, loss, metrics)``). It runs in
                 every rank, so it must be a plain function (it is pickled); each rank wraps the optimizer in
-                ``hvd.DistributedOptimizer`` and rank 0's initial weights are broadcast to all.
+                ``hvd.DistributedOptimizer`` and rank 0's initial weights are broadcast to all. It also
+                runs once here first, to check that it returns a compiled Keras model; that model gets
+                the trained weights.
             dataset: the training :class:`~occam.Dataset`; each rank reads its own shard through Petastorm.
             epochs: epochs to train (with ``resume=True``: the total, counting epochs already done).
             batch_size: per-rank batch size; each step averages gradients over ``batch_size * n`` samples.
@@ -332,8 +334,10 @@ class Cluster:
                 training continues.
             start_timeout: seconds Horovod waits for all ranks to start (default: the cluster's timeout).
 
-        Returns a :class:`~occam.training.result.FitResult`. If a rank fails, raises
-        :class:`~occam.errors.TrainingError` with that rank's own traceback and the checkpoint to resume from.
+        Returns a :class:`~occam.training.result.FitResult`. Bad arguments, and a ``model_fn`` that raises
+        or returns no compiled Keras model, raise :class:`~occam.errors.ConfigError` before any Spark job
+        starts. If a rank fails, raises :class:`~occam.errors.TrainingError` with that rank's own traceback
+        and the checkpoint to resume from.
         """
         from occam.training.fit import fit
 

@@ -16,7 +16,7 @@ from occam.kubernetes.shared import spark_path_problem
 from occam.training import defaults
 from occam.training.events import EventServer
 from occam.training.job import TrainingJob
-from occam.training.keras_setup import CHECKPOINT_PREFIX
+from occam.training.keras_setup import CHECKPOINT_PREFIX, compiled_model_problem
 from occam.training.messages import EpochEnded, Message, RankFailed, RankOutcome
 from occam.training.network import local_interfaces, rank_interfaces
 from occam.training.progress import ProgressFollower
@@ -56,6 +56,24 @@ def _clear_checkpoints(directory: str) -> None:
         os.remove(path)
     with contextlib.suppress(FileNotFoundError):
         os.remove(os.path.join(directory, "checkpoint"))
+
+
+def _driver_model(model_fn: Callable[[], Any]) -> Any:
+    """``model_fn()``, built once here before any Spark job or rank starts, so that a ``model_fn`` that
+    fails or returns no compiled model is reported at once and not by every rank minutes later. The same
+    model receives the trained weights at the end."""
+    try:
+        model = model_fn()
+    except Exception as exc:
+        raise ConfigError(
+            f"model_fn() raised {exc!r} when fit built the model once in this notebook to check it, before "
+            "starting the ranks. model_fn must build and compile the model on its own, here as in every rank "
+            "(call hvd.rank() and other Horovod functions only where Horovod is initialized)"
+        ) from exc
+    problem = compiled_model_problem(model)
+    if problem:
+        raise ConfigError(problem)
+    return model
 
 
 def _rank_env(cluster: Cluster) -> dict[str, str]:
@@ -100,13 +118,15 @@ def fit(
     _check_positive_int("batch_size", batch_size)
     if dataset.label is None:
         raise ConfigError("the dataset has no label column; build it with a label (y=... or label=...)")
-    if isinstance(validation, float):
-        dataset, validation = dataset.split(1 - validation, spark=cluster.spark)
 
     checkpoint_dir = os.path.expanduser(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(model_fn)
     problem = spark_path_problem(cluster.spark, checkpoint_dir, writer="rank 0 writes checkpoints")
     if problem:
         raise ConfigError(problem)
+    # The last check, and before the first Spark job (the split).
+    model = _driver_model(model_fn)
+    if isinstance(validation, float):
+        dataset, validation = dataset.split(1 - validation, spark=cluster.spark)
     os.makedirs(checkpoint_dir, exist_ok=True)
     if not resume:
         _clear_checkpoints(checkpoint_dir)
@@ -143,7 +163,7 @@ def fit(
             server.drain(DRAIN_SECONDS)
             follower.finish()
     lost = _lost_executors(cluster, executors_at_start, follower.events) if error is not None else []
-    result = _result(cluster, model_fn, results, error, follower.events, checkpoint_dir, lost)
+    result = _result(cluster, model, results, error, follower.events, checkpoint_dir, lost)
     if follower.callback_error is not None:
         raise follower.callback_error
     return result
@@ -229,7 +249,7 @@ def _run_horovod(cluster: Cluster, job: TrainingJob, start_timeout: float) -> li
 
 def _result(
     cluster: Cluster,
-    model_fn: Callable[[], Any],
+    model: Any,
     results: list[RankOutcome | None] | None,
     error: BaseException | None,
     events: list[Message],
@@ -247,7 +267,6 @@ def _result(
 
     assert results is not None
     outcome = next(r for r in results if r is not None)
-    model = model_fn()
     model.set_weights(outcome.weights)
     epochs_ended = [e for e in events if isinstance(e, EpochEnded)]
     train_seconds = sum(e.seconds for e in epochs_ended)
