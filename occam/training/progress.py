@@ -51,7 +51,8 @@ class ProgressFollower(threading.Thread):
         match message:
             case RankStarted(initial_epoch=done) if done:
                 bar.update(done)
-                bar.write(f"resuming after epoch {done}")
+                if self.progress:  # a bar's write prints even when the bar is disabled
+                    bar.write(f"resuming after epoch {done}")
             case RankStarted():
                 pass
             case BatchProgress(epoch=epoch, batch=batch, steps=steps):

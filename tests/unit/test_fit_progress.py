@@ -59,8 +59,9 @@ def test_a_resumed_fit_starts_the_bar_at_the_epochs_already_done():
 def test_without_progress_nothing_is_printed_but_on_epoch_end_is_still_called():
     calls = []
     f, bar = follower(progress=False, on_epoch_end=lambda epoch, metrics: calls.append(epoch)), RecordingBar()
-    f.handle(bar, ended(1))
-    assert bar.lines == [] and calls == [1]
+    f.handle(bar, RankStarted(size=2, initial_epoch=1, steps=10))
+    f.handle(bar, ended(2))
+    assert bar.lines == [] and calls == [2]
 
 
 def test_a_failing_callback_is_kept_for_later_and_not_called_again():
