@@ -75,7 +75,11 @@ class RankFailed:
         trace = "".join(traceback.format_exception(exc))
         if len(trace) > MAX_TRACEBACK_CHARS:
             trace = "... (traceback cut)\n" + trace[-MAX_TRACEBACK_CHARS:]
-        return cls(rank=rank, error=repr(exc)[:MAX_ERROR_CHARS], traceback=trace)
+        try:
+            error = repr(exc)
+        except Exception:  # a broken __repr__ must not hide the exception being reported
+            error = f"{type(exc).__name__}(<repr failed>)"
+        return cls(rank=rank, error=error[:MAX_ERROR_CHARS], traceback=trace)
 
 
 Message = RankStarted | BatchProgress | EpochEnded | RankFailed
@@ -110,6 +114,8 @@ def decode(data: bytes) -> Message:
         body = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MessageError(f"not a JSON message: {exc}") from None
+    except RecursionError:
+        raise MessageError("not a message: JSON nested too deep") from None
     if not isinstance(body, dict):
         raise MessageError(f"a message is a JSON object, not {type(body).__name__}")
     kind = body.pop("kind", None)

@@ -72,6 +72,7 @@ def test_whole_numbers_are_accepted_where_floats_are_expected():
         (b"[1, 2]", "a message is a JSON object, not list"),
         (b"\x80\x04\x95", "not a JSON message"),
         (b"", "not a JSON message"),
+        (b"[" * 200_000 + b"]" * 200_000, "nested too deep"),
     ],
 )
 def test_anything_but_a_known_message_is_refused(data, complaint):
@@ -103,3 +104,16 @@ def test_a_failure_report_keeps_the_error_and_the_end_of_a_long_traceback():
     assert len(report.traceback) <= MAX_TRACEBACK_CHARS + 100
     assert report.traceback.rstrip().endswith("xxx")  # the end says most: the exception itself
     assert len(encode(report)) < 1 << 20
+
+
+def test_an_exception_with_a_broken_repr_is_still_reported():
+    class Odd(Exception):
+        def __repr__(self):
+            raise RuntimeError("no repr")
+
+    try:
+        raise Odd("odd")
+    except Odd as exc:
+        report = RankFailed.from_exception(0, exc)
+    assert report.error == "Odd(<repr failed>)"
+    assert "odd" in report.traceback
