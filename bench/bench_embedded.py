@@ -118,6 +118,7 @@ def plain_keras_samples_per_s(x: np.ndarray, y: np.ndarray) -> float:
 def occam_fit_samples_per_s(n: int, x: np.ndarray, y: np.ndarray, cache: str) -> float:
     from occam import Dataset, start_cluster
     from occam.examples.digits import build_cnn
+    from occam.training.messages import EpochEnded
 
     with start_cluster(n=n, progress=False) as cluster:
         data = Dataset.from_numpy(x, y, spark=cluster.spark, cache_dir=cache)
@@ -128,9 +129,9 @@ def occam_fit_samples_per_s(n: int, x: np.ndarray, y: np.ndarray, cache: str) ->
             )
         finally:
             shutil.rmtree(ckpt, ignore_errors=True)
-    epochs = [e for e in result.events if e["type"] == "epoch"][1:]
+    epochs = [e for e in result.events if isinstance(e, EpochEnded)][1:]
     samples = (len(data) // (BATCH * n)) * BATCH * n
-    return samples / statistics.mean(e["seconds"] for e in epochs)
+    return samples / statistics.mean(e.seconds for e in epochs)
 
 
 def bench_training(cache: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from occam import config
 from occam.backends import Backend, select_backend
 from occam.errors import ClusterStartError, ClusterStoppedError, ConfigError
 from occam.spec import ClusterSpec
+from occam.training import defaults as fit_defaults
 
 if TYPE_CHECKING:
     from pyspark import SparkContext
@@ -290,14 +291,56 @@ class Cluster:
         model_fn: Callable[[], Any],
         dataset: Dataset,
         *,
-        epochs: int = 1,
-        batch_size: int = 32,
-        **kwargs: Any,
+        epochs: int = fit_defaults.EPOCHS,
+        batch_size: int = fit_defaults.BATCH_SIZE,
+        validation: Dataset | float | None = None,
+        checkpoint_dir: str | None = None,
+        resume: bool = fit_defaults.RESUME,
+        scale_lr: bool = fit_defaults.SCALE_LR,
+        progress: bool = fit_defaults.PROGRESS,
+        on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+        start_timeout: float | None = None,
     ) -> FitResult:
-        """Train ``model_fn()``'s Keras model on ``dataset`` with one Horovod rank per executor.
+        """Train ``model_fn()``'s Keras model on ``dataset``: data-parallel, one Horovod rank per executor.
 
-        See :func:`occam.training.fit.fit` for every option.
+        Args:
+            model_fn: builds and compiles the model (``model.compile(optimizer, loss, metrics)``). It runs in
+                every rank, so it must be a plain function (it is pickled); each rank wraps the optimizer in
+                ``hvd.DistributedOptimizer`` and rank 0's initial weights are broadcast to all. It also
+                runs once here first, to check that it returns a compiled Keras model; that model gets
+                the trained weights.
+            dataset: the training :class:`~occam.Dataset`; each rank reads its own shard through Petastorm.
+            epochs: epochs to train (with ``resume=True``: the total, counting epochs already done).
+            batch_size: per-rank batch size; each step averages gradients over ``batch_size * n`` samples.
+            validation: a :class:`~occam.Dataset`, or a fraction of ``dataset`` to hold out (e.g. ``0.2``).
+            checkpoint_dir: where rank 0 writes a checkpoint after every epoch (default
+                ``~/occam-checkpoints/<model_fn name>``, or under ``OCCAM_CHECKPOINT_DIR``).
+            resume: continue from the last checkpoint there, at the next epoch. Without it old checkpoints
+                in that directory are removed first.
+            scale_lr: multiply the optimizer's learning rate by the number of ranks (linear scaling).
+            progress: show a progress bar and a line per epoch as training goes.
+            on_epoch_end: called on the driver as ``on_epoch_end(epoch, metrics)`` after every epoch, while
+                training continues.
+            start_timeout: seconds Horovod waits for all ranks to start (default: the cluster's timeout).
+
+        Returns a :class:`~occam.training.result.FitResult`. Bad arguments, and a ``model_fn`` that raises
+        or returns no compiled Keras model, raise :class:`~occam.errors.ConfigError` before any Spark job
+        starts. If a rank fails, raises :class:`~occam.errors.TrainingError` with that rank's own traceback
+        and the checkpoint to resume from.
         """
         from occam.training.fit import fit
 
-        return fit(self, model_fn, dataset, epochs=epochs, batch_size=batch_size, **kwargs)
+        return fit(
+            self,
+            model_fn,
+            dataset,
+            epochs=epochs,
+            batch_size=batch_size,
+            validation=validation,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            scale_lr=scale_lr,
+            progress=progress,
+            on_epoch_end=on_epoch_end,
+            start_timeout=start_timeout,
+        )

@@ -5,27 +5,31 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from occam import config
 from occam.backends import rank_interfaces, unshared_path_problem
+from occam.contract import tensorflow_environment
 from occam.data.dataset import Dataset
 from occam.errors import ConfigError, TrainingError
+from occam.training import defaults
 from occam.training.events import EventServer
 from occam.training.job import TrainingJob
-from occam.training.keras_setup import CHECKPOINT_PREFIX
+from occam.training.keras_setup import CHECKPOINT_PREFIX, compiled_model_problem
+from occam.training.messages import EpochEnded, Message, RankFailed, RankOutcome
 from occam.training.network import local_interfaces
+from occam.training.progress import ProgressFollower
 from occam.training.rank import run_rank
 from occam.training.result import FitResult
 
 if TYPE_CHECKING:
     from occam.cluster import Cluster
 
-POLL_SECONDS = 0.2
+# How long fit waits, once Horovod returned, for the ranks' last messages to arrive (their connections
+# end when their processes do; one to a lost executor may never say so).
+DRAIN_SECONDS = 2.0
 # How long fit waits, after ranks failed only because a peer went away, for Spark to notice which executor
 # died: the surviving rank reports the broken collective at once, the executor's loss (a Kubernetes pod
 # watch event, a closed RPC connection) reaches the driver's list of executors a little later.
@@ -55,19 +59,26 @@ def _clear_checkpoints(directory: str) -> None:
         os.remove(os.path.join(directory, "checkpoint"))
 
 
+def _driver_model(model_fn: Callable[[], Any]) -> Any:
+    """``model_fn()``, built once here before any Spark job or rank starts, so that a ``model_fn`` that
+    fails or returns no compiled model is reported at once and not by every rank minutes later. The same
+    model receives the trained weights at the end."""
+    try:
+        model = model_fn()
+    except Exception as exc:
+        raise ConfigError(
+            f"model_fn() raised {exc!r} when fit built the model once in this notebook to check it, before "
+            "starting the ranks. model_fn must build and compile the model on its own, here as in every rank "
+            "(call hvd.rank() and other Horovod functions only where Horovod is initialized)"
+        ) from exc
+    problem = compiled_model_problem(model)
+    if problem:
+        raise ConfigError(problem)
+    return model
+
+
 def _rank_env(cluster: Cluster) -> dict[str, str]:
-    env = dict(os.environ)
-    threads = str(cluster.spec.cores)
-    env.update(
-        {
-            "OMP_NUM_THREADS": threads,
-            "TF_NUM_INTRAOP_THREADS": threads,
-            "TF_NUM_INTEROP_THREADS": "1",
-            "TF_CPP_MIN_LOG_LEVEL": "2",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    return env
+    return {**os.environ, **tensorflow_environment(cluster.spec.cores), "PYTHONUNBUFFERED": "1"}
 
 
 def fit(
@@ -75,39 +86,17 @@ def fit(
     model_fn: Callable[[], Any],
     dataset: Dataset,
     *,
-    epochs: int = 1,
-    batch_size: int = 32,
+    epochs: int = defaults.EPOCHS,
+    batch_size: int = defaults.BATCH_SIZE,
     validation: Dataset | float | None = None,
     checkpoint_dir: str | None = None,
-    resume: bool = False,
-    scale_lr: bool = True,
-    progress: bool = True,
+    resume: bool = defaults.RESUME,
+    scale_lr: bool = defaults.SCALE_LR,
+    progress: bool = defaults.PROGRESS,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     start_timeout: float | None = None,
 ) -> FitResult:
-    """Data-parallel training of a Keras model with one Horovod rank per executor.
-
-    Args:
-        model_fn: builds and compiles the model (``model.compile(optimizer, loss, metrics)``). It runs in
-            every rank, so it must be a plain function (it is pickled); each rank wraps the optimizer in
-            ``hvd.DistributedOptimizer`` and rank 0's initial weights are broadcast to all.
-        dataset: the training :class:`~occam.Dataset`; each rank reads its own shard through Petastorm.
-        epochs: epochs to train (with ``resume=True``: the total, counting epochs already done).
-        batch_size: per-rank batch size; each step averages gradients over ``batch_size * n`` samples.
-        validation: a :class:`~occam.Dataset`, or a fraction of ``dataset`` to hold out (e.g. ``0.2``).
-        checkpoint_dir: where rank 0 writes a checkpoint after every epoch (default
-            ``~/occam-checkpoints/<model_fn name>``, or under ``OCCAM_CHECKPOINT_DIR``).
-        resume: continue from the last checkpoint there, at the next epoch. Without it old checkpoints
-            in that directory are removed first.
-        scale_lr: multiply the optimizer's learning rate by the number of ranks (linear scaling).
-        progress: show a progress bar and a line per epoch as training goes.
-        on_epoch_end: called on the driver as ``on_epoch_end(epoch, metrics)`` after every epoch, while
-            training continues.
-        start_timeout: seconds Horovod waits for all ranks to start (default: the cluster's timeout).
-
-    Returns a :class:`~occam.training.result.FitResult`. If a rank fails, raises
-    :class:`~occam.errors.TrainingError` with that rank's own traceback and the checkpoint to resume from.
-    """
+    """What :meth:`occam.cluster.Cluster.fit` does; its docstring is the reference for every argument."""
     if not callable(model_fn):
         raise ConfigError("model_fn must be a function that builds and compiles a Keras model")
     if not isinstance(dataset, Dataset):
@@ -119,13 +108,15 @@ def fit(
     _check_positive_int("batch_size", batch_size)
     if dataset.label is None:
         raise ConfigError("the dataset has no label column; build it with a label (y=... or label=...)")
-    if isinstance(validation, float):
-        dataset, validation = dataset.split(1 - validation, spark=cluster.spark)
 
     checkpoint_dir = os.path.expanduser(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(model_fn)
     problem = unshared_path_problem(cluster.spark, checkpoint_dir, writer="rank 0 writes checkpoints")
     if problem:
         raise ConfigError(problem)
+    # The last check, and before the first Spark job (the split).
+    model = _driver_model(model_fn)
+    if isinstance(validation, float):
+        dataset, validation = dataset.split(1 - validation, spark=cluster.spark)
     os.makedirs(checkpoint_dir, exist_ok=True)
     if not resume:
         _clear_checkpoints(checkpoint_dir)
@@ -143,9 +134,9 @@ def fit(
             resume=resume,
             events=server.address,
         )
-        follower = _ProgressFollower(server, job, progress=progress, on_epoch_end=on_epoch_end)
+        follower = ProgressFollower(server.events, epochs=epochs, progress=progress, on_epoch_end=on_epoch_end)
         follower.start()
-        results: list[Any] | None = None
+        results: list[RankOutcome | None] | None = None
         error: BaseException | None = None
         executors_at_start = set(cluster.executor_ids())
         try:
@@ -158,26 +149,28 @@ def fit(
         except Exception as exc:
             error = exc
         finally:
+            # The ranks are done: read what they sent last before the channel closes.
+            server.drain(DRAIN_SECONDS)
             follower.finish()
     lost = _lost_executors(cluster, executors_at_start, follower.events) if error is not None else []
-    result = _result(cluster, model_fn, results, error, follower.events, checkpoint_dir, lost)
+    result = _result(cluster, model, results, error, follower.events, checkpoint_dir, lost)
     if follower.callback_error is not None:
         raise follower.callback_error
     return result
 
 
-def only_peers_lost(ranks: int, errors: list[dict[str, Any]]) -> bool:
+def only_peers_lost(ranks: int, errors: list[RankFailed]) -> bool:
     """Whether the ranks' reports say nothing but that a peer went away: some ranks reported, some never did,
     and every one that did saw only the broken collective (its own code did not fail)."""
-    return 0 < len({e["rank"] for e in errors}) < ranks and all(
-        any(marker in f"{e['error']}\n{e['traceback']}" for marker in PEER_LOSS_MARKERS) for e in errors
+    return 0 < len({e.rank for e in errors}) < ranks and all(
+        any(marker in f"{e.error}\n{e.traceback}" for marker in PEER_LOSS_MARKERS) for e in errors
     )
 
 
-def _lost_executors(cluster: Cluster, at_start: set[str], events: list[dict[str, Any]]) -> list[str]:
+def _lost_executors(cluster: Cluster, at_start: set[str], events: list[Message]) -> list[str]:
     """The executors of ``at_start`` that are gone; when the ranks' reports point at a lost peer, wait (at
     most ``LOST_EXECUTOR_WAIT_SECONDS``) for Spark to notice which one."""
-    errors = [e for e in events if e["type"] == "error"]
+    errors = [e for e in events if isinstance(e, RankFailed)]
     deadline = time.monotonic() + (LOST_EXECUTOR_WAIT_SECONDS if only_peers_lost(cluster.n, errors) else 0.0)
     while True:
         lost = sorted(at_start - set(cluster.executor_ids()))
@@ -188,7 +181,7 @@ def _lost_executors(cluster: Cluster, at_start: set[str], events: list[dict[str,
 
 def failure_message(
     ranks: int,
-    errors: list[dict[str, Any]],
+    errors: list[RankFailed],
     error: BaseException | None,
     lost_executors: list[str],
     latest_checkpoint: str | None,
@@ -207,7 +200,7 @@ def failure_message(
         else "No epoch finished, so there is no checkpoint to resume from."
     )
     if lost_executors:
-        reports = "".join(f"rank {e['rank']} then failed: {e['error'][:200]}\n" for e in errors)
+        reports = "".join(f"rank {e.rank} then failed: {e.error[:200]}\n" for e in errors)
         return (
             f"{'executors' if len(lost_executors) > 1 else 'executor'} {', '.join(lost_executors)} "
             f"{'were' if len(lost_executors) > 1 else 'was'} lost during training (a pod or JVM died), so "
@@ -216,10 +209,10 @@ def failure_message(
         ).rstrip("\n")
     if errors:
         first = errors[0]
-        others = "".join(f"rank {e['rank']} failed after it: {e['error'][:200]}\n" for e in errors[1:])
+        others = "".join(f"rank {e.rank} failed after it: {e.error[:200]}\n" for e in errors[1:])
         return (
-            f"rank {first['rank']} of {ranks} failed: {first['error']}\n{resume_hint}\n{others}"
-            f"--- traceback of rank {first['rank']} ---\n{first['traceback']}"
+            f"rank {first.rank} of {ranks} failed: {first.error}\n{resume_hint}\n{others}"
+            f"--- traceback of rank {first.rank} ---\n{first.traceback}"
         )
     return (
         f"training stopped: {error!r} (a rank or its executor was lost before it could report "
@@ -227,7 +220,7 @@ def failure_message(
     )
 
 
-def _run_horovod(cluster: Cluster, job: TrainingJob, start_timeout: float) -> list[Any]:
+def _run_horovod(cluster: Cluster, job: TrainingJob, start_timeout: float) -> list[RankOutcome | None]:
     import horovod.spark
 
     conf = cluster.sc.getConf()
@@ -244,65 +237,16 @@ def _run_horovod(cluster: Cluster, job: TrainingJob, start_timeout: float) -> li
     )
 
 
-class _ProgressFollower(threading.Thread):
-    """Shows the ranks' events (a bar, a line per epoch) and calls ``on_epoch_end`` while training runs."""
-
-    def __init__(
-        self,
-        server: EventServer,
-        job: TrainingJob,
-        *,
-        progress: bool,
-        on_epoch_end: Callable[[int, dict[str, float]], None] | None,
-    ) -> None:
-        super().__init__(name="occam-fit-progress", daemon=True)
-        self.server, self.job, self.progress, self.on_epoch_end = server, job, progress, on_epoch_end
-        self.events: list[dict[str, Any]] = []
-        self.callback_error: BaseException | None = None
-        self._done = threading.Event()
-
-    def run(self) -> None:
-        from tqdm.auto import tqdm
-
-        with tqdm(total=self.job.epochs, desc="epochs", unit="epoch", disable=not self.progress) as bar:
-            while not (self._done.is_set() and self.server.events.empty()):
-                try:
-                    event = self.server.events.get(timeout=POLL_SECONDS)
-                except queue.Empty:
-                    continue
-                self.events.append(event)
-                self._show(bar, event)
-
-    def _show(self, bar: Any, event: dict[str, Any]) -> None:
-        if event["type"] == "start" and event["initial_epoch"]:
-            bar.update(event["initial_epoch"])
-            bar.write(f"resuming after epoch {event['initial_epoch']}")
-        elif event["type"] == "epoch":
-            bar.update(1)
-            if self.progress:
-                metrics = " ".join(f"{k}={v:.4f}" for k, v in event["logs"].items())
-                bar.write(f"epoch {event['epoch']}/{event['epochs']} ({event['seconds']:.1f} s): {metrics}")
-            if self.on_epoch_end is not None and self.callback_error is None:
-                try:
-                    self.on_epoch_end(event["epoch"], event["logs"])
-                except Exception as exc:
-                    self.callback_error = exc
-
-    def finish(self, timeout: float = 30.0) -> None:
-        self._done.set()
-        self.join(timeout=timeout)
-
-
 def _result(
     cluster: Cluster,
-    model_fn: Callable[[], Any],
-    results: list[Any] | None,
+    model: Any,
+    results: list[RankOutcome | None] | None,
     error: BaseException | None,
-    events: list[dict[str, Any]],
+    events: list[Message],
     checkpoint_dir: str,
     lost_executors: list[str],
 ) -> FitResult:
-    errors = [e for e in events if e["type"] == "error"]
+    errors = [e for e in events if isinstance(e, RankFailed)]
     if error is not None or errors:
         import tensorflow as tf
 
@@ -313,18 +257,17 @@ def _result(
 
     assert results is not None
     outcome = next(r for r in results if r is not None)
-    model = model_fn()
-    model.set_weights(outcome["weights"])
-    epoch_events = [e for e in events if e["type"] == "epoch"]
-    train_seconds = sum(e["seconds"] for e in epoch_events)
-    samples = outcome["samples_per_epoch"] * len(epoch_events)
+    model.set_weights(outcome.weights)
+    epochs_ended = [e for e in events if isinstance(e, EpochEnded)]
+    train_seconds = sum(e.seconds for e in epochs_ended)
+    samples = outcome.samples_per_epoch * len(epochs_ended)
     return FitResult(
         model=model,
-        history=outcome["history"],
-        epochs=[e["epoch"] for e in epoch_events],
+        history=outcome.history,
+        epochs=[e.epoch for e in epochs_ended],
         ranks=cluster.n,
-        seconds=outcome["seconds"],
+        seconds=outcome.seconds,
         samples_per_second=samples / train_seconds if train_seconds else 0.0,
-        checkpoint=outcome["checkpoint"],
+        checkpoint=outcome.checkpoint,
         events=events,
     )

@@ -10,6 +10,23 @@ from occam.errors import TrainingError
 CHECKPOINT_PREFIX = "epoch"
 
 
+def compiled_model_problem(model: Any) -> str | None:
+    """Why ``model`` (what ``model_fn`` returned) cannot be trained, or ``None`` if it is a compiled Keras model."""
+    import tensorflow as tf
+
+    if not isinstance(model, tf.keras.Model):
+        return (
+            f"model_fn must return a Keras model (tf.keras.Model), not {type(model).__name__}: "
+            "build the model, compile it and return it"
+        )
+    if not getattr(model, "optimizer", None) or not getattr(model, "_is_compiled", False):
+        return (
+            "model_fn must return a compiled Keras model: call model.compile(optimizer=..., loss=..., "
+            "metrics=[...]) before returning it"
+        )
+    return None
+
+
 def distribute(model: Any, hvd: Any, *, scale_lr: bool) -> Any:
     """Recompile ``model`` with its optimizer wrapped in ``hvd.DistributedOptimizer``.
 
@@ -18,11 +35,9 @@ def distribute(model: Any, hvd: Any, *, scale_lr: bool) -> Any:
     """
     import tensorflow as tf
 
-    if not getattr(model, "optimizer", None) or not getattr(model, "_is_compiled", False):
-        raise TrainingError(
-            "model_fn must return a compiled Keras model: call model.compile(optimizer=..., loss=..., "
-            "metrics=[...]) before returning it"
-        )
+    problem = compiled_model_problem(model)
+    if problem:
+        raise TrainingError(problem)
     compile_config = model.get_compile_config()
     optimizer_config = model.optimizer.get_config()
     if scale_lr:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-import traceback
 from typing import Any
 
 from occam.training.events import EventClient
 from occam.training.job import TrainingJob
 from occam.training.keras_setup import checkpoint_manager, distribute, epochs_done
+from occam.training.messages import BatchProgress, EpochEnded, RankFailed, RankOutcome, RankStarted
 
 BATCH_EVENT_SECONDS = 1.0
 
@@ -38,27 +38,19 @@ def _converter(dataset: Any) -> Any:
 def _progress_callback(tf: Any, job: TrainingJob, events: EventClient, steps: int) -> Any:
     class Progress(tf.keras.callbacks.Callback):
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self.epoch_started = time.perf_counter()
-            self.last_sent = 0.0
+            self.epoch = epoch + 1
+            self.epoch_started = self.last_sent = time.perf_counter()
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             now = time.perf_counter()
             if now - self.last_sent >= BATCH_EVENT_SECONDS:
                 self.last_sent = now
-                events.send({"type": "batch", "batch": batch + 1, "steps": steps})
+                events.send(BatchProgress(epoch=self.epoch, batch=batch + 1, steps=steps))
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             metrics = {k: float(v) for k, v in (logs or {}).items()}
             seconds = time.perf_counter() - self.epoch_started
-            events.send(
-                {
-                    "type": "epoch",
-                    "epoch": epoch + 1,
-                    "epochs": job.epochs,
-                    "logs": metrics,
-                    "seconds": seconds,
-                }
-            )
+            events.send(EpochEnded(epoch=epoch + 1, epochs=job.epochs, metrics=metrics, seconds=seconds))
 
     return Progress()
 
@@ -71,7 +63,7 @@ def _checkpoint_callback(tf: Any, manager: Any) -> Any:
     return SaveEachEpoch()
 
 
-def run_rank(job: TrainingJob) -> dict[str, Any] | None:
+def run_rank(job: TrainingJob) -> RankOutcome | None:
     """Train on this rank's shard; rank 0 returns the weights and history, other ranks ``None``.
 
     Any exception is sent to the driver with this rank's traceback before it propagates.
@@ -84,13 +76,13 @@ def run_rank(job: TrainingJob) -> dict[str, Any] | None:
     try:
         return _train(job, hvd, rank, size, events)
     except BaseException as exc:
-        events.send({"type": "error", "rank": rank, "error": repr(exc), "traceback": traceback.format_exc()})
+        events.send(RankFailed.from_exception(rank, exc))
         raise
     finally:
         events.close()
 
 
-def _train(job: TrainingJob, hvd: Any, rank: int, size: int, events: EventClient) -> dict[str, Any] | None:
+def _train(job: TrainingJob, hvd: Any, rank: int, size: int, events: EventClient) -> RankOutcome | None:
     import tensorflow as tf
 
     model = distribute(job.model_fn(), hvd, scale_lr=job.scale_lr)
@@ -103,7 +95,7 @@ def _train(job: TrainingJob, hvd: Any, rank: int, size: int, events: EventClient
     callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()]
     if rank == 0:
         callbacks += [_checkpoint_callback(tf, manager), _progress_callback(tf, job, events, steps)]
-        events.send({"type": "start", "size": size, "initial_epoch": initial_epoch, "steps": steps})
+        events.send(RankStarted(size=size, initial_epoch=initial_epoch, steps=steps))
 
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -144,11 +136,11 @@ def _train(job: TrainingJob, hvd: Any, rank: int, size: int, events: EventClient
         )
     if rank != 0:
         return None
-    return {
-        "weights": model.get_weights(),
-        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
-        "initial_epoch": initial_epoch,
-        "seconds": time.perf_counter() - started,
-        "samples_per_epoch": steps * job.batch_size * size,
-        "checkpoint": manager.latest_checkpoint,
-    }
+    return RankOutcome(
+        weights=model.get_weights(),
+        history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+        initial_epoch=initial_epoch,
+        seconds=time.perf_counter() - started,
+        samples_per_epoch=steps * job.batch_size * size,
+        checkpoint=manager.latest_checkpoint,
+    )

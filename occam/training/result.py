@@ -6,14 +6,23 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
+from occam.training.messages import Message
+
 
 @dataclass
 class FitResult:
     """The trained model (compiled as ``model_fn`` compiled it) and how training went.
 
     ``history`` maps each metric (``loss``, ``accuracy``, ``val_loss``, ...) to one value per epoch run,
-    averaged over ranks. ``checkpoint`` is the last checkpoint written; ``fit(..., resume=True)`` goes on
-    from it.
+    averaged over ranks. ``epochs`` are the epochs this fit ran (1-based; after a resume, the later ones),
+    ``seconds`` rank 0's training time and ``samples_per_second`` its throughput over all ranks.
+    ``checkpoint`` is the last checkpoint written; ``fit(..., resume=True)`` goes on from it.
+
+    ``events`` are the messages the ranks sent while training, in arrival order, as the dataclasses of
+    :mod:`occam.training.messages`: :class:`~occam.training.messages.RankStarted`,
+    :class:`~occam.training.messages.BatchProgress` (about once a second),
+    :class:`~occam.training.messages.EpochEnded` (per epoch, with its metrics and duration) and
+    :class:`~occam.training.messages.RankFailed`.
     """
 
     model: Any
@@ -23,7 +32,7 @@ class FitResult:
     seconds: float
     samples_per_second: float
     checkpoint: str | None
-    events: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    events: list[Message] = field(default_factory=list, repr=False)
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{html.escape(k)}</th>" for k in ["epoch", *self.history])

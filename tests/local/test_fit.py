@@ -10,6 +10,7 @@ import pytest
 
 from occam import ConfigError, TrainingError
 from occam.examples.digits import build_cnn
+from occam.training.messages import EpochEnded, RankStarted
 
 # Executors import nothing from tests/: send this module's functions by value, as a notebook's are.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -18,7 +19,8 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 def build_failing_on_rank_1():
     import horovod.tensorflow.keras as hvd
 
-    if hvd.rank() == 1:
+    # fit also builds the model once in the driver, where Horovod is not initialized
+    if hvd.is_initialized() and hvd.rank() == 1:
         raise ValueError("rank 1 cannot build this model")
     return build_cnn()
 
@@ -27,6 +29,13 @@ def build_uncompiled():
     import tensorflow as tf
 
     return tf.keras.Sequential([tf.keras.layers.Input((8, 8, 1)), tf.keras.layers.Flatten(), tf.keras.layers.Dense(10)])
+
+
+def build_needing_horovod():
+    import horovod.tensorflow.keras as hvd
+
+    hvd.rank()
+    return build_cnn()
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +78,10 @@ def test_metrics_are_streamed_while_training_runs(trained):
     # the first epoch was reported well before fit returned, not all at the end
     assert seen[0][2] < seen[-1][2] < returned_at
     assert result.epochs == [1, 2, 3, 4, 5, 6]
+    assert result.events[0] == RankStarted(size=2, initial_epoch=0, steps=result.events[0].steps)
+    ended = [e for e in result.events if isinstance(e, EpochEnded)]
+    assert [e.epoch for e in ended] == [1, 2, 3, 4, 5, 6]
+    assert [e.metrics for e in ended] == [logs for _, logs, _ in seen]
     assert len(result.history["loss"]) == 6 and result.history["loss"][-1] < result.history["loss"][0]
 
 
@@ -102,9 +115,13 @@ def test_a_failing_rank_surfaces_its_own_traceback(cluster, digits_train, tmp_pa
     assert cluster.sc.parallelize(range(10)).sum() == 45
 
 
-def test_an_uncompiled_model_is_explained(cluster, digits_train, tmp_path):
-    with pytest.raises(TrainingError, match=r"must return a compiled Keras model: call model.compile"):
+def test_an_uncompiled_model_is_explained_before_any_spark_job(cluster, digits_train, tmp_path):
+    jobs_before = cluster.sc.statusTracker().getJobIdsForGroup()
+    with pytest.raises(ConfigError, match=r"must return a compiled Keras model: call model.compile"):
         cluster.fit(build_uncompiled, digits_train, epochs=1, checkpoint_dir=str(tmp_path), progress=False)
+    with pytest.raises(ConfigError, match=r"model_fn\(\) raised ValueError\('Horovod has not been initialized"):
+        cluster.fit(build_needing_horovod, digits_train, epochs=1, validation=0.2, progress=False)
+    assert cluster.sc.statusTracker().getJobIdsForGroup() == jobs_before
 
 
 def test_bad_arguments_fail_before_training(cluster, digits_train):

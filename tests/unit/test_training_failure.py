@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from occam.training.fit import failure_message, only_peers_lost
+from occam.training.messages import RankFailed
 
 
-def report(rank: int, error: str) -> dict:
-    return {"type": "error", "rank": rank, "error": error, "traceback": f"Traceback of {rank}\n  {error}"}
+def report(rank: int, error: str) -> RankFailed:
+    return RankFailed(rank=rank, error=error, traceback=f"Traceback of {rank}\n  {error}")
 
 
 def test_a_ranks_own_error_comes_first_with_its_traceback_and_the_checkpoint():
@@ -40,13 +41,12 @@ def test_a_failure_nobody_reported_says_where_to_look():
     assert "executor logs in the Spark UI" in text
 
 
-def shut_down(rank: int) -> dict:
-    return {
-        "type": "error",
-        "rank": rank,
-        "error": "UnknownError()",
-        "traceback": "Traceback ...\nHorovod has been shut down. This was caused by an exception on one of the ranks",
-    }
+def shut_down(rank: int) -> RankFailed:
+    return RankFailed(
+        rank=rank,
+        error="UnknownError()",
+        traceback="Traceback ...\nHorovod has been shut down. This was caused by an exception on one of the ranks",
+    )
 
 
 def test_fit_waits_for_the_lost_executor_only_when_the_ranks_saw_nothing_but_a_peer_go():
