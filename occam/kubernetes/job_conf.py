@@ -32,16 +32,6 @@ _CLIENT_MODE_ONLY = ("spark.driver.host", "spark.driver.bindAddress")
 SHARED_DIR_ENV = (CACHE_DIR_ENV, CHECKPOINT_DIR_ENV)
 
 
-def embedded_submit_conf(spec: ClusterSpec, *, work_dir: str) -> dict[str, str]:
-    """The embedded backend's conf for ``spec`` (``local-cluster``, client mode), marked as a submitted job."""
-    from occam.backends.embedded import EmbeddedBackend
-
-    conf = EmbeddedBackend(spec).spark_conf(work_dir)
-    conf["spark.submit.deployMode"] = "client"
-    conf[EXECUTORS_CONF] = str(spec.n)
-    return conf
-
-
 def kubernetes_submit_conf(
     spec: ClusterSpec,
     settings: KubernetesSettings,

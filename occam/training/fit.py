@@ -7,7 +7,7 @@ import glob
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from occam import config
 from occam.backends import rank_interfaces, unshared_path_problem
@@ -25,7 +25,28 @@ from occam.training.rank import run_rank
 from occam.training.result import FitResult
 
 if TYPE_CHECKING:
-    from occam.cluster import Cluster
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    from occam.spec import ClusterSpec
+
+
+class Cluster(Protocol):
+    """What ``fit`` uses of :class:`occam.cluster.Cluster` (which calls it): training looks down, not up."""
+
+    @property
+    def spark(self) -> SparkSession: ...
+
+    @property
+    def sc(self) -> SparkContext: ...
+
+    @property
+    def n(self) -> int: ...
+
+    spec: ClusterSpec
+
+    def executor_ids(self) -> list[str]: ...
+
 
 # How long fit waits, once Horovod returned, for the ranks' last messages to arrive (their connections
 # end when their processes do; one to a lost executor may never say so).
