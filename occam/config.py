@@ -1,18 +1,21 @@
-"""Layered configuration: package defaults, then ``OCCAM_*`` environment variables, then arguments.
+"""Layered configuration: package defaults, then environment variables, then arguments, for every setting.
 
-The spawner sets the environment of a notebook pod (for instance ``OCCAM_BACKEND=kubernetes``);
-anything passed to :func:`occam.start_cluster` wins over both.
+A key ``name`` is read from ``OCCAM_<NAME>`` (``OCCAM_BACKEND``, ``OCCAM_CORES``...); a key ``kubernetes.<name>``,
+a setting of the Kubernetes backend (:class:`occam.kubernetes.settings.KubernetesSettings`), from
+``OCCAM_K8S_<NAME>``. The spawner sets the environment of a notebook pod (``OCCAM_K8S_NAMESPACE``...); anything
+passed to :func:`occam.start_cluster` (or to ``settings_from_env``) wins over both.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from occam.contract import ENV_PREFIX
+from occam.contract import ENV_PREFIX, K8S_ENV_PREFIX
+from occam.errors import ConfigError
 
-#: Package defaults. Every key can be overridden by the environment variable ``OCCAM_<KEY>``.
+#: Package defaults, the only place any is written. None: no default (unset, or required where it is used).
 DEFAULTS: dict[str, Any] = {
     "backend": "auto",
     "n": 2,
@@ -21,33 +24,63 @@ DEFAULTS: dict[str, Any] = {
     "timeout": 180.0,
     "cache_dir": "~/.cache/occam",
     "checkpoint_dir": "~/occam-checkpoints",
+    # The Kubernetes backend; the spawner sets the notebook pod's facts (occam.kubernetes.settings).
+    "kubernetes.namespace": None,
+    "kubernetes.pod_name": None,
+    "kubernetes.pod_ip": None,
+    "kubernetes.pod_uid": None,
+    "kubernetes.executor_image": None,
+    "kubernetes.image_pull_policy": "IfNotPresent",
+    "kubernetes.service_account": None,
+    "kubernetes.api_server": "https://kubernetes.default.svc",
+    "kubernetes.user": None,
+    "kubernetes.gpu_node_selector": None,
+    "kubernetes.gpu_tolerations": None,
+    "kubernetes.shared_volume": None,
+    "kubernetes.shared_path": None,
 }
 
-_PARSERS = {"n": int, "cores": int, "timeout": float}
+#: Key prefix (before the last dot) -> the prefix of its environment variables.
+SECTIONS = {"": ENV_PREFIX, "kubernetes": K8S_ENV_PREFIX}
+
+_PARSERS: dict[str, Callable[[str], Any]] = {"n": int, "cores": int, "timeout": float}
 
 
 def env_key(key: str) -> str:
-    return ENV_PREFIX + key.upper()
+    """The environment variable of ``key``: ``cores`` -> ``OCCAM_CORES``, ``kubernetes.user`` -> ``OCCAM_K8S_USER``."""
+    section, _, name = key.rpartition(".")
+    return SECTIONS[section] + name.upper()
 
 
-def get(key: str, override: Any = None, environ: Mapping[str, str] | None = None) -> Any:
-    """Return the value of ``key``: ``override`` if given, else ``OCCAM_<KEY>``, else the default."""
+def get(
+    key: str,
+    override: Any = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    parse: Callable[[str], Any] | None = None,
+) -> Any:
+    """Return the value of ``key``: ``override`` if given, else its environment variable, else the default.
+
+    An empty (or blank) variable counts as unset. ``parse`` turns the variable's text into the value (default:
+    the key's own parser, else the text); a ``ValueError`` from it becomes a :class:`~occam.errors.ConfigError`
+    naming the variable.
+    """
     if key not in DEFAULTS:
         raise KeyError(f"unknown Occam setting {key!r}; known settings: {', '.join(sorted(DEFAULTS))}")
     if override is not None:
         return override
     env = os.environ if environ is None else environ
-    raw = env.get(env_key(key))
-    if raw is None or raw == "":
+    raw = (env.get(env_key(key)) or "").strip()
+    if not raw:
         return DEFAULTS[key]
-    parse = _PARSERS.get(key, str)
+    parser = parse or _PARSERS.get(key, str)
     try:
-        return parse(raw)
+        return parser(raw)
+    except ConfigError:
+        raise  # the parser's own message names the variable and the fix
     except ValueError:
-        from occam.errors import ConfigError
-
         raise ConfigError(
-            f"environment variable {env_key(key)}={raw!r} is not a valid {parse.__name__}; "
+            f"environment variable {env_key(key)}={raw!r} is not a valid {getattr(parser, '__name__', 'value')}; "
             f"fix or unset it (default: {DEFAULTS[key]!r})"
         ) from None
 

@@ -6,50 +6,31 @@ API). Outside such a pod, pass the values to :func:`settings_from_env` as keywor
 
 from __future__ import annotations
 
+import functools
 import json
 import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from occam import config
 from occam.contract import (
-    API_SERVER_ENV,
     BLOCK_MANAGER_PORT,
     DRIVER_PORT,
-    EXECUTOR_IMAGE_ENV,
-    GPU_NODE_SELECTOR_ENV,
     GPU_RESOURCE,
-    GPU_TOLERATIONS_ENV,
     IMAGE_PULL_POLICY_ENV,
     NAMESPACE_ENV,
-    POD_IP_ENV,
     POD_NAME_ENV,
-    POD_UID_ENV,
-    SERVICE_ACCOUNT_ENV,
-    SHARED_PATH_ENV,
-    SHARED_VOLUME_ENV,
     UI_PORT,
-    USER_ENV,
 )
 from occam.errors import ConfigError
 from occam.kubernetes.shared import EXAMPLE as SHARED_VOLUME_EXAMPLE
 from occam.kubernetes.shared import check_shared_work
 
-#: Setting name -> the variable it is read from. Settings missing here are set by argument only.
+#: Setting name -> the variable it is read from (occam.config's ``kubernetes.<name>``). Settings missing here
+#: are set by argument only.
 ENV_VARS: dict[str, str] = {
-    "namespace": NAMESPACE_ENV,
-    "pod_name": POD_NAME_ENV,
-    "pod_ip": POD_IP_ENV,
-    "pod_uid": POD_UID_ENV,
-    "executor_image": EXECUTOR_IMAGE_ENV,
-    "image_pull_policy": IMAGE_PULL_POLICY_ENV,
-    "service_account": SERVICE_ACCOUNT_ENV,
-    "user": USER_ENV,
-    "gpu_node_selector": GPU_NODE_SELECTOR_ENV,
-    "gpu_tolerations": GPU_TOLERATIONS_ENV,
-    "api_server": API_SERVER_ENV,
-    "shared_volume": SHARED_VOLUME_ENV,
-    "shared_path": SHARED_PATH_ENV,
+    key.partition(".")[2]: config.env_key(key) for key in config.DEFAULTS if key.startswith("kubernetes.")
 }
 
 #: How the spawner fills each required variable, for the message when one is missing.
@@ -90,9 +71,9 @@ class KubernetesSettings:
     pod_ip: str
     executor_image: str
     pod_uid: str | None = None
-    image_pull_policy: str = "IfNotPresent"
+    image_pull_policy: str = config.DEFAULTS["kubernetes.image_pull_policy"]
     service_account: str | None = None
-    api_server: str = "https://kubernetes.default.svc"
+    api_server: str = config.DEFAULTS["kubernetes.api_server"]
     user: str | None = None
     driver_port: int = DRIVER_PORT
     block_manager_port: int = BLOCK_MANAGER_PORT
@@ -164,11 +145,15 @@ def settings_from_env(environ: Mapping[str, str], **overrides: Any) -> Kubernete
         if overrides.get(name) is not None:
             values[name] = overrides[name]
             continue
-        variable = ENV_VARS.get(name, "")
-        raw = environ.get(variable, "").strip() if variable else ""
-        if raw:
-            parse = parsers.get(name)
-            values[name] = parse(variable, raw) if parse else raw
+        if name not in ENV_VARS:
+            continue
+        variable = ENV_VARS[name]
+        parse = parsers.get(name)
+        value = config.get(
+            f"kubernetes.{name}", environ=environ, parse=functools.partial(parse, variable) if parse else None
+        )
+        if value is not None:
+            values[name] = value
         elif name in _REQUIRED_SOURCES:
             raise ConfigError(
                 f"{variable} is not set: the notebook spawner sets it to {_REQUIRED_SOURCES[name]}; "
