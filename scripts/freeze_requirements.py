@@ -239,23 +239,31 @@ def changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
     return lines
 
 
-def freeze(kind: str, pyproject: Mapping, cpu: Mapping[str, str]) -> tuple[dict[str, str], str]:
-    """Resolve one lock file: its pins and the source named in its header. ``cpu``: notebook-cpu's pins."""
+def freeze(
+    kind: str, pyproject: Mapping, cpu: Mapping[str, str], kept: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], str]:
+    """Resolve one lock file: its pins and the source named in its header. ``cpu``: notebook-cpu's pins.
+
+    ``kept``: pins to hold where the requirements still allow them (``--keep``); only what they leave open
+    (a package new to the lock) is resolved afresh.
+    """
+    held = {**(kept or {}), **cpu}
     if kind == "notebook-cpu":
-        return resolve(notebook_requirements(pyproject, "cpu", read_in_file(NOTEBOOK_IN)), {}), " and notebook.in"
+        requirements = notebook_requirements(pyproject, "cpu", read_in_file(NOTEBOOK_IN))
+        return resolve(requirements, dict(kept or {})), " and notebook.in"
     if kind == "notebook-gpu":
         requirements = notebook_requirements(pyproject, "gpu", read_in_file(NOTEBOOK_IN))
         # tensorflow-cpu is not in the GPU image: holding it would pull it in through the constraints' closure.
-        constraints = {n: v for n, v in cpu.items() if n != "tensorflow-cpu"}
+        constraints = {n: v for n, v in held.items() if n != "tensorflow-cpu"}
         return resolve(requirements, constraints), " and notebook.in"
     if kind == "hub":
         requirements = hub_requirements(pyproject, spawner_runtime_distributions(), read_in_file(HUB_IN))
-        return resolve(requirements, cpu), " and hub.in"
+        return resolve(requirements, held), " and hub.in"
     if kind == "dev":
-        closure = resolve([*notebook_requirements(pyproject, "cpu", []), *dev_requirements(pyproject)], cpu)
+        closure = resolve([*notebook_requirements(pyproject, "cpu", []), *dev_requirements(pyproject)], held)
         return {n: v for n, v in closure.items() if n not in cpu}, " (dev and hub extras)"
     if kind == "build-tools":
-        return resolve(BUILD_TOOLS, cpu), ""
+        return resolve(BUILD_TOOLS, held), ""
     raise ValueError(f"unknown lock file {kind!r}: one of {', '.join(KINDS)}")
 
 
@@ -267,14 +275,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         help="refresh only this file (repeatable; the others, notebook-cpu.txt too, keep their pins); default: all",
     )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="hold every current pin the requirements still allow; resolve only what is new (after adding a package)",
+    )
     args = parser.parse_args(argv)
     wanted = [k for k in KINDS if k in set(args.only or KINDS)]
     pyproject = load_pyproject()
     REQUIREMENTS_DIR.mkdir(parents=True, exist_ok=True)
     cpu = read_pins(lock_path("notebook-cpu"))
+    kept: dict[str, str] = {}
+    if args.keep:
+        for kind in KINDS:
+            kept.update(read_pins(lock_path(kind)))
+        kept.pop("tensorflow-cpu", None)  # notebook-cpu's own requirement pins it; the GPU image must not get it
     for kind in wanted:
         old = read_pins(lock_path(kind))
-        pins, source = freeze(kind, pyproject, cpu)
+        pins, source = freeze(kind, pyproject, cpu, kept)
         if kind == "notebook-cpu":
             cpu = pins
         lock_path(kind).write_text(render(kind, pins, source))
