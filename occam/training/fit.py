@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from occam import config
 from occam.backends import rank_interfaces, unshared_path_problem
-from occam.contract import tensorflow_environment
 from occam.data.dataset import Dataset
 from occam.errors import ConfigError, TrainingError
 from occam.training import defaults
+from occam.training.environment import rank_environment
 from occam.training.events import EventServer
 from occam.training.job import TrainingJob
 from occam.training.keras_setup import CHECKPOINT_PREFIX, compiled_model_problem
@@ -99,7 +99,7 @@ def _driver_model(model_fn: Callable[[], Any]) -> Any:
 
 
 def _rank_env(cluster: Cluster) -> dict[str, str]:
-    return {**os.environ, **tensorflow_environment(cluster.spec.cores), "PYTHONUNBUFFERED": "1"}
+    return rank_environment(os.environ, cluster.spec.cores)
 
 
 def fit(
