@@ -345,3 +345,26 @@ def test_an_unreachable_api_server_is_a_config_error() -> None:
             prepare_namespace(api_client, namespace_objects("ada", LIMITS, **HUB), timeout=2)
     finally:
         api_client.close()
+
+
+def test_the_notebooks_stop_selector_spares_batch_jobs_on_the_real_api_server(admin: Any, namespace: Any) -> None:
+    """The API server's own label-selector semantics: executors of the notebook go, a batch job's pods stay."""
+    from occam.contract import BATCH_JOB_LABEL
+    from spawner.spawner import EXECUTOR_SELECTOR
+
+    def pod(name: str, component: str, batch: bool) -> dict[str, Any]:
+        labels = {"app.kubernetes.io/name": "occam", "app.kubernetes.io/component": component}
+        if batch:
+            labels[BATCH_JOB_LABEL] = "true"
+        spec = {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}
+        return {"metadata": {"name": name, "labels": labels}, "spec": spec}
+
+    for name, component, batch in [
+        ("nb-exec", "executor", False),
+        ("job-driver", "driver", True),
+        ("job-exec", "executor", True),
+        ("notebook", "notebook", False),
+    ]:
+        admin.create_namespaced_pod(namespace.name, pod(name, component, batch))
+    selected = admin.list_namespaced_pod(namespace.name, label_selector=EXECUTOR_SELECTOR).items
+    assert sorted(p.metadata.name for p in selected) == ["nb-exec"]
