@@ -28,7 +28,7 @@ from occam.validation import check_fits_machine
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from occam.batch.job import Job
+    from occam.batch.job import Submission
 
 LOG_TAIL_LINES = 25
 
@@ -97,19 +97,10 @@ class EmbeddedBackend(Backend):
     # -- batch jobs: spark-submit runs the job's driver here, its executors on this machine -------------
 
     @classmethod
-    def submit_job(
-        cls,
-        job: Job,
-        spec: ClusterSpec,
-        *,
-        detach: bool,
-        keep: bool,
-        service_account: str | None,
-        environ: Mapping[str, str],
-    ) -> int:
-        if detach:
+    def submit_job(cls, submission: Submission) -> int:
+        if submission.detach:
             raise ConfigError("--detach works on Kubernetes only: an embedded job lives as long as occam submit")
-        return run_embedded(job, spec)
+        return run_embedded(submission.job, submission.spec)
 
     @classmethod
     def job_conf_text(
