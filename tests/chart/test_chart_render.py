@@ -211,3 +211,14 @@ def test_notes_say_what_to_do_next() -> None:
     )
     off = render({"jupyterhub": {"enabled": False}})["occam/templates/NOTES.txt"]
     assert "only Occam's own objects were installed" in off
+
+
+def test_the_chart_refuses_the_dummy_authenticator_unless_the_admin_says_so_loudly() -> None:
+    """Z2JH's default lets anyone log in as anyone: a default install must name its authenticator."""
+    import helm_python as helm
+
+    with pytest.raises(helm.HelmRenderError, match="anyone who reaches the hub logs in as any student"):
+        render({})
+    notes = render({"occam": {"insecureAllowAnyLogin": True}})["occam/templates/NOTES.txt"]
+    assert "WARNING: occam.insecureAllowAnyLogin is true" in notes
+    assert "WARNING" not in render()["occam/templates/NOTES.txt"]
