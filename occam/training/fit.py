@@ -17,7 +17,7 @@ from occam.training import defaults
 from occam.training.environment import rank_environment
 from occam.training.events import EventServer
 from occam.training.job import TrainingJob
-from occam.training.keras_setup import CHECKPOINT_PREFIX, compiled_model_problem
+from occam.training.keras_setup import CHECKPOINT_PREFIX, compiled_model_problem, take_weights
 from occam.training.messages import EpochEnded, Message, RankFailed, RankOutcome
 from occam.training.network import local_interfaces
 from occam.training.progress import ProgressFollower
@@ -278,7 +278,7 @@ def _result(
 
     assert results is not None
     outcome = next(r for r in results if r is not None)
-    model.set_weights(outcome.weights)
+    take_weights(model, outcome.weights, outcome.input_shape)
     epochs_ended = [e for e in events if isinstance(e, EpochEnded)]
     train_seconds = sum(e.seconds for e in epochs_ended)
     samples = outcome.samples_per_epoch * len(epochs_ended)
