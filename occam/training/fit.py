@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -16,6 +17,7 @@ from occam.errors import ConfigError, TrainingError
 from occam.training import defaults
 from occam.training.environment import rank_environment
 from occam.training.events import EventServer
+from occam.training.interrupt import InterruptWatch
 from occam.training.job import TrainingJob
 from occam.training.keras_setup import CHECKPOINT_PREFIX, compiled_model_problem, take_weights
 from occam.training.messages import EpochEnded, Message, RankFailed, RankOutcome
@@ -160,24 +162,44 @@ def fit(
         results: list[RankOutcome | None] | None = None
         error: BaseException | None = None
         executors_at_start = set(cluster.executor_ids())
+        watch = InterruptWatch(on_interrupt=cluster.sc.cancelAllJobs)
+        interrupted = False
         try:
             # Horovod's launcher installs signal handlers, so it must run in the main thread;
             # progress is shown by the follower thread meanwhile.
-            results = _run_horovod(cluster, job, start_timeout or cluster.spec.timeout)
+            with watch:
+                results = _run_horovod(cluster, job, start_timeout or cluster.spec.timeout)
         except KeyboardInterrupt:
+            # Python's own handler ran (the signal came before Horovod installed its handler, or after).
+            interrupted = True
             cluster.sc.cancelAllJobs()
-            raise
         except Exception as exc:
             error = exc
         finally:
             # The ranks are done: read what they sent last before the channel closes.
             server.drain(DRAIN_SECONDS)
             follower.finish()
+    if interrupted or watch.interrupted:
+        message = _interrupted_message(follower.events, epochs, checkpoint_dir)
+        print(message, file=sys.stderr, flush=True)
+        raise KeyboardInterrupt(message)
     lost = _lost_executors(cluster, executors_at_start, follower.events) if error is not None else []
     result = _result(cluster, model, results, error, follower.events, checkpoint_dir, lost)
     if follower.callback_error is not None:
         raise follower.callback_error
     return result
+
+
+def _interrupted_message(events: list[Message], epochs: int, checkpoint_dir: str) -> str:
+    """The one line a Ctrl-C during fit prints: where training stopped and where it can go on from."""
+    import tensorflow as tf
+
+    done = max((e.epoch for e in events if isinstance(e, EpochEnded)), default=0)
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    where = f"fit interrupted during epoch {min(done + 1, epochs)} of {epochs}"
+    if latest is None:
+        return f"{where}; no epoch had finished, so there is no checkpoint to resume from"
+    return f"{where}; fit(..., resume=True) goes on from the checkpoint {latest}"
 
 
 def only_peers_lost(ranks: int, errors: list[RankFailed]) -> bool:
