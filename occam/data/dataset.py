@@ -66,7 +66,8 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> str:
 class Dataset:
     """A dataset ready for :meth:`occam.Cluster.fit`: Parquet files that Petastorm readers shard across ranks.
 
-    Build one with :meth:`from_numpy`, :meth:`from_hdf5`, :meth:`from_dataframe` or :meth:`from_parquet`.
+    Build one with :meth:`from_numpy`, :meth:`from_hdf5`, :meth:`from_images`, :meth:`from_dataframe` or
+    :meth:`from_parquet`.
     The files live in the cache directory (``OCCAM_CACHE_DIR``, default ``~/.cache/occam``) under a key
     computed from the data's content, so the same data is converted once and reused by later sessions.
     """
@@ -83,7 +84,7 @@ class Dataset:
     feature_dtype: str | None = None
     #: The labels' dtype as given (they are stored as the nearest type Petastorm reads).
     label_dtype: str | None = None
-    #: The class of each label, in label order, when the source names them.
+    #: For from_images: the class of each label, in label order.
     class_names: tuple[str, ...] | None = None
 
     @property
@@ -184,6 +185,39 @@ class Dataset:
             options = {**_layout_options(layout), "x": x, "y": y}
             key = files_fingerprint("hdf5", [(os.path.basename(path), path)], options)
             return cls._convert_arrays(x_data, y_data, layout, key, spark, cache_dir)
+
+    @classmethod
+    def from_images(
+        cls,
+        folder: str,
+        *,
+        image_size: tuple[int, int],
+        color_mode: str = "rgb",
+        spark: SparkSession | None = None,
+        cache_dir: str | None = None,
+    ) -> Dataset:
+        """Convert a folder of images with one sub-folder per class (``folder/cat/1.jpg``, ``folder/dog/2.png``).
+
+        Every JPEG/PNG/BMP/GIF image is resized to ``image_size`` (height, width) and stored as uint8 of
+        shape (height, width, channels): ``color_mode`` ``"rgb"`` (3 channels), ``"grayscale"`` (1) or
+        ``"rgba"`` (4); every image is converted to that mode. Labels are the index of the sub-folder in
+        sorted order; :attr:`class_names` holds the names. Files are read one row group at a time.
+        """
+        from occam.data import images
+
+        found = images.find_images(folder)
+        layout = images.layout(found, image_size, color_mode)
+        options = {**_layout_options(layout), "classes": list(found.class_names), "color_mode": color_mode}
+        key = files_fingerprint("images", found.named_files(), options)
+        final = os.path.join(cache_root(cache_dir), key)
+        _check_driver_writes(spark, os.path.dirname(final))
+        cached = cls._load(final)
+        if cached is not None:
+            return cached
+        group = writers.rows_per_group(len(found.files), layout.row_bytes)
+        metadata = {**_layout_metadata(layout), "class_names": list(found.class_names)}
+        writers.write_arrays(final, layout, images.read_slices(found, layout, color_mode, group), metadata)
+        return cls._loaded(final)
 
     @classmethod
     def _convert_arrays(
