@@ -11,7 +11,7 @@ import numpy as np
 #: Bump when the on-disk layout of converted datasets changes, so old caches are not reused.
 LAYOUT_VERSION = 2
 #: Bytes hashed at a time: hashing never copies a whole array or reads a whole file into memory.
-_HASH_CHUNK = 16 * 1024 * 1024
+_HASH_CHUNK = 1024 * 1024
 
 
 def _digest(parts: dict[str, Any]) -> str:
