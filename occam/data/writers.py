@@ -17,6 +17,7 @@ import json
 import math
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ MIN_FILES = 16
 #: Bytes of features per row group (one file each): bounds the driver's memory while converting.
 TARGET_GROUP_BYTES = 32 * 1024 * 1024
 METADATA_FILE = "_occam.json"
+#: A staging directory untouched this long was left by a killed conversion: the next one removes it.
+STALE_STAGING_SECONDS = 3600
 
 #: How each label dtype is stored: Petastorm reads only these numeric Arrow types.
 _LABEL_STORAGE = {
@@ -177,6 +180,7 @@ class StagedWrite:
         self.final = final
         root = os.path.dirname(final)
         os.makedirs(root, exist_ok=True)
+        _remove_stale_staging(root, os.path.basename(final))
         self.staging = os.path.join(root, f".{os.path.basename(final)}.{uuid.uuid4().hex[:8]}.tmp")
         os.makedirs(self.staging)
         self.files = 0
@@ -213,6 +217,16 @@ class StagedWrite:
         # When the same content was converted meanwhile the rename fails: keep theirs, __exit__ removes ours.
         with contextlib.suppress(OSError):
             os.rename(self.staging, self.final)
+
+
+def _remove_stale_staging(root: str, key: str) -> None:
+    """Remove what killed conversions of ``key`` left behind (not a running one: those are fresh)."""
+    now = time.time()
+    for entry in os.scandir(root):
+        if entry.name.startswith(f".{key}.") and entry.name.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                if now - entry.stat().st_mtime > STALE_STAGING_SECONDS:
+                    shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def write_arrays(

@@ -147,9 +147,13 @@ def test_a_conversion_killed_midway_leaves_no_cache_entry(tmp_path):
     )
     killed = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
     assert killed.returncode == -9
-    assert all(name.startswith(".") and name.endswith(".tmp") for name in entries(str(tmp_path)))
+    (left,) = entries(str(tmp_path))
+    assert left.startswith(".") and left.endswith(".tmp"), "only a hidden staging directory is left"
+    stale = os.path.join(tmp_path, "datasets", left)
+    os.utime(stale, (1, 1))  # as if left by a kernel killed long ago
     data = Dataset.from_numpy(np.zeros((200, 8), dtype=np.uint8), np.arange(200), cache_dir=str(tmp_path))
     assert len(data) == 200 and os.path.exists(os.path.join(data.path, writers.METADATA_FILE))
+    assert entries(str(tmp_path)) == [data.key], "the next conversion of the same data removed the stale one"
 
 
 def test_rows_per_group_gives_every_rank_files_and_bounds_group_bytes():
