@@ -105,7 +105,9 @@ def plan_layout(
     problem = _dtype_problem("x", x_dtype)
     if problem:
         raise DatasetError(problem)
-    if len(x_shape) < 1 or x_shape[0] == 0:
+    if len(x_shape) < 1:
+        raise DatasetError("x is a single value, not rows: pass an array shaped (rows, ...)")
+    if x_shape[0] == 0:
         raise DatasetError(f"x is empty (shape {x_shape}): pass at least one row, shaped (rows, ...)")
     if 0 in x_shape[1:]:
         raise DatasetError(f"x has rows of no values (shape {x_shape}): each row needs at least one value")

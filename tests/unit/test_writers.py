@@ -96,6 +96,7 @@ def test_same_content_is_one_cache_entry_and_split_is_stable(tmp_path):
         (np.array([1, "b"], dtype=object), None, "x has dtype object.*ragged or mixed rows"),
         ([[1, 2], [3]], None, "x is ragged"),
         (np.zeros((0, 3)), None, r"x is empty \(shape \(0, 3\)\)"),
+        (np.float32(1.0), None, "x is a single value, not rows"),
         (np.zeros((4, 0)), None, "rows of no values"),
         (np.zeros((3, 2)), np.zeros(2), "x has 3 rows but y has 2"),
         (np.zeros((3, 2)), np.zeros((3, 10)), r"one label per row .*argmax"),
