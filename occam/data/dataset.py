@@ -67,8 +67,7 @@ class Dataset:
     """A dataset ready for :meth:`occam.Cluster.fit`: Parquet files that Petastorm readers shard across ranks.
 
     Build one with :meth:`from_numpy`, :meth:`from_hdf5`, :meth:`from_images`, :meth:`from_dataframe` or
-    :meth:`from_parquet`.
-    The files live in the cache directory (``OCCAM_CACHE_DIR``, default ``~/.cache/occam``) under a key
+    :meth:`from_parquet`. The files live in the cache directory (``OCCAM_CACHE_DIR``, default ``~/.cache/occam``) under a key
     computed from the data's content, so the same data is converted once and reused by later sessions.
     """
 
