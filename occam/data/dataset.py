@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -13,16 +14,15 @@ import numpy as np
 
 from occam import config
 from occam.data import schema as schemas
-from occam.data.fingerprint import dataframe_fingerprint, numpy_fingerprint
+from occam.data import writers
+from occam.data.fingerprint import dataframe_fingerprint, files_fingerprint, numpy_fingerprint
+from occam.data.writers import METADATA_FILE, MIN_FILES, ArrayLayout
 from occam.errors import DatasetError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-#: Petastorm shards by row group, so even a small dataset is written as several files:
-#: each Horovod rank needs at least one, and more give a better shuffle.
-MIN_FILES = 16
-METADATA_FILE = "_occam.json"
+__all__ = ["METADATA_FILE", "MIN_FILES", "Dataset", "cache_root"]
 
 
 def _active_spark(spark: SparkSession | None) -> SparkSession:
@@ -40,8 +40,10 @@ def _active_spark(spark: SparkSession | None) -> SparkSession:
 
 
 def _session_if_any() -> SparkSession | None:
-    from pyspark.sql import SparkSession
-
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:  # no Spark installed: no cluster whose executors could miss the files
+        return None
     return SparkSession.getActiveSession()
 
 
@@ -64,8 +66,8 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> str:
 class Dataset:
     """A dataset ready for :meth:`occam.Cluster.fit`: Parquet files that Petastorm readers shard across ranks.
 
-    Build one with :meth:`from_dataframe`, :meth:`from_parquet`, :meth:`from_numpy` or :meth:`from_hdf5`.
-    The files live in the cache directory (``OCCAM_CACHE_DIR``, default ``~/.cache/occam``) under a key
+    Build one with :meth:`from_numpy`, :meth:`from_hdf5`, :meth:`from_images`, :meth:`from_dataframe` or
+    :meth:`from_parquet`. The files live in the cache directory (``OCCAM_CACHE_DIR``, default ``~/.cache/occam``) under a key
     computed from the data's content, so the same data is converted once and reused by later sessions.
     """
 
@@ -76,6 +78,20 @@ class Dataset:
     num_rows: int
     columns: dict[str, str]
     key: str
+    #: The dtype of raw-encoded features (written by the driver: from_numpy, from_hdf5, from_images);
+    #: None for columns Spark wrote (from_dataframe, from_parquet), which hold plain numbers or arrays.
+    feature_dtype: str | None = None
+    #: The labels' dtype as given (they are stored as the nearest type Petastorm reads).
+    label_dtype: str | None = None
+    #: For from_images: the class of each label, in label order.
+    class_names: tuple[str, ...] | None = None
+
+    @property
+    def layout(self) -> ArrayLayout | None:
+        """How raw-encoded features are decoded (None for Spark-written columns)."""
+        if self.feature_dtype is None:
+            return None
+        return ArrayLayout(self.feature_dtype, self.feature_shape or (), self.label_dtype if self.label else None)
 
     # -- construction --------------------------------------------------------------------------
 
@@ -118,46 +134,25 @@ class Dataset:
     @classmethod
     def from_numpy(
         cls,
-        x: np.ndarray,
-        y: np.ndarray | None = None,
+        x: Any,
+        y: Any = None,
         *,
         spark: SparkSession | None = None,
         cache_dir: str | None = None,
     ) -> Dataset:
         """Convert in-memory arrays: ``x`` of shape (rows, ...) and optional labels ``y`` of shape (rows,).
 
-        Each row's features keep their shape (images stay images). When the same arrays were converted
-        before, even in another session, no Spark job runs at all.
+        Any numeric dtype (bool, u/int8-64, float16/32/64) is stored as it is: uint8 images stay one
+        byte per value on disk and are cast to the model's input dtype while training. Each row keeps its
+        shape (images stay images). The driver writes the Parquet files itself, row group by row group,
+        with no Spark job; when the same arrays were converted before, even in another session, nothing
+        is written at all.
         """
-        x = np.asarray(x)
-        if x.ndim < 1 or len(x) == 0:
-            raise DatasetError("x is empty: from_numpy needs at least one row")
-        if y is not None:
-            y = np.asarray(y)
-            if len(y) != len(x):
-                raise DatasetError(f"x has {len(x)} rows but y has {len(y)}: they must match")
-            if y.ndim != 1:
-                raise DatasetError(f"y must be one label per row (shape (rows,)), got shape {y.shape}")
-        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-            raise DatasetError(f"x has dtype {x.dtype}: convert it to numbers (e.g. x.astype('float32'))")
-        x = x.astype(np.float32) if x.dtype == np.float64 else x
-        shape = tuple(int(d) for d in x.shape[1:]) or None
+        x, y = _as_array("x", x), None if y is None else _as_array("y", y)
+        layout = writers.plan_layout(x.dtype, x.shape, None if y is None else y.dtype, None if y is None else y.shape)
         arrays = {"features": x} if y is None else {"features": x, "label": y}
-        options = {"features": "features", "label": "label" if y is not None else None, "shape": shape}
-        key = numpy_fingerprint(arrays, options)
-        root = cache_root(cache_dir)
-        _check_shared(spark or _session_if_any(), root)
-        cached = cls._load(os.path.join(root, key))
-        if cached is not None:
-            return cached
-        import pandas as pd
-
-        frame = pd.DataFrame({"features": list(x.reshape(len(x), -1))})
-        if y is not None:
-            frame["label"] = y
-        df = _active_spark(spark).createDataFrame(frame)
-        plan = schemas.conversions(df.schema)
-        return cls._write(schemas.apply_conversions(df, plan), root, key, options)
+        key = numpy_fingerprint(arrays, _layout_options(layout))
+        return cls._convert_arrays(x, y, layout, key, spark, cache_dir)
 
     @classmethod
     def from_hdf5(
@@ -169,19 +164,87 @@ class Dataset:
         spark: SparkSession | None = None,
         cache_dir: str | None = None,
     ) -> Dataset:
-        """Convert two datasets of an HDF5 file: features ``x`` and labels ``y`` (names inside the file)."""
+        """Convert two datasets of an HDF5 file: features ``x`` and labels ``y`` (names inside the file).
+
+        The file is read slice by slice, so a file larger than the notebook's memory converts with the
+        memory of a few row groups; dtypes are kept as in :meth:`from_numpy`.
+        """
         import h5py
 
-        if not os.path.exists(path):
+        if not os.path.isfile(path):
             raise DatasetError(f"no HDF5 file at {path!r}: check the path")
         with h5py.File(path, "r") as f:
-            names = list(f.keys())
-            for wanted in [x] + ([y] if y else []):
-                if wanted not in f:
-                    raise DatasetError(f"{path} has no dataset {wanted!r}; it has {names}. Pass x=... and y=...")
-            x_data = f[x][()]
-            y_data = f[y][()] if y else None
-        return cls.from_numpy(x_data, y_data, spark=spark, cache_dir=cache_dir)
+            x_data, y_data = _hdf5_dataset(f, path, x), None if y is None else _hdf5_dataset(f, path, y)
+            layout = writers.plan_layout(
+                x_data.dtype,
+                x_data.shape,
+                None if y_data is None else y_data.dtype,
+                None if y_data is None else y_data.shape,
+            )
+            options = {**_layout_options(layout), "x": x, "y": y}
+            key = files_fingerprint("hdf5", [(os.path.basename(path), path)], options)
+            return cls._convert_arrays(x_data, y_data, layout, key, spark, cache_dir)
+
+    @classmethod
+    def from_images(
+        cls,
+        folder: str,
+        *,
+        image_size: tuple[int, int],
+        color_mode: str = "rgb",
+        spark: SparkSession | None = None,
+        cache_dir: str | None = None,
+    ) -> Dataset:
+        """Convert a folder of images with one sub-folder per class (``folder/cat/1.jpg``, ``folder/dog/2.png``).
+
+        Every JPEG/PNG/BMP/GIF image is resized to ``image_size`` (height, width) and stored as uint8 of
+        shape (height, width, channels): ``color_mode`` ``"rgb"`` (3 channels), ``"grayscale"`` (1) or
+        ``"rgba"`` (4); every image is converted to that mode. Labels are the index of the sub-folder in
+        sorted order; :attr:`class_names` holds the names. Files are read one row group at a time.
+        """
+        from occam.data import images
+
+        found = images.find_images(folder)
+        layout = images.layout(found, image_size, color_mode)
+        options = {**_layout_options(layout), "classes": list(found.class_names), "color_mode": color_mode}
+        key = files_fingerprint("images", found.named_files(), options)
+        final = os.path.join(cache_root(cache_dir), key)
+        _check_driver_writes(spark, os.path.dirname(final))
+        cached = cls._load(final)
+        if cached is not None:
+            return cached
+        group = writers.rows_per_group(len(found.files), layout.row_bytes)
+        metadata = {**_layout_metadata(layout), "class_names": list(found.class_names)}
+        writers.write_arrays(final, layout, images.read_slices(found, layout, color_mode, group), metadata)
+        return cls._loaded(final)
+
+    @classmethod
+    def _convert_arrays(
+        cls,
+        x: Any,
+        y: Any,
+        layout: ArrayLayout,
+        key: str,
+        spark: SparkSession | None,
+        cache_dir: str | None,
+    ) -> Dataset:
+        final = os.path.join(cache_root(cache_dir), key)
+        _check_driver_writes(spark, os.path.dirname(final))
+        cached = cls._load(final)
+        if cached is not None:
+            return cached
+        num_rows = int(x.shape[0])
+        group = writers.rows_per_group(num_rows, layout.row_bytes)
+        slices = writers.array_slices(x, y, num_rows, group)
+        writers.write_arrays(final, layout, slices, _layout_metadata(layout))
+        return cls._loaded(final)
+
+    @classmethod
+    def _loaded(cls, path: str) -> Dataset:
+        loaded = cls._load(path)
+        if loaded is None:  # pragma: no cover - only if the cache directory is being deleted under us
+            raise DatasetError(f"the converted data vanished from {path}; is something cleaning the cache?")
+        return loaded
 
     @classmethod
     def _write(cls, df: DataFrame, root: str, key: str, options: dict[str, Any]) -> Dataset:
@@ -223,14 +286,18 @@ class Dataset:
         with open(meta_path) as fh:
             meta = json.load(fh)
         shape = meta["feature_shape"]
+        classes = meta.get("class_names")
         return cls(
             path=path,
             features=meta["features"],
             label=meta["label"],
-            feature_shape=tuple(shape) if shape else None,
+            feature_shape=tuple(shape) if shape is not None else None,
             num_rows=int(meta["num_rows"]),
             columns=dict(meta["columns"]),
             key=os.path.basename(path),
+            feature_dtype=meta.get("feature_dtype"),
+            label_dtype=meta.get("label_dtype"),
+            class_names=tuple(classes) if classes is not None else None,
         )
 
     # -- use -----------------------------------------------------------------------------------
@@ -256,41 +323,112 @@ class Dataset:
         return _active_spark(spark).read.parquet(self.url)
 
     def to_numpy(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """All rows in memory, features reshaped as given: for evaluation and small data."""
+        """All rows in memory, in their stored dtype and shape: for evaluation and small data."""
         import pyarrow.parquet as pq
 
         table = pq.read_table([url.removeprefix("file://") for url in self.file_urls()])
         column = table.column(self.features).combine_chunks()
-        if hasattr(column, "flatten"):  # an array column: one fixed-length list per row
+        layout = self.layout
+        if layout is not None:
+            x = writers.decode_features(column, layout)
+        elif hasattr(column, "flatten"):  # an array column: one fixed-length list per row
             x = column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), -1)
         else:
             x = column.to_numpy(zero_copy_only=False)
-        if self.feature_shape:
+        if layout is None and self.feature_shape:
             x = x.reshape((len(x), *self.feature_shape))
         y = table.column(self.label).combine_chunks().to_numpy(zero_copy_only=False) if self.label else None
+        if y is not None and self.label_dtype is not None:
+            y = y.astype(self.label_dtype, copy=False)
         return x, y
 
     def split(self, fraction: float, *, seed: int = 42, spark: SparkSession | None = None) -> tuple[Dataset, Dataset]:
-        """Split into two datasets holding about ``fraction`` and ``1 - fraction`` of the rows."""
+        """Split into two datasets holding about ``fraction`` and ``1 - fraction`` of the rows.
+
+        Each row goes to the first part with probability ``fraction`` (the same rows for the same
+        ``seed``); the driver copies row group by row group, with no Spark job and bounded memory.
+        """
         if not 0 < fraction < 1:
             raise DatasetError(f"split fraction {fraction!r} must be between 0 and 1, e.g. 0.8")
-        df = self.to_dataframe(spark)
-        first, second = df.randomSplit([fraction, 1 - fraction], seed=seed)
+        import pyarrow.parquet as pq
+
         root = os.path.dirname(self.path)
-        options = {"features": self.features, "label": self.label, "shape": self.feature_shape}
-        parts = []
-        for index, part in enumerate((first, second)):
-            key = _child_key(self.key, f"split-{fraction}-{seed}-{index}")
-            cached = Dataset._load(os.path.join(root, key))
-            parts.append(cached if cached is not None else Dataset._write(part, root, key, options))
-        return parts[0], parts[1]
+        finals = [os.path.join(root, _child_key(self.key, f"split-{fraction}-{seed}-{i}")) for i in range(2)]
+        if all(Dataset._load(final) is not None for final in finals):
+            return Dataset._loaded(finals[0]), Dataset._loaded(finals[1])
+        with open(os.path.join(self.path, METADATA_FILE)) as fh:
+            metadata = {k: v for k, v in json.load(fh).items() if k != "num_rows"}
+        rng = np.random.default_rng(seed)
+        with writers.StagedWrite(finals[0]) as first, writers.StagedWrite(finals[1]) as second:
+            for url in self.file_urls():
+                source = pq.ParquetFile(url.removeprefix("file://"))
+                for group in range(source.num_row_groups):
+                    table = source.read_row_group(group)
+                    mask = rng.random(table.num_rows) < fraction
+                    first.write(table.filter(mask))
+                    second.write(table.filter(~mask))
+            if first.rows == 0 or second.rows == 0:
+                raise DatasetError(
+                    f"splitting {self.num_rows} rows at {fraction} leaves a part empty: use more data or a "
+                    "fraction nearer 0.5"
+                )
+            first.commit(metadata)
+            second.commit(metadata)
+        return Dataset._loaded(finals[0]), Dataset._loaded(finals[1])
 
     def _repr_html_(self) -> str:
-        cols = ", ".join(f"{k}: {v}" for k, v in self.columns.items())
+        def e(value: object) -> str:
+            return html.escape(str(value))
+
+        cols = ", ".join(f"{e(k)}: {e(v)}" for k, v in self.columns.items())
+        classes = f"; classes {e(', '.join(self.class_names))}" if self.class_names else ""
         return (
-            f"<div><strong>Occam dataset</strong> {self.num_rows} rows; {cols}; "
-            f"features shape {self.feature_shape or '-'}<br><small>{self.path}</small></div>"
+            f"<div><strong>Occam dataset</strong> {e(self.num_rows)} rows; {cols}; "
+            f"features shape {e(self.feature_shape or '-')}{classes}<br><small>{e(self.path)}</small></div>"
         )
+
+
+def _as_array(name: str, data: Any) -> np.ndarray:
+    try:
+        return np.asarray(data)
+    except ValueError as exc:  # numpy >= 1.24 refuses ragged nested lists outright
+        raise DatasetError(
+            f"{name} is ragged (rows of different shapes): pad or crop every row to one shape, then pass "
+            f"one numeric array ({exc})"
+        ) from None
+
+
+def _hdf5_dataset(f: Any, path: str, name: str) -> Any:
+    import h5py
+
+    found = f.get(name)
+    if not isinstance(found, h5py.Dataset):
+        names = []
+        f.visititems(lambda item, obj: names.append(item) if isinstance(obj, h5py.Dataset) else None)
+        raise DatasetError(f"{path} has no dataset {name!r}; it has {names}. Pass x=... and y=... naming them")
+    return found
+
+
+def _layout_options(layout: ArrayLayout) -> dict[str, Any]:
+    """What decides the stored form besides the data itself: part of every cache key."""
+    return {"dtype": layout.feature_dtype, "shape": list(layout.feature_shape), "label": layout.label_dtype}
+
+
+def _layout_metadata(layout: ArrayLayout) -> dict[str, Any]:
+    return {
+        "features": "features",
+        "label": "label" if layout.label_dtype is not None else None,
+        "feature_shape": list(layout.feature_shape),
+        "columns": layout.columns(),
+        "feature_dtype": layout.feature_dtype,
+        "label_dtype": layout.label_dtype,
+    }
+
+
+def _check_driver_writes(spark: SparkSession | None, root: str) -> None:
+    """The driver writes the files and the executors read them: on a cluster whose executors do not
+    share the driver's files, refuse before writing (with no Spark session there is no cluster)."""
+    _check_shared(spark or _session_if_any(), root)
 
 
 def _child_key(parent: str, suffix: str) -> str:

@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 
 #: Bump when the on-disk layout of converted datasets changes, so old caches are not reused.
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
+#: Bytes hashed at a time: hashing never copies a whole array or reads a whole file into memory.
+_HASH_CHUNK = 1024 * 1024
 
 
 def _digest(parts: dict[str, Any]) -> str:
@@ -20,10 +22,28 @@ def numpy_fingerprint(arrays: dict[str, np.ndarray], options: dict[str, Any]) ->
     """Key of in-memory arrays: their bytes, dtypes and shapes, and the conversion options."""
     h = hashlib.sha256()
     for name in sorted(arrays):
-        array = np.ascontiguousarray(arrays[name])
+        array = arrays[name]
         h.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
-        h.update(array.tobytes())
+        rows = max(1, _HASH_CHUNK // max(1, array[:1].nbytes)) if array.ndim else 1
+        for start in range(0, max(1, len(array) if array.ndim else 1), rows):
+            part = np.ascontiguousarray(array[start : start + rows] if array.ndim else array)
+            h.update(part.reshape(-1).view(np.uint8).data)
     return _digest({"layout": LAYOUT_VERSION, "kind": "numpy", "data": h.hexdigest(), **options})
+
+
+def file_digest(path: str) -> str:
+    """SHA-256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def files_fingerprint(kind: str, files: list[tuple[str, str]], options: dict[str, Any]) -> str:
+    """Key of data read from files: each file's name (as the source sees it) and content, and the options."""
+    digests = [(name, file_digest(path)) for name, path in files]
+    return _digest({"layout": LAYOUT_VERSION, "kind": kind, "files": digests, **options})
 
 
 def dataframe_fingerprint(df: Any, options: dict[str, Any]) -> str:

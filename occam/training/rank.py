@@ -6,6 +6,7 @@ import contextlib
 import time
 from typing import Any
 
+from occam.data.dataset import Dataset
 from occam.training.events import EventClient
 from occam.training.job import TrainingJob
 from occam.training.keras_setup import built_input_shape, checkpoint_manager, distribute, epochs_done
@@ -14,19 +15,44 @@ from occam.training.messages import BatchProgress, EpochEnded, RankFailed, RankO
 BATCH_EVENT_SECONDS = 1.0
 
 
-def _to_xy(job: TrainingJob, dataset: Any) -> Any:
-    import tensorflow as tf
+def _decoder(tf: Any, data: Dataset, model_dtype: Any) -> Any:
+    """Features as the model takes them: raw bytes decoded to their dtype, reshaped, cast to the input dtype."""
+    layout = data.layout
+    shape = data.feature_shape
 
-    shape = job.train.feature_shape
-    features, label = job.train.features, job.train.label
-
-    def split(batch: Any) -> Any:
-        x = getattr(batch, features)
+    def decode(x: Any) -> Any:
+        if layout is not None:
+            dtype = tf.as_dtype(layout.feature_dtype)
+            if dtype in (tf.uint32, tf.uint64):  # decode_raw has no unsigned 32/64-bit: reinterpret the bits
+                signed = tf.int32 if dtype == tf.uint32 else tf.int64
+                x = tf.bitcast(tf.io.decode_raw(x, signed), dtype)
+            else:
+                x = tf.io.decode_raw(x, dtype)
         if shape:
             x = tf.reshape(x, [-1, *shape])
+        return x if x.dtype == model_dtype else tf.cast(x, model_dtype)
+
+    return decode
+
+
+def _to_xy(data: Dataset, dataset: Any, model_dtype: Any) -> Any:
+    """Petastorm's batches as ``(x, y)`` (or ``x``) for Keras, features decoded for the model."""
+    import tensorflow as tf
+
+    features, label = data.features, data.label
+    decode = _decoder(tf, data, model_dtype)
+
+    def split(batch: Any) -> Any:
+        x = decode(getattr(batch, features))
         return (x, getattr(batch, label)) if label else x
 
     return dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _input_dtype(tf: Any, model: Any) -> Any:
+    """The dtype of the model's (first) input; float32 when it does not say."""
+    inputs = getattr(model, "inputs", None)
+    return inputs[0].dtype if inputs else tf.float32
 
 
 def _converter(dataset: Any) -> Any:
@@ -86,6 +112,7 @@ def _train(job: TrainingJob, hvd: Any, rank: int, size: int, events: EventClient
     import tensorflow as tf
 
     model = distribute(job.model_fn(), hvd, scale_lr=job.scale_lr)
+    model_dtype = _input_dtype(tf, model)
     manager = checkpoint_manager(model, job.checkpoint_dir)
     initial_epoch = 0
     if job.resume and manager.latest_checkpoint:
@@ -122,11 +149,11 @@ def _train(job: TrainingJob, hvd: Any, rank: int, size: int, events: EventClient
                 )
             )
             fit_args = {
-                "validation_data": _to_xy(job, val_data),
+                "validation_data": _to_xy(job.validation, val_data, model_dtype),
                 "validation_steps": job.validation_steps(size),
             }
         history = model.fit(
-            _to_xy(job, train_data),
+            _to_xy(job.train, train_data, model_dtype),
             steps_per_epoch=steps,
             epochs=job.epochs,
             initial_epoch=initial_epoch,
