@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -16,6 +17,7 @@ from occam import config
 from occam.data import schema as schemas
 from occam.data import writers
 from occam.data.fingerprint import dataframe_fingerprint, files_fingerprint, numpy_fingerprint
+from occam.data.parquet import guarded_parquet
 from occam.data.writers import METADATA_FILE, MIN_FILES, ArrayLayout
 from occam.errors import DatasetError
 
@@ -59,7 +61,33 @@ def _check_shared(spark: SparkSession | None, root: str) -> None:
 
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> str:
-    return os.path.join(config.path("cache_dir", cache_dir), "datasets")
+    """The dataset cache (``<cache_dir>/datasets``), made private to this user, and refused when it is not.
+
+    A cached entry is code-adjacent: it decides what every rank reads, and a planted Parquet file is an attack
+    surface. So the cache folder and its parent are created mode 0700, and an existing one must belong to this
+    user and be writable by nobody else.
+    """
+    base = config.path("cache_dir", cache_dir)
+    root = os.path.join(base, "datasets")
+    for folder in (base, root):
+        _ensure_private(folder)
+    return root
+
+
+def _ensure_private(folder: str) -> None:
+    with contextlib.suppress(FileExistsError):
+        os.makedirs(folder, mode=0o700)
+    info = os.stat(folder)
+    if info.st_uid != os.getuid():
+        raise DatasetError(
+            f"the dataset cache {folder} belongs to user id {info.st_uid}, not to you: another user could put "
+            "data there that your training reads; set OCCAM_CACHE_DIR (or cache_dir=...) to a folder of your own"
+        )
+    if info.st_mode & 0o022:
+        raise DatasetError(
+            f"the dataset cache {folder} is writable by other users (mode {info.st_mode & 0o777:o}): run "
+            f"chmod go-w {folder}, or set OCCAM_CACHE_DIR (or cache_dir=...) to a private folder"
+        )
 
 
 @dataclass(frozen=True)
@@ -324,7 +352,7 @@ class Dataset:
 
     def to_numpy(self) -> tuple[np.ndarray, np.ndarray | None]:
         """All rows in memory, in their stored dtype and shape: for evaluation and small data."""
-        import pyarrow.parquet as pq
+        pq = guarded_parquet()
 
         table = pq.read_table([url.removeprefix("file://") for url in self.file_urls()])
         column = table.column(self.features).combine_chunks()
@@ -350,7 +378,7 @@ class Dataset:
         """
         if not 0 < fraction < 1:
             raise DatasetError(f"split fraction {fraction!r} must be between 0 and 1, e.g. 0.8")
-        import pyarrow.parquet as pq
+        pq = guarded_parquet()
 
         root = os.path.dirname(self.path)
         finals = [os.path.join(root, _child_key(self.key, f"split-{fraction}-{seed}-{i}")) for i in range(2)]
@@ -438,7 +466,7 @@ def _child_key(parent: str, suffix: str) -> str:
 
 
 def _parquet_rows(path: str) -> int:
-    import pyarrow.parquet as pq
+    pq = guarded_parquet()
 
     files = [os.path.join(path, f) for f in os.listdir(path) if f.endswith(".parquet")]
     return sum(pq.ParquetFile(f).metadata.num_rows for f in files)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from occam.data.parquet import guarded_parquet, guarded_pyarrow
 from occam.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ def rows_per_group(num_rows: int, row_bytes: int) -> int:
 
 def encode(layout: ArrayLayout, x: np.ndarray, y: np.ndarray | None) -> pa.Table:
     """One row group: ``x``'s rows as fixed-size binary (zero-copy when ``x`` is contiguous little-endian)."""
-    import pyarrow as pa
+    pa = guarded_pyarrow()
 
     raw = np.ascontiguousarray(x, dtype=np.dtype(layout.feature_dtype).newbyteorder("<"))
     features = pa.FixedSizeBinaryArray.from_buffers(
@@ -155,7 +156,7 @@ def encode(layout: ArrayLayout, x: np.ndarray, y: np.ndarray | None) -> pa.Table
 
 def decode_features(column: Any, layout: ArrayLayout) -> np.ndarray:
     """The rows of a fixed-size binary (or binary) Arrow column as an array of ``layout``'s dtype and shape."""
-    import pyarrow as pa
+    pa = guarded_pyarrow()
 
     dtype = np.dtype(layout.feature_dtype).newbyteorder("<")
     if isinstance(column, pa.ChunkedArray):
@@ -196,8 +197,8 @@ class StagedWrite:
 
     def write(self, table: pa.Table) -> None:
         """One row group, in a file of its own (Petastorm hands whole row groups to ranks)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        pa = guarded_pyarrow()
+        pq = guarded_parquet()
 
         if table.num_rows == 0:
             return

@@ -56,6 +56,9 @@ def _input_dtype(tf: Any, model: Any) -> Any:
 
 
 def _converter(dataset: Any) -> Any:
+    from occam.data.parquet import guarded_pyarrow
+
+    guarded_pyarrow()  # before Petastorm reads any file in this rank
     from petastorm.spark.spark_dataset_converter import SparkDatasetConverter
 
     return SparkDatasetConverter(dataset.url, dataset.file_urls(), len(dataset))

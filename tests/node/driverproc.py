@@ -74,6 +74,12 @@ class NodeDriver:
         self, node: RealNode, namespace: StudentNamespace, notebook: dict[str, Any], tmp_path: Path, **options: Any
     ) -> None:
         self.shared = shared_folder(tmp_path)
+        # Only because this driver runs as root and the executors as the image's user: Occam makes its dataset
+        # cache private (0700) to whoever runs the notebook, which on a real cluster is the executors' user too.
+        # Made here readable by others (never writable: Occam refuses that), so the executors can read it.
+        for folder in (self.shared / "cache", self.shared / "cache" / "datasets"):
+            folder.mkdir(mode=0o755)
+            folder.chmod(0o755)
         env = student_env(node, namespace, notebook, self.shared)
         env["OCCAM_K8S_POD_IP"] = GATEWAY
         env["SPARK_CONF_DIR"] = str(spark_defaults(tmp_path / "spark-conf"))
