@@ -103,7 +103,7 @@ class Backend(abc.ABC):
     def unshared_path_problem(cls, conf: Mapping[str, str], path: str, *, writer: str) -> str | None:
         """Why executors and the driver would not see the same files at ``path``, or None when they do.
 
-        ``writer`` starts the message (e.g. "executors write the converted data"). By default executors share
+        ``writer`` starts the message (e.g. "the dataset is converted"). By default executors share
         the driver's filesystem.
         """
         return None

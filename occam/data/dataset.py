@@ -55,7 +55,7 @@ def _check_shared(spark: SparkSession | None, root: str) -> None:
         return
     from occam.backends import unshared_path_problem
 
-    problem = unshared_path_problem(spark, root, writer="executors write the converted data")
+    problem = unshared_path_problem(spark, root, writer="the dataset is converted")
     if problem:
         raise DatasetError(problem)
 

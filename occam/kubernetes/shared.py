@@ -112,17 +112,18 @@ def unshared_path_problem(path: str, *, shared_path: str | None, writer: str) ->
     """Why executor pods and the driver would not see the same files at ``path``, or None when they do.
 
     ``shared_path`` is the shared work volume's mount path (None: there is none). ``writer`` starts the
-    message, e.g. "executors write the converted data". Remote URLs (``hdfs://``, ``s3a://``) are shared by
+    message, e.g. "the dataset is converted". Remote URLs (``hdfs://``, ``s3a://``) are shared by
     definition.
     """
     if is_remote(path):
         return None
     if shared_path is None:
-        return f"{writer} to {path}, which the driver cannot see: {FIX}"
+        return f"{writer} to {path}, which the notebook and the executor pods do not both mount: {FIX}"
     if is_under(path, shared_path):
         return None
     return (
-        f"{writer} to {path}, which the driver cannot see: only the shared work volume at {shared_path} is "
+        f"{writer} to {path}, which the notebook and the executor pods do not both mount: only the shared work "
+        f"volume at {shared_path} is "
         f"mounted by both; use a folder under it (OCCAM_CACHE_DIR and OCCAM_CHECKPOINT_DIR, or cache_dir=... "
         "and checkpoint_dir=...)"
     )

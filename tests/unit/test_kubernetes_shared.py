@@ -21,7 +21,7 @@ POD_ENV = {
     "OCCAM_K8S_EXECUTOR_IMAGE": "registry.example/occam:1.0",
 }
 PVC = {"persistentVolumeClaim": {"claimName": "occam-work"}}
-CONVERT = "executors write the converted data"
+CONVERT = "the dataset is converted"
 
 
 def shared_env(volume: str = json.dumps(PVC), path: str = "/srv/occam-work") -> dict[str, str]:
@@ -114,7 +114,8 @@ def test_on_kubernetes_without_a_shared_volume_a_local_path_is_refused_naming_th
     problem = unshared_path_problem("/home/jovyan/.cache/occam/datasets", shared_path=None, writer=CONVERT)
     assert problem is not None
     assert problem.startswith(
-        "executors write the converted data to /home/jovyan/.cache/occam/datasets, which the driver cannot see: "
+        "the dataset is converted to /home/jovyan/.cache/occam/datasets, which the notebook and the executor pods "
+        "do not both mount: "
     )
     assert "occam.sharedWork in the chart" in problem
     assert "OCCAM_K8S_SHARED_VOLUME/OCCAM_K8S_SHARED_PATH" in problem
@@ -183,7 +184,9 @@ def test_dataset_conversion_on_kubernetes_without_a_shared_volume_fails_before_a
     from occam.errors import DatasetError
 
     x, y = np.zeros((4, 2), dtype=np.float32), np.arange(4)
-    with pytest.raises(DatasetError, match=r"executors write the converted data to .*which the driver cannot see"):
+    with pytest.raises(
+        DatasetError, match=r"the dataset is converted to .*which the notebook and the executor pods do not both mount"
+    ):
         Dataset.from_numpy(x, y, spark=_KubernetesSession({}), cache_dir=str(tmp_path))
     with pytest.raises(DatasetError, match=f"only the shared work volume at {tmp_path}/shared is mounted"):
         Dataset.from_numpy(
@@ -208,6 +211,8 @@ def test_fit_refuses_a_checkpoint_dir_the_driver_would_not_see_before_training(t
     cluster = type("StandInCluster", (), {"spark": _StandInSpark(shared_path), "n": 2})()
     dataset = Dataset("/srv/occam-work/d", "features", "label", None, 10, {}, "key")
     checkpoints = tmp_path / "checkpoints"
-    with pytest.raises(ConfigError, match=f"rank 0 writes checkpoints to {checkpoints}, which the driver"):
+    with pytest.raises(
+        ConfigError, match=f"rank 0 writes checkpoints to {checkpoints}, which the notebook and the executor pods"
+    ):
         fit(cluster, lambda: None, dataset, checkpoint_dir=str(checkpoints), progress=False)  # type: ignore[arg-type]
     assert not checkpoints.exists()
