@@ -9,7 +9,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from occam import config
@@ -300,6 +300,11 @@ class Cluster:
         progress: bool = fit_defaults.PROGRESS,
         on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
         start_timeout: float | None = None,
+        callbacks: Sequence[Any] | Callable[[], Sequence[Any]] | None = None,
+        class_weight: Mapping[int, float] | None = None,
+        shuffle: bool = fit_defaults.SHUFFLE,
+        steps_per_epoch: int | None = None,
+        validation_steps: int | None = None,
     ) -> FitResult:
         """Train ``model_fn()``'s Keras model on ``dataset``: data-parallel, one Horovod rank per executor.
 
@@ -322,6 +327,17 @@ class Cluster:
             on_epoch_end: called on the driver as ``on_epoch_end(epoch, metrics)`` after every epoch, while
                 training continues.
             start_timeout: seconds Horovod waits for all ranks to start (default: the cluster's timeout).
+            callbacks: Keras callbacks, as Horovod users expect them: a list (pickled to the ranks), or a
+                function returning the list (called in each rank; use it for callbacks that do not pickle).
+                Callbacks that decide (``EarlyStopping``, ``ReduceLROnPlateau``, ``TerminateOnNaN``, your own)
+                run in every rank on metrics averaged over the ranks, so all ranks stop at the same epoch;
+                callbacks that write (``ModelCheckpoint``, ``CSVLogger``, ``TensorBoard``, ``BackupAndRestore``)
+                run in rank 0 only, so each file is written once (on Kubernetes, under the shared work volume).
+            class_weight: weights of the classes in the loss, as Keras' ``fit`` takes them (``{0: 1.0, 1: 5.0}``).
+            shuffle: shuffle the rows each rank reads (Petastorm's shuffling queue); ``False`` keeps file order.
+            steps_per_epoch: batches each rank runs per epoch (default: so that the ranks together see the
+                whole dataset once).
+            validation_steps: batches each rank runs per validation (default: the whole validation set once).
 
         Returns a :class:`~occam.training.result.FitResult`. Bad arguments, and a ``model_fn`` that raises
         or returns no compiled Keras model, raise :class:`~occam.errors.ConfigError` before any Spark job
@@ -343,4 +359,9 @@ class Cluster:
             progress=progress,
             on_epoch_end=on_epoch_end,
             start_timeout=start_timeout,
+            callbacks=callbacks,
+            class_weight=class_weight,
+            shuffle=shuffle,
+            steps_per_epoch=steps_per_epoch,
+            validation_steps=validation_steps,
         )

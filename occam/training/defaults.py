@@ -10,3 +10,4 @@ BATCH_SIZE = 32
 RESUME = False
 SCALE_LR = True
 PROGRESS = True
+SHUFFLE = True

@@ -7,7 +7,7 @@ import glob
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from occam import config
@@ -15,6 +15,7 @@ from occam.backends import rank_interfaces, unshared_path_problem
 from occam.data.dataset import Dataset
 from occam.errors import ConfigError, TrainingError
 from occam.training import defaults
+from occam.training.callbacks import check_callbacks
 from occam.training.environment import rank_environment
 from occam.training.events import EventServer
 from occam.training.interrupt import InterruptWatch
@@ -118,6 +119,11 @@ def fit(
     progress: bool = defaults.PROGRESS,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     start_timeout: float | None = None,
+    callbacks: Sequence[Any] | Callable[[], Sequence[Any]] | None = None,
+    class_weight: Mapping[int, float] | None = None,
+    shuffle: bool = defaults.SHUFFLE,
+    steps_per_epoch: int | None = None,
+    validation_steps: int | None = None,
 ) -> FitResult:
     """What :meth:`occam.cluster.Cluster.fit` does; its docstring is the reference for every argument."""
     if not callable(model_fn):
@@ -129,6 +135,14 @@ def fit(
         )
     _check_positive_int("epochs", epochs)
     _check_positive_int("batch_size", batch_size)
+    for name, steps in (("steps_per_epoch", steps_per_epoch), ("validation_steps", validation_steps)):
+        if steps is not None:
+            _check_positive_int(name, steps)
+    check_callbacks(callbacks)
+    if class_weight is not None and not isinstance(class_weight, Mapping):
+        raise ConfigError(
+            f"class_weight must map each class to its weight, e.g. {{0: 1.0, 1: 5.0}}, not {class_weight!r}"
+        )
     if dataset.label is None:
         raise ConfigError("the dataset has no label column; build it with a label (y=... or label=...)")
 
@@ -156,6 +170,11 @@ def fit(
             checkpoint_dir=checkpoint_dir,
             resume=resume,
             events=server.address,
+            callbacks=callbacks if callbacks is None or callable(callbacks) else list(callbacks),
+            class_weight=None if class_weight is None else {int(k): float(v) for k, v in class_weight.items()},
+            shuffle=shuffle,
+            steps=steps_per_epoch,
+            val_steps=validation_steps,
         )
         follower = ProgressFollower(server.events, epochs=epochs, progress=progress, on_epoch_end=on_epoch_end)
         follower.start()

@@ -23,12 +23,23 @@ class TrainingJob:
     events: EventAddress
     reader_workers: int = 2
     shuffle_buffer: int = 1024
+    #: Keras callbacks (a list, or a function that returns one), run in every rank (see rank.user_callbacks).
+    callbacks: Any = None
+    class_weight: dict[int, float] | None = None
+    shuffle: bool = True
+    #: Overrides of the batches each rank runs per epoch / per validation (None: the dataset's size says).
+    steps: int | None = None
+    val_steps: int | None = None
 
     def steps_per_epoch(self, size: int) -> int:
         """Batches each rank runs per epoch, so that together the ranks see the training set once."""
+        if self.steps is not None:
+            return self.steps
         return max(1, len(self.train) // (self.batch_size * size))
 
     def validation_steps(self, size: int) -> int | None:
         if self.validation is None:
             return None
+        if self.val_steps is not None:
+            return self.val_steps
         return max(1, len(self.validation) // (self.batch_size * size))

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from occam.data.dataset import Dataset
+from occam.training.callbacks import rank_callbacks
 from occam.training.events import EventClient
 from occam.training.job import TrainingJob
 from occam.training.keras_setup import built_input_shape, checkpoint_manager, distribute, epochs_done
@@ -122,7 +123,10 @@ def _train(job: TrainingJob, hvd: Any, rank: int, size: int, events: EventClient
         manager.checkpoint.restore(manager.latest_checkpoint)
         initial_epoch = min(epochs_done(manager.latest_checkpoint), job.epochs)
     steps = job.steps_per_epoch(size)
+    # Metrics are averaged over the ranks before any other callback sees them: the user's deciding callbacks
+    # (early stopping...) then decide the same in every rank (occam.training.callbacks).
     callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()]
+    callbacks += rank_callbacks(job.callbacks, rank)
     if rank == 0:
         callbacks += [_checkpoint_callback(tf, manager), _progress_callback(tf, job, events, steps)]
         events.send(RankStarted(size=size, initial_epoch=initial_epoch, steps=steps))
@@ -134,7 +138,7 @@ def _train(job: TrainingJob, hvd: Any, rank: int, size: int, events: EventClient
                 batch_size=job.batch_size,
                 num_epochs=None,
                 workers_count=job.reader_workers,
-                shuffling_queue_capacity=job.shuffle_buffer,
+                shuffling_queue_capacity=job.shuffle_buffer if job.shuffle else 0,
                 cur_shard=rank,
                 shard_count=size,
                 seed=17 + rank,
@@ -161,6 +165,7 @@ def _train(job: TrainingJob, hvd: Any, rank: int, size: int, events: EventClient
             epochs=job.epochs,
             initial_epoch=initial_epoch,
             callbacks=callbacks,
+            class_weight=job.class_weight,
             verbose=0,
             **fit_args,
         )

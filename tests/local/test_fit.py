@@ -171,3 +171,38 @@ def test_models_built_only_by_data_come_back_with_their_trained_weights(cluster,
     assert result.model.built
     _, accuracy = result.model.evaluate(x_test, y_test, verbose=0)
     assert accuracy > 0.4, "the driver's model holds the trained weights, not fresh ones (chance: 0.1)"
+
+
+def test_early_stopping_stops_every_rank_at_once_and_a_logger_writes_once(cluster, digits_train, tmp_path):
+    """Horovod users' semantics: deciders see rank-averaged metrics in every rank (ranks that disagreed would
+    hang in the next allreduce), writers run in rank 0 only."""
+    import tensorflow as tf
+
+    log = tmp_path / "epochs.csv"
+
+    def callbacks():
+        return [
+            # Stops as soon as the loss fails to drop by 100: after the second epoch.
+            tf.keras.callbacks.EarlyStopping(monitor="loss", min_delta=100.0, patience=0),
+            tf.keras.callbacks.CSVLogger(str(log)),
+        ]
+
+    result = cluster.fit(
+        build_cnn,
+        digits_train,
+        epochs=10,
+        batch_size=32,
+        checkpoint_dir=str(tmp_path / "checkpoints"),
+        callbacks=callbacks,
+        class_weight={digit: 1.0 for digit in range(10)},
+        progress=False,
+    )
+    assert result.epochs == [1, 2]
+    assert len(result.history["loss"]) == 2
+    rows = log.read_text().strip().splitlines()
+    assert rows[0].startswith("epoch,") and len(rows) == 3, rows
+
+
+def test_bad_callbacks_fail_before_training(cluster, digits_train):
+    with pytest.raises(ConfigError, match="not a Keras callback"):
+        cluster.fit(build_cnn, digits_train, callbacks=["EarlyStopping"])
