@@ -87,10 +87,23 @@ def test_course_limits_and_profiles_reach_the_hub_config() -> None:
         "memory": "64Gi",
         "executorMaxCpu": "4",
         "executorMaxMemory": "16Gi",
+        # the chart's defaults for what the values file leaves out
+        "ephemeralStorage": "20Gi",
+        "executorMaxEphemeralStorage": "4Gi",
+        "storage": "10Gi",
+        "secrets": 20,
+        "configmaps": 20,
+        "services": 10,
+        "persistentVolumeClaims": 4,
     }
     assert [p["slug"] for p in values["profiles"]] == ["cpu", "gpu-large"]
     assert (values["profiles"][1]["gpus"], values["profiles"][1]["gpuQuota"]) == (1, 4)
-    assert values["spawner"] == {"namespacePrefix": "ml-", "namespacePrepareTimeout": 120, "checkNodeFit": False}
+    assert values["spawner"] == {
+        "namespacePrefix": "ml-",
+        "namespacePrepareTimeout": 120,
+        "checkNodeFit": False,
+        "podSecurityLevel": "restricted",
+    }
 
 
 def test_the_cluster_role_is_exactly_what_the_spawner_needs() -> None:

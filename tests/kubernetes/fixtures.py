@@ -25,7 +25,7 @@ import pytest
 
 from .controlplane import ControlPlane
 from .processes import log_tail
-from .student import StudentNamespace, create_student_namespace, namespace_report, wait_running
+from .student import StudentNamespace, create_student_namespace, namespace_report, restricted_pod_spec, wait_running
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = "scripts/k8s-binaries.sh"
@@ -121,7 +121,7 @@ def notebook(admin: Any, namespace: StudentNamespace) -> dict[str, Any]:
     """The stand-in notebook pod (the Spark driver's pod), Running with an IP."""
     body = {
         "metadata": {"name": "jupyter-ada", "labels": {"component": "singleuser-server"}},
-        "spec": {"containers": [{"name": "notebook", "image": "registry.k8s.io/pause:3.10"}]},
+        "spec": restricted_pod_spec({"name": "notebook", "image": "registry.k8s.io/pause:3.10"}),
     }
     admin.create_namespaced_pod(namespace.name, body)
     pod = wait_running(admin, namespace.name, "jupyter-ada")
