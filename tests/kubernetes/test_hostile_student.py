@@ -23,6 +23,9 @@ from typing import Any
 
 import pytest
 
+from occam.kubernetes import job_objects, objects
+from occam.kubernetes.settings import KubernetesSettings
+from occam.spec import make_spec
 from spawner.admission_policy import admission_objects
 from spawner.apply import prepare_namespace
 from spawner.limits import CourseLimits
@@ -78,6 +81,22 @@ def _create_all(admin: Any, items: list[dict[str, Any]]) -> None:
             "ValidatingAdmissionPolicyBinding": api.create_validating_admission_policy_binding,
         }[item["kind"]]
         create(item)
+
+
+def _report(request: pytest.FixtureRequest) -> None:
+    """Print the tally past pytest's capture, so that it shows on a passing run too."""
+    unrefused = sorted(set(TALLY.attempts) - set(TALLY.refused))
+    line = f"hostile student: {len(TALLY.attempts)} attempts, {len(TALLY.refused)} refused by the cluster"
+    if unrefused:
+        line += f"; NOT refused: {', '.join(unrefused)}"
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if capture is None or reporter is None:
+        print(line)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line("")
+        reporter.write_line(line)
 
 
 @pytest.fixture(scope="module")
@@ -141,16 +160,7 @@ def student(kube: Kube, tmp_path_factory: pytest.TempPathFactory, request: pytes
                 api.delete_validating_admission_policy(name)
             else:
                 api.delete_validating_admission_policy_binding(name)
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(
-                f"\nhostile student: {len(TALLY.attempts)} attempts, {len(TALLY.refused)} refused by the cluster"
-                + (
-                    f"; NOT refused: {sorted(set(TALLY.attempts) - set(TALLY.refused))}"
-                    if TALLY.attempts != TALLY.refused
-                    else ""
-                )
-            )
+        _report(request)
 
 
 def _pod(name: str, *, container: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
@@ -332,6 +342,25 @@ def test_a_pod_that_meets_the_policies_is_admitted(student: Student) -> None:
     made = student.core.create_namespaced_service(student.namespace, _service("compliant"))
     assert made.spec.type == "ClusterIP"
     student.core.delete_namespaced_service("compliant", student.namespace)
+
+
+def test_occam_s_own_executor_and_batch_driver_pods_are_admitted(student: Student) -> None:
+    # What Spark creates from Occam's templates, with the notebook's token, passes every policy and the
+    # quota: the LimitRange gives them the ephemeral storage the quota counts.
+    settings = KubernetesSettings(
+        namespace=student.namespace, pod_name="jupyter-ada", pod_ip="10.244.0.9", executor_image=PAUSE, user="ada"
+    )
+    spec = make_spec(1, cores=1, memory="512m", gpu=False, timeout=60, name="occam-ok")
+    executor = objects.executor_pod_template(spec, settings)
+    executor["metadata"]["name"] = "occam-ok-exec-1"
+    driver = job_objects.driver_pod_template(spec, settings, service_account=SERVICE_ACCOUNT)
+    driver["metadata"]["name"] = "occam-ok-driver"
+    for pod in (executor, driver):
+        created = student.core.create_namespaced_pod(student.namespace, pod)
+        resources = created.spec.containers[0].resources
+        assert resources.requests["ephemeral-storage"] == resources.limits["ephemeral-storage"] == "2Gi"
+    for pod in (executor, driver):
+        student.core.delete_namespaced_pod(pod["metadata"]["name"], student.namespace, grace_period_seconds=0)
 
 
 @pytest.mark.parametrize("name", list(ATTEMPTS))
