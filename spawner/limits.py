@@ -25,7 +25,7 @@ class CourseLimits:
     Storage: ``ephemeral_storage`` is the namespace's node-local disk in all (container writable layers,
     logs and ``emptyDir`` volumes such as Spark's local dirs), capped as requests and as limits;
     ``executor_max_ephemeral_storage`` the most one container may use. ``storage``: what the
-    namespace's PersistentVolumeClaims may request in all.
+    namespace's PersistentVolumeClaims may request in all, KubeSpawner's home volume claim included.
 
     Object counts, so that a student cannot fill etcd: ``secrets`` (Occam makes one per cluster),
     ``configmaps`` (Kubernetes puts ``kube-root-ca.crt`` in every namespace, Spark one per
@@ -41,7 +41,7 @@ class CourseLimits:
     executor_max_memory: str = "4Gi"
     ephemeral_storage: str = "20Gi"
     executor_max_ephemeral_storage: str = "4Gi"
-    storage: str = "10Gi"
+    storage: str = "20Gi"
     secrets: int = 20
     configmaps: int = 20
     services: int = 10

@@ -101,7 +101,7 @@ def test_course_limits_and_profiles_reach_the_hub_config() -> None:
         # the chart's defaults for what the values file leaves out
         "ephemeralStorage": "20Gi",
         "executorMaxEphemeralStorage": "4Gi",
-        "storage": "10Gi",
+        "storage": "20Gi",
         "secrets": 20,
         "configmaps": 20,
         "services": 10,

@@ -137,7 +137,7 @@ def test_prepare_namespace_creates_every_object(kube: Kube, new_user: Callable[[
         "requests.nvidia.com/gpu": "1",
         "requests.ephemeral-storage": "20Gi",
         "limits.ephemeral-storage": "20Gi",
-        "requests.storage": "10Gi",
+        "requests.storage": "20Gi",
         "persistentvolumeclaims": "4",
         "secrets": "20",
         "configmaps": "20",

@@ -234,7 +234,7 @@ def test_quota_allows_the_executors_plus_the_notebook_and_the_course_totals():
         "requests.nvidia.com/gpu": "2",
         "requests.ephemeral-storage": "20Gi",
         "limits.ephemeral-storage": "20Gi",
-        "requests.storage": "10Gi",
+        "requests.storage": "20Gi",
         "persistentvolumeclaims": "4",
         "secrets": "20",
         "configmaps": "20",
