@@ -69,6 +69,7 @@ class Student:
     core: Any  # CoreV1Api with the notebook account's token
     rbac: Any  # RbacAuthorizationV1Api with the same token
     admission: Any  # AdmissionregistrationV1Api with the same token
+    policies: tuple[str, ...]  # names of the ValidatingAdmissionPolicies installed for the module
 
 
 def _create_all(admin: Any, items: list[dict[str, Any]]) -> None:
@@ -148,6 +149,7 @@ def student(kube: Kube, tmp_path_factory: pytest.TempPathFactory, request: pytes
             client.CoreV1Api(api_client),
             client.RbacAuthorizationV1Api(api_client),
             client.AdmissionregistrationV1Api(api_client),
+            tuple(i["metadata"]["name"] for i in policies if i["kind"] == "ValidatingAdmissionPolicy"),
         )
     finally:
         api_client.close()
@@ -332,6 +334,22 @@ ATTEMPTS: dict[str, tuple[Callable[[Student], Any], tuple[str, ...]]] = {
         (RBAC, "validatingadmissionpolicies"),
     ),
 }
+
+
+def test_the_policies_type_check_against_the_api_server_s_schemas(kube: Kube, student: Student) -> None:
+    # The API server checks each CEL expression against the Pod and Service schemas and reports what does
+    # not fit (a misspelt field) in the policy's status, where it would otherwise go unnoticed.
+    from kubernetes import client
+
+    api = client.AdmissionregistrationV1Api(kube.admin)
+    for name in student.policies:
+
+        def type_checked(name: str = name) -> Any:
+            status = api.read_validating_admission_policy(name).status
+            return status.type_checking if status is not None else None
+
+        checked = wait_until(f"the API server to type-check policy {name}", type_checked)
+        assert not checked.expression_warnings, (name, checked.expression_warnings)
 
 
 def test_a_pod_that_meets_the_policies_is_admitted(student: Student) -> None:
