@@ -71,9 +71,12 @@ def wait_until(what: str, check: Any, timeout: float = 60.0, interval: float = 0
 
 
 def create_student_namespace(
-    admin: Any, name: str, kubeconfig_dir: Path, *, token_seconds: int = 3600
+    admin: Any, name: str, kubeconfig_dir: Path, *, token_seconds: int = 3600, restricted: bool = True
 ) -> StudentNamespace:
     """Make namespace ``name`` with the student account and role; write ``<dir>/<name>.kubeconfig``.
+
+    With ``restricted`` (the default) the namespace enforces Pod Security's ``restricted`` level, as the
+    spawner's do; without it, the cluster's default (``privileged``) applies.
 
     ``admin`` is a ``kubernetes.client.ApiClient`` with cluster-admin rights. Waits for the namespace's
     ``default`` ServiceAccount (made by the controller manager), since the ServiceAccount admission
@@ -83,7 +86,7 @@ def create_student_namespace(
 
     core = client.CoreV1Api(admin)
     rbac = client.RbacAuthorizationV1Api(admin)
-    labels = {"occam.io/test": "true", **pod_security_labels()}
+    labels = {"occam.io/test": "true", **(pod_security_labels() if restricted else {})}
     core.create_namespace({"metadata": {"name": name, "labels": labels}})
     core.create_namespaced_service_account(name, {"metadata": {"name": SERVICE_ACCOUNT}})
     rbac.create_namespaced_role(name, {"metadata": {"name": ROLE}, "rules": STUDENT_RULES})
