@@ -51,7 +51,7 @@ LIMITS = CourseLimits(
 )
 HUB = {"hub_namespace": "jhub", "hub_selector": {"app": "jupyterhub"}}
 #: A PriorityClass an admin made (and did not allow students): a student's pods must not preempt others'.
-HIGH_PRIORITY = "occam-test-high"
+HIGH_PRIORITY = f"occam-test-high-{uuid.uuid4().hex[:6]}"
 
 
 @dataclass
@@ -101,21 +101,61 @@ def _report(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture(scope="module")
-def student(kube: Kube, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Student]:
-    """The spawner's namespace for a fresh user, the admission policies, and the student's clients."""
+def policies(kube: Kube, request: pytest.FixtureRequest) -> Iterator[list[dict[str, Any]]]:
+    """The chart's admission policies (uniquely named) and an admin's high PriorityClass, removed afterwards."""
+    from kubernetes import client
+
+    installed = admission_objects(prefix=f"t{uuid.uuid4().hex[:6]}-")
+    scheduling = client.SchedulingV1Api(kube.admin)
+    api = client.AdmissionregistrationV1Api(kube.admin)
+    try:
+        _create_all(kube.admin, installed)
+        scheduling.create_priority_class({"metadata": {"name": HIGH_PRIORITY}, "value": 1000000})
+        yield installed
+    finally:
+        for item in reversed(installed):
+            delete = (
+                api.delete_validating_admission_policy
+                if item["kind"] == "ValidatingAdmissionPolicy"
+                else api.delete_validating_admission_policy_binding
+            )
+            try:
+                delete(item["metadata"]["name"])
+            except client.ApiException as exc:
+                if exc.status != 404:
+                    raise
+        try:
+            scheduling.delete_priority_class(HIGH_PRIORITY)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+        _report(request)
+
+
+@pytest.fixture(scope="module")
+def student(kube: Kube, policies: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Student]:
+    """The spawner's namespace for a fresh user, with the policies in force, and the student's clients."""
+    from kubernetes import client
+
+    admin = kube.admin
+    core = client.CoreV1Api(admin)
+    username = f"Hostile.{uuid.uuid4().hex[:8]}"
+    ns = namespace_name(username)
+    prepare_namespace(admin, namespace_objects(username, LIMITS, **HUB))
+    try:
+        yield from _student_in(kube, policies, ns, tmp_path_factory)
+    finally:
+        core.delete_namespace(ns)
+
+
+def _student_in(
+    kube: Kube, policies: list[dict[str, Any]], ns: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Student]:
+    """Wait until namespace ``ns`` can be used and the policies are in force; yield the student's clients."""
     from kubernetes import client, config
 
     admin = kube.admin
     core = client.CoreV1Api(admin)
-    prefix = f"t{uuid.uuid4().hex[:6]}-"
-    policies = admission_objects(prefix=prefix)
-    _create_all(admin, policies)
-    client.SchedulingV1Api(admin).create_priority_class(
-        {"metadata": {"name": HIGH_PRIORITY}, "value": 1000000, "globalDefault": False}
-    )
-    username = f"Hostile.{uuid.uuid4().hex[:8]}"
-    ns = namespace_name(username)
-    prepare_namespace(admin, namespace_objects(username, LIMITS, **HUB))
     wait_until(f"the ServiceAccount 'default' in {ns}", lambda: core.read_namespaced_service_account("default", ns))
     # Quota admission refuses everything until the quota controller has counted the namespace once.
     wait_until(
@@ -130,8 +170,7 @@ def student(kube: Kube, tmp_path_factory: pytest.TempPathFactory, request: pytes
             core.create_namespaced_pod(ns, pinned, dry_run="All")
         except client.ApiException as exc:
             return "may not name a node" in exc.body
-        core.delete_namespaced_pod("probe", ns)  # pragma: no cover - a dry run stores nothing
-        return False
+        return False  # admitted (a dry run stores nothing): not in force yet
 
     wait_until("the admission policies to be in force", policy_refuses)
     token = core.create_namespaced_service_account_token(
@@ -153,16 +192,6 @@ def student(kube: Kube, tmp_path_factory: pytest.TempPathFactory, request: pytes
         )
     finally:
         api_client.close()
-        core.delete_namespace(ns)
-        client.SchedulingV1Api(admin).delete_priority_class(HIGH_PRIORITY)
-        api = client.AdmissionregistrationV1Api(admin)
-        for item in reversed(policies):
-            name = item["metadata"]["name"]
-            if item["kind"] == "ValidatingAdmissionPolicy":
-                api.delete_validating_admission_policy(name)
-            else:
-                api.delete_validating_admission_policy_binding(name)
-        _report(request)
 
 
 def _pod(name: str, *, container: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
