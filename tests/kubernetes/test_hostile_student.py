@@ -262,6 +262,27 @@ def _claim(s: Student, index: int, size: str = "100Mi") -> Any:
     return s.core.create_namespaced_persistent_volume_claim(s.namespace, body)
 
 
+def _ephemeral_container(s: Student) -> Any:
+    """Add a privileged debug container to a running pod of its own (``kubectl debug``'s way in)."""
+    s.core.create_namespaced_pod(s.namespace, _pod("target"))
+    try:
+        debug = {"name": "debug", "image": PAUSE, "securityContext": {"privileged": True}}
+        return s.core.patch_namespaced_pod_ephemeralcontainers(
+            "target", s.namespace, {"spec": {"ephemeralContainers": [debug]}}
+        )
+    finally:
+        s.core.delete_namespaced_pod("target", s.namespace, grace_period_seconds=0)
+
+
+def _service_made_node_port(s: Student) -> Any:
+    """Create a ClusterIP Service, then change it to a NodePort (the policy checks updates too)."""
+    s.core.create_namespaced_service(s.namespace, _service("target"))
+    try:
+        return s.core.patch_namespaced_service("target", s.namespace, {"spec": {"type": "NodePort"}})
+    finally:
+        s.core.delete_namespaced_service("target", s.namespace)
+
+
 PSA = 'violates PodSecurity "restricted:v1.34"'
 POLICY = "ValidatingAdmissionPolicy"
 QUOTA = "exceeded quota"
@@ -322,6 +343,8 @@ ATTEMPTS: dict[str, tuple[Callable[[Student], Any], tuple[str, ...]]] = {
         (POLICY, "ClusterIP"),
     ),
     "Service with externalIPs": (_service_attempt(externalIPs=["10.0.0.1"]), (POLICY, "externalIPs")),
+    "a ClusterIP Service changed to NodePort": (_service_made_node_port, (POLICY, "must be ClusterIP")),
+    "a privileged ephemeral container": (_ephemeral_container, (RBAC, "pods/ephemeralcontainers")),
     "Secret flood": (_flood("secrets", _secret, LIMITS.secrets), (QUOTA, "secrets")),
     # kube-root-ca.crt, which Kubernetes puts in every namespace, is one of them
     "ConfigMap flood": (_flood("configmaps", _configmap, LIMITS.configmaps - 1), (QUOTA, "configmaps")),
