@@ -99,11 +99,12 @@ class OccamSpawner(KubeSpawner):
         max_executors (executor pods at once), cpu and memory (the namespace's totals, as Kubernetes
         quantities such as "8" and "16Gi"), gpus (0: none), executor_max_cpu and executor_max_memory
         (the most one container may ask for; defaults "2" and "4Gi"); ephemeral_storage and
-        executor_max_ephemeral_storage (node-local disk in all and per container; "20Gi", "4Gi"),
-        storage (what claims may request in all, the home volume's included; "20Gi"), and the counts secrets (20), configmaps (20),
-        services (10) and persistent_volume_claims (4); NodePort and LoadBalancer Services are never
-        allowed. Enforced by the namespace's ResourceQuota and LimitRange, which are updated at every spawn. The notebook container's own
-        CPU and memory count against cpu and memory and must not exceed the per-container maximum.
+        executor_max_ephemeral_storage (node-local disk in all and per container; "20Gi", "4Gi");
+        storage (what claims may request in all, the home volume's included; "20Gi"); and the counts
+        secrets (20), configmaps (20), services (10) and persistent_volume_claims (4). NodePort and
+        LoadBalancer Services are never allowed. Enforced by the namespace's ResourceQuota and
+        LimitRange, which are updated at every spawn. The notebook container's own CPU and memory count
+        against cpu and memory and must not exceed the per-container maximum.
         """,
     )
 
@@ -122,8 +123,8 @@ class OccamSpawner(KubeSpawner):
         help="""
         What each student's namespace name starts with: the namespace is the prefix and the username,
         made a valid name (spawner.namespace.namespace_name; a username that must be cleaned up gets 16
-        hex digits, 64 bits, of its hash). Lowercase letters, digits and "-", starting with a letter, at most 30
-        characters. Changing it gives every student a new, empty namespace at their next spawn; the old
+        hex digits, 64 bits, of its hash). Lowercase letters, digits and "-", starting with a letter, at
+        most 30 characters. Changing it gives every student a new, empty namespace at their next spawn; the old
         ones are left as they are.
         """,
     )
