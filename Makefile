@@ -34,7 +34,7 @@ system-packages:
 
 # Lint, type-check, then every test tier that runs on one machine.
 test: lint k8s-binaries node-images chp
-	$(PY) -m pytest tests/unit tests/consistency tests/local tests/kubernetes tests/hub tests/chart tests/node
+	$(PY) -m pytest tests
 
 unit: setup
 	$(PY) -m pytest tests/unit

@@ -49,6 +49,9 @@ COMPONENT_LABEL = "app.kubernetes.io/component"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 CLUSTER_LABEL = "occam.io/cluster"
 USER_LABEL = "occam.io/user"
+#: On a batch job's driver pod, executors, Secret and ConfigMap: they belong to the job, not to the notebook,
+#: so stopping or culling the notebook leaves them running (the driver pod owns the rest; occam stop ends it).
+BATCH_JOB_LABEL = "occam.io/batch-job"
 #: Value of :data:`APP_LABEL` on every Occam pod: what the namespace's NetworkPolicy and the spawner select.
 APP_NAME = "occam"
 #: Values of :data:`COMPONENT_LABEL`.

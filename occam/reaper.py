@@ -1,10 +1,11 @@
 """A watchdog that cleans up after a cluster when the process that started it goes away.
 
 The parent starts a reaper (:class:`Reaper`) in its own session with a pipe on its stdin and writes
-``pid <pid>`` and ``dir <path>`` lines to it. The reaper keeps a record of every descendant of the
-watched processes (JVMs, executors, Python workers, Horovod ranks). When its stdin reaches end of
-file, because the parent closed it in ``Cluster.stop()`` or because the parent died (even by SIGKILL),
-it terminates whatever of that record is still alive and removes the directories.
+``parent <pid>``, ``pid <pid>`` and ``dir <path>`` lines to it. The reaper keeps a record of every descendant
+of the watched processes (JVMs, executors, Python workers, Horovod ranks). When its stdin reaches end of
+file, because the parent closed it in ``Cluster.stop()`` or because the parent died (even by SIGKILL), or when
+the parent process is gone although the pipe is still open (a child the parent forked inherited it), it
+terminates whatever of that record is still alive and removes the directories.
 """
 
 from __future__ import annotations
@@ -67,9 +68,20 @@ def terminate(procs: list[psutil.Process], grace: float) -> None:
     psutil.wait_procs(still_alive, timeout=grace)
 
 
+def _gone(proc: psutil.Process | None) -> bool:
+    """Whether a watched parent has exited (``is_running`` also notices a reused pid); a zombie has exited."""
+    if proc is None:
+        return False
+    try:
+        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def watch(stream: IO[str], grace: float = GRACE_SECONDS) -> None:
     tracker = Tracker()
     dirs: list[str] = []
+    parent: psutil.Process | None = None
     fd = stream.fileno()
     buffer = b""
     while True:
@@ -83,11 +95,16 @@ def watch(stream: IO[str], grace: float = GRACE_SECONDS) -> None:
             buffer = rest
             for line in lines:
                 kind, _, value = line.decode().partition(" ")
-                if kind == "pid":
+                if kind == "parent":
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        parent = psutil.Process(int(value))
+                elif kind == "pid":
                     tracker.add_root(int(value))
                 elif kind == "dir":
                     dirs.append(value)
         tracker.refresh()
+        if _gone(parent):
+            break
     # The parent is gone or done: give the JVM a moment to run its own shutdown hooks, then make sure.
     deadline = time.monotonic() + grace
     while tracker.alive() and time.monotonic() < deadline:
@@ -108,6 +125,7 @@ class Reaper:
             stdout=subprocess.DEVNULL,
             start_new_session=True,
         )
+        self._send(f"parent {os.getpid()}")
 
     def _send(self, line: str) -> None:
         assert self._proc.stdin is not None

@@ -7,6 +7,11 @@ from importlib import resources
 from occam.contract import BACKEND_CONF, EMBEDDED_BACKEND, GPU_VENDOR, tensorflow_environment
 from occam.spec import ClusterSpec
 
+#: The embedded cluster's RPC secret, random per cluster. Never in a conf written to a command line or a file
+#: others can read: occam.backends.driver passes it over the Py4J gateway, occam submit in a 0600 properties file.
+#: Spark's local-cluster master hands it to executors in their environment.
+AUTH_SECRET_CONF = "spark.authenticate.secret"
+
 
 def common_conf(spec: ClusterSpec, *, python: str) -> dict[str, str]:
     """Properties every backend sets, whatever the cluster manager (each backend adds its name, :func:`named`)."""
@@ -59,6 +64,10 @@ def embedded_conf(spec: ClusterSpec, *, python: str, work_dir: str, gpu_discover
             "spark.driver.extraJavaOptions": f"-Djava.io.tmpdir={work_dir}/tmp -Dderby.system.home={work_dir}",
             "spark.executor.extraJavaOptions": f"-Djava.io.tmpdir={work_dir}/tmp",
             "spark.executorEnv.TMPDIR": f"{work_dir}/tmp",
+            # Other local users reach the driver's, master's and workers' ports: authenticate every connection
+            # (the secret is passed privately, see AUTH_SECRET_CONF) and encrypt it.
+            "spark.authenticate": "true",
+            "spark.network.crypto.enabled": "true",
         }
     )
     if spec.gpu:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from occam import config
 from occam.backends import Backend, select_backend
-from occam.batch.job import Job
+from occam.batch.job import Job, Submission
 from occam.spec import ClusterSpec, make_spec
 
 
@@ -49,9 +49,8 @@ def submit(
 ) -> int:
     """Run ``job`` as a batch job on ``spec.n`` executors; return its exit status (0 once submitted, detached)."""
     env = os.environ if environ is None else environ
-    return batch_backend(backend, env).submit_job(
-        job, spec, detach=detach, keep=keep, service_account=service_account, environ=env
-    )
+    submission = Submission(job, spec, detach=detach, keep=keep, service_account=service_account, environ=env)
+    return batch_backend(backend, env).submit_job(submission)
 
 
 def conf_text(

@@ -27,7 +27,7 @@ from typing import Any
 from kubespawner import KubeSpawner
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default, validate
 
-from occam.contract import APP_LABEL, COMPONENT_LABEL, UI_PORT
+from occam.contract import APP_LABEL, APP_NAME, BATCH_JOB_LABEL, COMPONENT_LABEL, NOTEBOOK_COMPONENT, UI_PORT
 from occam.errors import ConfigError
 from occam.kubernetes.api import REQUEST_TIMEOUT_SECONDS
 from occam.kubernetes.shared import check_shared_work
@@ -45,8 +45,9 @@ from spawner.namespace import (
 )
 from spawner.placement import unplaceable_reason
 
-#: Occam's pods and Secrets in a student's namespace other than the notebook pod: what ``stop`` deletes.
-EXECUTOR_SELECTOR = f"{APP_LABEL}=occam,{COMPONENT_LABEL}!=notebook"
+#: Occam's pods and Secrets in a student's namespace other than the notebook pod and batch jobs (which outlive the
+#: notebook, docs/batch-jobs.md): what ``stop`` deletes.
+EXECUTOR_SELECTOR = f"{APP_LABEL}={APP_NAME},{COMPONENT_LABEL}!={NOTEBOOK_COMPONENT},!{BATCH_JOB_LABEL}"
 
 #: Seconds one node list is reused by the node-fit checks of spawns that start together.
 NODE_LIST_TTL = 5.0

@@ -20,7 +20,7 @@ from occam.spec import ClusterSpec, make_spec
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from occam.batch.job import Job
+    from occam.batch.job import Submission
 
 
 class Backend(abc.ABC):
@@ -122,17 +122,8 @@ class Backend(abc.ABC):
     # -- batch jobs (occam submit, occam conf) ----------------------------------------------------------
 
     @classmethod
-    def submit_job(
-        cls,
-        job: Job,
-        spec: ClusterSpec,
-        *,
-        detach: bool,
-        keep: bool,
-        service_account: str | None,
-        environ: Mapping[str, str],
-    ) -> int:
-        """Run ``job`` as a batch job on ``spec.n`` executors; its exit status (0 once submitted, detached)."""
+    def submit_job(cls, submission: Submission) -> int:
+        """Run the submission's job on ``spec.n`` executors; its exit status (0 once submitted, detached)."""
         raise ConfigError(f"batch jobs cannot run on the {cls.name} backend; use --backend embedded or kubernetes")
 
     @classmethod

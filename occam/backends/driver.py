@@ -67,16 +67,24 @@ class SparkDriver:
     def gateway_pid(self) -> int | None:
         return self._gateway.proc.pid if self._gateway is not None else None
 
-    def start(self, conf: dict[str, str], environ: dict[str, str]) -> SparkSession:
-        """Launch the JVM with ``conf`` and ``environ`` (the latter only for the launch) and return its session."""
+    def start(
+        self, conf: dict[str, str], environ: dict[str, str], private: dict[str, str] | None = None
+    ) -> SparkSession:
+        """Launch the JVM with ``conf`` and ``environ`` (the latter only for the launch) and return its session.
+
+        ``private``: properties that must not appear on any command line (the RPC secret). The JVM is launched
+        with ``conf`` as ``--conf`` arguments, which every local user can read; the private ones reach the
+        SparkContext over the authenticated Py4J gateway instead.
+        """
         from pyspark import SparkConf, SparkContext
         from pyspark.java_gateway import launch_gateway
         from pyspark.sql import SparkSession
 
-        spark_conf = SparkConf(loadDefaults=False).setAll(list(conf.items()))
+        public_conf = SparkConf(loadDefaults=False).setAll(list(conf.items()))
+        spark_conf = SparkConf(loadDefaults=False).setAll([*conf.items(), *(private or {}).items()])
         # SparkContext takes the executors' Python from PYSPARK_PYTHON when it is created.
         with scoped_environ({"PYSPARK_PYTHON": sys.executable, **environ}):
-            self._gateway = launch_gateway(spark_conf)
+            self._gateway = launch_gateway(public_conf)
             self.reaper.watch_pid(self._gateway.proc.pid)
             sc = SparkContext(conf=spark_conf, gateway=self._gateway)
         sc.setLogLevel("ERROR")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -20,13 +21,14 @@ from occam.backends.embedded_jobs import embedded_conf_text, run_embedded
 from occam.backends.local import embedded_spark_conf, make_spark_home
 from occam.contract import EMBEDDED_BACKEND
 from occam.errors import ConfigError
+from occam.sparkconf import AUTH_SECRET_CONF
 from occam.spec import ClusterSpec
 from occam.validation import check_fits_machine
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from occam.batch.job import Job
+    from occam.batch.job import Submission
 
 LOG_TAIL_LINES = 25
 
@@ -55,7 +57,8 @@ class EmbeddedBackend(Backend):
         work_dir = self.driver.work_dir
         # The JVM reads SPARK_HOME at launch: executor logs then land in the cluster's work dir.
         environ = {"SPARK_HOME": make_spark_home(work_dir), "SPARK_LOCAL_IP": "127.0.0.1"}
-        return self.driver.start(self.spark_conf(work_dir), environ)
+        private = {AUTH_SECRET_CONF: secrets.token_urlsafe(32)}
+        return self.driver.start(self.spark_conf(work_dir), environ, private)
 
     def check_scale(self, n: int) -> None:
         # local-cluster starts one worker per executor; a worker runs one executor of this size.
@@ -94,19 +97,10 @@ class EmbeddedBackend(Backend):
     # -- batch jobs: spark-submit runs the job's driver here, its executors on this machine -------------
 
     @classmethod
-    def submit_job(
-        cls,
-        job: Job,
-        spec: ClusterSpec,
-        *,
-        detach: bool,
-        keep: bool,
-        service_account: str | None,
-        environ: Mapping[str, str],
-    ) -> int:
-        if detach:
+    def submit_job(cls, submission: Submission) -> int:
+        if submission.detach:
             raise ConfigError("--detach works on Kubernetes only: an embedded job lives as long as occam submit")
-        return run_embedded(job, spec)
+        return run_embedded(submission.job, submission.spec)
 
     @classmethod
     def job_conf_text(

@@ -10,6 +10,7 @@ process dies, even by SIGKILL.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -17,11 +18,12 @@ import tempfile
 
 from occam import resources as machine
 from occam.backends.local import embedded_spark_conf, make_spark_home
-from occam.batch.conf import log4j_properties, spark_defaults_text, spark_submit_argv
+from occam.batch.conf import log4j_properties, spark_defaults_text, spark_submit_argv, write_private_properties
 from occam.batch.job import Job
 from occam.contract import EXECUTORS_CONF
 from occam.errors import ConfigError
 from occam.reaper import Reaper
+from occam.sparkconf import AUTH_SECRET_CONF
 from occam.spec import ClusterSpec
 from occam.validation import check_fits_machine, check_java
 
@@ -45,6 +47,8 @@ def embedded_conf_text(spec: ClusterSpec) -> str:
         f"Spark properties of an embedded Occam job ({spec.n} executors), for spark-submit --properties-file.",
         "occam submit also gives each job a private work dir (spark.local.dir, java.io.tmpdir) and a",
         "reaper that cleans up if it dies; with plain spark-submit Spark uses the system temp dir.",
+        f"RPC is authenticated: put {AUTH_SECRET_CONF} <random text> in a private properties file (mode 0600),",
+        "never on the command line (occam submit makes one per job).",
     ]
     return spark_defaults_text(conf, header)
 
@@ -75,11 +79,16 @@ def run_embedded(job: Job, spec: ClusterSpec, *, spark_log_level: str = "warn") 
             with open(app, "w") as fh:
                 fh.write(source)
         spark_home = make_spark_home(work_dir)
+        # The RPC secret reaches spark-submit's driver JVM through a private file, never its command line.
+        private = write_private_properties(
+            os.path.join(work_dir, "conf", "private.properties"), {AUTH_SECRET_CONF: secrets.token_urlsafe(32)}
+        )
         argv = spark_submit_argv(
             os.path.join(spark_home, "bin", "spark-submit"),
             embedded_submit_conf(spec, work_dir=work_dir),
             app,
             job.args,
+            properties_file=private,
         )
         env = {
             **os.environ,

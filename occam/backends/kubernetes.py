@@ -38,7 +38,7 @@ from occam.spec import ClusterSpec
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from occam.batch.job import Job
+    from occam.batch.job import Submission
 
 
 class KubernetesBackend(Backend):
@@ -174,20 +174,19 @@ class KubernetesBackend(Backend):
     # -- batch jobs: cluster mode, a driver pod that owns its executor pods ------------------------------
 
     @classmethod
-    def submit_job(
-        cls,
-        job: Job,
-        spec: ClusterSpec,
-        *,
-        detach: bool,
-        keep: bool,
-        service_account: str | None,
-        environ: Mapping[str, str],
-    ) -> int:
-        settings, api = kubernetes_context(environ)
+    def submit_job(cls, submission: Submission) -> int:
+        settings, api = kubernetes_context(submission.environ)
         try:
-            account = driver_service_account(service_account, environ, api)
-            return run_kubernetes(job, spec, settings, api, service_account=account, detach=detach, keep=keep)
+            account = driver_service_account(submission.service_account, submission.environ, api)
+            return run_kubernetes(
+                submission.job,
+                submission.spec,
+                settings,
+                api,
+                service_account=account,
+                detach=submission.detach,
+                keep=submission.keep,
+            )
         finally:
             api.close()
 

@@ -12,6 +12,7 @@ account): the student's Role (pods, pods/log, services, configmaps, secrets, eve
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -145,16 +146,23 @@ def run_kubernetes(
             f"a job named {spec.name} already has a driver pod ({driver}); choose another --name, or delete it "
             f"with occam stop {objects.label_value(spec.name)}"
         )
-    with tempfile.TemporaryDirectory(prefix=f"{spec.name}-") as work_dir:
-        _submit(
-            job,
-            spec,
-            settings,
-            service_account=service_account,
-            python=python,
-            work_dir=work_dir,
-            level=spark_log_level,
-        )
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"{spec.name}-") as work_dir:
+            _submit(
+                job,
+                spec,
+                settings,
+                service_account=service_account,
+                python=python,
+                work_dir=work_dir,
+                level=spark_log_level,
+            )
+    except BaseException:
+        # spark-submit may have created the driver pod before it failed (or was interrupted): a pod that will
+        # never get its script must not hold the namespace's quota.
+        with contextlib.suppress(Exception):
+            api.delete_pod(driver)
+        raise
     pod = api.read_pod(driver)
     if pod is None:
         raise ClusterStartError(f"spark-submit succeeded but no driver pod {driver} is in namespace {api.namespace}")

@@ -6,6 +6,7 @@ these turn any such conf into what spark-submit reads.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 
 #: Properties whose value would be a secret. Occam's conf never holds one (secrets travel as files and
@@ -14,14 +15,33 @@ SECRET_KEYS = ("spark.authenticate.secret",)
 
 
 def spark_submit_argv(
-    spark_submit: str, conf: Mapping[str, str], app_resource: str, args: Sequence[str] = ()
+    spark_submit: str,
+    conf: Mapping[str, str],
+    app_resource: str,
+    args: Sequence[str] = (),
+    *,
+    properties_file: str | None = None,
 ) -> list[str]:
-    """The spark-submit command line: master and deploy mode from ``conf``, every property as ``--conf``."""
+    """The spark-submit command line: master and deploy mode from ``conf``, every property as ``--conf``.
+
+    ``properties_file``: a private file (mode 0600) of properties that must not appear on the command line, which
+    every local user can read (the RPC secret); keys in :data:`SECRET_KEYS` are never written as ``--conf``.
+    """
     argv = [spark_submit, "--master", conf["spark.master"], "--deploy-mode", conf["spark.submit.deployMode"]]
+    if properties_file is not None:
+        argv += ["--properties-file", properties_file]
     for key in sorted(conf):
-        if key not in ("spark.master", "spark.submit.deployMode"):
+        if key not in ("spark.master", "spark.submit.deployMode", *SECRET_KEYS):
             argv += ["--conf", f"{key}={conf[key]}"]
     return [*argv, app_resource, *args]
+
+
+def write_private_properties(path: str, properties: Mapping[str, str]) -> str:
+    """Write ``properties`` to a new file only its owner can read (``spark-submit --properties-file``)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.writelines(f"{key} {value}\n" for key, value in properties.items())
+    return path
 
 
 def spark_defaults_text(conf: Mapping[str, str], header: Sequence[str] = ()) -> str:

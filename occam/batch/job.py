@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from occam.errors import ConfigError
+from occam.spec import ClusterSpec
 
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -62,3 +64,20 @@ def launcher_source(module: str) -> str:
         f"sys.argv[0] = {module!r}\n"
         f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n"
     )
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A batch job as ``occam submit`` hands it to its backend.
+
+    ``detach``: return once submitted (Kubernetes only). ``keep``: leave the driver pod after the job ends.
+    ``service_account``: the Kubernetes driver pod's account (default: the notebook's). ``environ``: the
+    submitter's environment, where the backend reads its settings.
+    """
+
+    job: Job
+    spec: ClusterSpec
+    detach: bool = False
+    keep: bool = False
+    service_account: str | None = None
+    environ: Mapping[str, str] = field(default_factory=dict)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from occam.contract import CACHE_DIR_ENV, CHECKPOINT_DIR_ENV, EXECUTORS_CONF, tensorflow_environment
+from occam.contract import BATCH_JOB_LABEL, CACHE_DIR_ENV, CHECKPOINT_DIR_ENV, EXECUTORS_CONF, tensorflow_environment
 from occam.kubernetes.job_objects import (
     AUTH_MOUNT,
     DRIVER_CONTAINER_NAME,
@@ -89,6 +89,8 @@ def kubernetes_submit_conf(
         conf[f"spark.kubernetes.driverEnv.{name}"] = value
     for name, value in driver_labels(spec, settings).items():
         conf[f"spark.kubernetes.driver.label.{name}"] = value
+    # The job's executors belong to the job: the notebook's stop must not delete them.
+    conf[f"spark.kubernetes.executor.label.{BATCH_JOB_LABEL}"] = "true"
     for name, value in inherited_driver_env(settings, environ or {}).items():
         conf[f"spark.kubernetes.driverEnv.{name}"] = value
     return conf

@@ -19,7 +19,7 @@ import base64
 import copy
 from typing import Any
 
-from occam.contract import DRIVER_COMPONENT
+from occam.contract import BATCH_JOB_LABEL, DRIVER_COMPONENT
 from occam.kubernetes import shared
 from occam.kubernetes.objects import (
     auth_secret,
@@ -54,9 +54,14 @@ def job_configmap_name(spec: ClusterSpec) -> str:
     return f"{resource_name(spec)}-job"
 
 
+def job_labels(spec: ClusterSpec, settings: KubernetesSettings, *, component: str) -> dict[str, str]:
+    """The cluster's labels plus :data:`~occam.contract.BATCH_JOB_LABEL`: the notebook's stop leaves these alone."""
+    return {**cluster_labels(spec, settings, component=component), BATCH_JOB_LABEL: "true"}
+
+
 def driver_labels(spec: ClusterSpec, settings: KubernetesSettings) -> dict[str, str]:
-    """The cluster's labels with component ``driver``: ``occam status`` and ``occam stop`` find the job by them."""
-    return cluster_labels(spec, settings, component=DRIVER_COMPONENT)
+    """The job's labels with component ``driver``: ``occam status`` and ``occam stop`` find the job by them."""
+    return job_labels(spec, settings, component=DRIVER_COMPONENT)
 
 
 def driver_pod_template(spec: ClusterSpec, settings: KubernetesSettings, *, service_account: str) -> dict[str, Any]:
@@ -105,7 +110,7 @@ def job_configmap(
         "metadata": {
             "name": job_configmap_name(spec),
             "namespace": settings.namespace,
-            "labels": cluster_labels(spec, settings, component="job"),
+            "labels": job_labels(spec, settings, component="job"),
             "ownerReferences": [owned_by(driver_pod)],
         },
         "immutable": True,
@@ -123,6 +128,7 @@ def job_auth_secret(
     """
     secret = copy.deepcopy(auth_secret(spec, settings, secret_value))
     secret["metadata"]["ownerReferences"] = [owned_by(driver_pod)]
+    secret["metadata"]["labels"][BATCH_JOB_LABEL] = "true"
     raw = driver_secret_file_bytes(secret_value)
     secret["data"][DRIVER_KEY] = base64.b64encode(raw).decode("ascii")
     return secret

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from occam import config
 from occam.backends import rank_interfaces, unshared_path_problem
-from occam.contract import tensorflow_environment
 from occam.data.dataset import Dataset
 from occam.errors import ConfigError, TrainingError
 from occam.training import defaults
+from occam.training.environment import rank_environment
 from occam.training.events import EventServer
 from occam.training.job import TrainingJob
-from occam.training.keras_setup import CHECKPOINT_PREFIX, compiled_model_problem
+from occam.training.keras_setup import CHECKPOINT_PREFIX, compiled_model_problem, take_weights
 from occam.training.messages import EpochEnded, Message, RankFailed, RankOutcome
 from occam.training.network import local_interfaces
 from occam.training.progress import ProgressFollower
@@ -99,7 +99,7 @@ def _driver_model(model_fn: Callable[[], Any]) -> Any:
 
 
 def _rank_env(cluster: Cluster) -> dict[str, str]:
-    return {**os.environ, **tensorflow_environment(cluster.spec.cores), "PYTHONUNBUFFERED": "1"}
+    return rank_environment(os.environ, cluster.spec.cores)
 
 
 def fit(
@@ -278,7 +278,7 @@ def _result(
 
     assert results is not None
     outcome = next(r for r in results if r is not None)
-    model.set_weights(outcome.weights)
+    take_weights(model, outcome.weights, outcome.input_shape)
     epochs_ended = [e for e in events if isinstance(e, EpochEnded)]
     train_seconds = sum(e.seconds for e in epochs_ended)
     samples = outcome.samples_per_epoch * len(epochs_ended)

@@ -10,6 +10,29 @@ from occam.errors import TrainingError
 CHECKPOINT_PREFIX = "epoch"
 
 
+def built_input_shape(model: Any) -> Any:
+    """The input shape(s) a trained model was built for, or None where Keras does not say."""
+    try:
+        return model.input_shape
+    except (AttributeError, ValueError, RuntimeError):
+        # Subclassed models have no ``input_shape``; Keras records what ``build`` was given.
+        return getattr(model, "_build_input_shape", None)
+
+
+def take_weights(model: Any, weights: list[Any], input_shape: Any) -> None:
+    """Give ``model`` (the driver's, as ``model_fn`` built it) the trained ``weights``, building it first when
+    ``model_fn`` left it unbuilt (no ``Input`` layer): then its variables exist only after a build."""
+    if not model.built and input_shape is not None:
+        model.build(input_shape)
+    if not model.built:
+        raise TrainingError(
+            "training finished, but the model model_fn returns has no weights until it is built, and its input "
+            "shape is not known here: give it an Input layer (tf.keras.Input(shape=...)) or call "
+            "model.build(input_shape) in model_fn"
+        )
+    model.set_weights(weights)
+
+
 def compiled_model_problem(model: Any) -> str | None:
     """Why ``model`` (what ``model_fn`` returned) cannot be trained, or ``None`` if it is a compiled Keras model."""
     import tensorflow as tf

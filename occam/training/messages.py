@@ -99,6 +99,9 @@ class RankOutcome:
     seconds: float
     samples_per_epoch: int
     checkpoint: str | None
+    #: The trained model's input shape(s), so that the driver can build a model that ``model_fn`` left unbuilt
+    #: (a ``Sequential`` without an ``Input`` layer, a subclassed model) before it takes the weights.
+    input_shape: Any = None
 
 
 def encode(message: Message) -> bytes:

@@ -8,7 +8,7 @@ from typing import Any
 
 from occam.training.events import EventClient
 from occam.training.job import TrainingJob
-from occam.training.keras_setup import checkpoint_manager, distribute, epochs_done
+from occam.training.keras_setup import built_input_shape, checkpoint_manager, distribute, epochs_done
 from occam.training.messages import BatchProgress, EpochEnded, RankFailed, RankOutcome, RankStarted
 
 BATCH_EVENT_SECONDS = 1.0
@@ -143,4 +143,5 @@ def _train(job: TrainingJob, hvd: Any, rank: int, size: int, events: EventClient
         seconds=time.perf_counter() - started,
         samples_per_epoch=steps * job.batch_size * size,
         checkpoint=manager.latest_checkpoint,
+        input_shape=built_input_shape(model),
     )

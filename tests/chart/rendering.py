@@ -22,6 +22,11 @@ NAMESPACE = "jhub"
 KUBE_VERSION = "v1.34.10"
 
 
+#: The one value every install must add to the chart's defaults: an authenticator (the chart refuses Zero to
+#: JupyterHub's default dummy one). Tests that render "the defaults" render these.
+ADMIN_DEFAULTS: dict[str, Any] = {"jupyterhub": {"hub": {"config": {"JupyterHub": {"authenticator_class": "github"}}}}}
+
+
 def values_file(name: str) -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.safe_load((VALUES_DIR / name).read_text()) or {}
     return loaded
@@ -38,8 +43,14 @@ def expected_error(name: str) -> str:
 def render(
     values: dict[str, Any] | None = None, *, release: str = RELEASE, namespace: str = NAMESPACE
 ) -> dict[str, str]:
-    """Template path -> rendered text, as ``helm template`` would print them (NOTES.txt included)."""
+    """Template path -> rendered text, as ``helm template`` would print them (NOTES.txt included).
+
+    ``values`` None: :data:`ADMIN_DEFAULTS`, the chart's defaults as an admin must complete them.
+    """
     import helm_python as helm
+
+    if values is None:
+        values = ADMIN_DEFAULTS
 
     with helm.Chart.load(CHART) as chart:
         return chart.render(values, name=release, namespace=namespace, is_install=True)

@@ -26,7 +26,7 @@ import yaml
 from ..kubernetes.fixtures import Kube
 from ..kubernetes.student import wait_until
 from . import z2jh_facts
-from .rendering import CHART, KUBE_VERSION, values_file
+from .rendering import ADMIN_DEFAULTS, CHART, KUBE_VERSION, values_file
 
 helm = pytest.importorskip("helm_python", reason="the chart tier needs helm-python-sdk (the dev extra)")
 
@@ -74,7 +74,7 @@ def hub_namespace(kube: Kube) -> Iterator[str]:
 
 @pytest.mark.parametrize("name", GOOD)
 def test_z2jh_accepts_our_values_and_lint_is_clean(full_chart: Path, name: str | None) -> None:
-    values = values_file(name) if name else None
+    values = values_file(name) if name else ADMIN_DEFAULTS
     report = helm.lint(full_chart, values, strict=True, kube_version=KUBE_VERSION)
     assert [m for m in report["messages"] if m["severity"] >= 2] == [], report
     items = _objects(full_chart, values, "jhub")
@@ -105,7 +105,9 @@ def test_the_release_installs_and_uninstalls_leaving_nothing(full_chart: Path, k
 
     core = client.CoreV1Api(kube.admin)
     rbac = client.RbacAuthorizationV1Api(kube.admin)
-    values = {"jupyterhub": {"enabled": True, "prePuller": {"hook": {"enabled": False}}}}
+    values = {
+        "jupyterhub": {"enabled": True, "prePuller": {"hook": {"enabled": False}}, **ADMIN_DEFAULTS["jupyterhub"]}
+    }
 
     def left() -> list[str]:
         found = [f"Secret {s.metadata.name}" for s in core.list_namespaced_secret(hub_namespace).items]

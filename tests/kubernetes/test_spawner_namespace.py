@@ -385,3 +385,26 @@ def test_a_namespace_that_is_not_the_student_s_is_not_taken_over(kube: Kube, new
     with pytest.raises(ConfigError, match=f"belongs to user {other!r}"):
         prepare_namespace(kube.admin, namespace_objects(intruder, LIMITS, **HUB))
     assert core.read_namespace(namespace_name(intruder)).metadata.annotations[USERNAME_ANNOTATION] == other
+
+
+def test_the_notebooks_stop_selector_spares_batch_jobs_on_the_real_api_server(admin: Any, namespace: Any) -> None:
+    """The API server's own label-selector semantics: executors of the notebook go, a batch job's pods stay."""
+    from occam.contract import BATCH_JOB_LABEL
+    from spawner.spawner import EXECUTOR_SELECTOR
+
+    def pod(name: str, component: str, batch: bool) -> dict[str, Any]:
+        labels = {"app.kubernetes.io/name": "occam", "app.kubernetes.io/component": component}
+        if batch:
+            labels[BATCH_JOB_LABEL] = "true"
+        spec = restricted_pod_spec({"name": "c", "image": "registry.k8s.io/pause:3.10"})
+        return {"metadata": {"name": name, "labels": labels}, "spec": spec}
+
+    for name, component, batch in [
+        ("nb-exec", "executor", False),
+        ("job-driver", "driver", True),
+        ("job-exec", "executor", True),
+        ("notebook", "notebook", False),
+    ]:
+        admin.create_namespaced_pod(namespace.name, pod(name, component, batch))
+    selected = admin.list_namespaced_pod(namespace.name, label_selector=EXECUTOR_SELECTOR).items
+    assert sorted(p.metadata.name for p in selected) == ["nb-exec"]

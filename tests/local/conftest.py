@@ -15,7 +15,9 @@ from occam import Cluster, Dataset, start_cluster
 from occam.examples.digits import load_digits
 
 
-@pytest.fixture(scope="session", autouse=True)
+# Package scope: the local tier's cluster stops when the tier ends, so that tiers after it in the same pytest
+# run can start a driver of their own (Spark allows one per process).
+@pytest.fixture(scope="package", autouse=True)
 def isolated_occam_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Keep the dataset cache and checkpoints of the tests out of the developer's home."""
     root = tmp_path_factory.mktemp("occam-home")
@@ -30,7 +32,7 @@ def isolated_occam_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
             os.environ[key] = value
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster(isolated_occam_dirs: None) -> Iterator[Cluster]:
     with start_cluster(n=2, progress=False) as running:
         yield running
@@ -41,7 +43,7 @@ def digits() -> tuple:
     return load_digits()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def digits_train(cluster: Cluster, digits: tuple) -> Dataset:
     x_train, y_train, _, _ = digits
     return Dataset.from_numpy(x_train, y_train, spark=cluster.spark)

@@ -129,3 +129,45 @@ def test_bad_arguments_fail_before_training(cluster, digits_train):
         cluster.fit(build_cnn, digits_train, epochs=0)
     with pytest.raises(ConfigError, match="must be an occam.Dataset, not list"):
         cluster.fit(build_cnn, [1, 2, 3])
+
+
+def build_sequential_without_input():
+    """The common style without an Input layer: Keras creates the weights only when it first sees data."""
+    import tensorflow as tf
+
+    model = tf.keras.Sequential(
+        [
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dense(32, activation="relu"),
+            tf.keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def build_subclassed():
+    import tensorflow as tf
+
+    class Digits(tf.keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.flatten = tf.keras.layers.Flatten()
+            self.hidden = tf.keras.layers.Dense(32, activation="relu")
+            self.out = tf.keras.layers.Dense(10, activation="softmax")
+
+        def call(self, inputs):
+            return self.out(self.hidden(self.flatten(inputs)))
+
+    model = Digits()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@pytest.mark.parametrize("build", [build_sequential_without_input, build_subclassed], ids=["no-input", "subclassed"])
+def test_models_built_only_by_data_come_back_with_their_trained_weights(cluster, digits_train, digits, tmp_path, build):
+    _, _, x_test, y_test = digits
+    result = cluster.fit(build, digits_train, epochs=3, batch_size=32, checkpoint_dir=str(tmp_path), progress=False)
+    assert result.model.built
+    _, accuracy = result.model.evaluate(x_test, y_test, verbose=0)
+    assert accuracy > 0.4, "the driver's model holds the trained weights, not fresh ones (chance: 0.1)"

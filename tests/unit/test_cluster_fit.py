@@ -65,6 +65,7 @@ def needs_horovod():
 
 
 def test_the_driver_builds_the_model_once_and_keeps_a_compiled_one():
+    pytest.importorskip("tensorflow", reason="builds a real Keras model")
     from occam.training.fit import _driver_model
 
     model = _driver_model(compiled)
@@ -80,6 +81,7 @@ def test_the_driver_builds_the_model_once_and_keeps_a_compiled_one():
     ],
 )
 def test_a_model_fn_that_gives_no_compiled_model_is_explained_before_anything_starts(model_fn, complaint):
+    pytest.importorskip("tensorflow", reason="the check compares with tf.keras.Model")
     from occam.training.fit import _driver_model
 
     with pytest.raises(ConfigError) as info:

@@ -28,7 +28,16 @@ PARENT = textwrap.dedent(
     time.sleep(1)  # let the reaper see the child too
     tree = [psutil.Process(jvm.pid), *psutil.Process(jvm.pid).children()]
     procs = [[p.pid, p.create_time()] for p in tree]
-    print(json.dumps({"work": work, "procs": procs, "reaper": [reaper.pid, psutil.Process(reaper.pid).create_time()]}), flush=True)
+    forked = None
+    if sys.argv[1] == "fork":
+        # A child forked by the kernel (a notebook's multiprocessing) inherits the reaper's pipe and keeps it open.
+        import os
+        forked = os.fork()
+        if forked == 0:
+            time.sleep(600)
+            os._exit(0)
+    print(json.dumps({"work": work, "procs": procs, "forked": forked,
+                      "reaper": [reaper.pid, psutil.Process(reaper.pid).create_time()]}), flush=True)
     if sys.argv[1] == "finish":
         jvm.terminate()
         reaper.finish()
@@ -78,3 +87,17 @@ def test_clean_finish_removes_the_dir_and_the_reaper_exits():
     proc.wait(timeout=30)
     # the stand-in JVM was stopped by its parent; its orphaned child is the reaper's to kill
     assert wait_gone(facts) == []
+
+
+def test_parent_killed_while_a_forked_child_holds_the_pipe_still_leaves_nothing():
+    """The pipe's end of file never comes while a forked child holds it: the reaper watches the parent's pid too."""
+    proc, facts = start_parent("fork")
+    try:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert psutil.pid_exists(
+            facts["forked"]
+        ), "the forked child must still hold the pipe for this test to mean anything"
+        assert wait_gone(facts) == []
+    finally:
+        os.kill(facts["forked"], signal.SIGKILL)

@@ -298,7 +298,9 @@ def test_stop_deletes_executors_after_the_notebook_pod(monkeypatch: pytest.Monke
 
     run(check)
     assert order == ["notebook", "pods", "secrets"]
-    assert EXECUTOR_SELECTOR == "app.kubernetes.io/name=occam,app.kubernetes.io/component!=notebook"
+    assert EXECUTOR_SELECTOR == (
+        "app.kubernetes.io/name=occam,app.kubernetes.io/component!=notebook,!occam.io/batch-job"
+    )
 
 
 def test_the_blocking_client_uses_the_hubs_kubeconfig_and_overrides():

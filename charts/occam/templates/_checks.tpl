@@ -106,4 +106,10 @@
 {{- if (dig "singleuser" "profileList" list .Values.jupyterhub) }}
 {{- fail "jupyterhub.singleuser.profileList is set: Occam builds the profiles from occam.profiles (with each profile's quota and GPU placement). Move your profiles there and leave profileList empty." }}
 {{- end }}
+{{- if .Values.jupyterhub.enabled }}
+{{- $auth := dig "hub" "config" "JupyterHub" "authenticator_class" "dummy" .Values.jupyterhub | toString -}}
+{{- if and (has $auth (list "dummy" "null" "jupyterhub.auth.DummyAuthenticator" "")) (not .Values.occam.insecureAllowAnyLogin) }}
+{{- fail (printf "jupyterhub.hub.config.JupyterHub.authenticator_class is %q: with it anyone who reaches the hub logs in as any student. Set an authenticator (e.g. generic-oauth for your university's OIDC, github; docs/admin-guide.md, Authentication), or, for a throwaway test install only, occam.insecureAllowAnyLogin: true." $auth) }}
+{{- end }}
+{{- end }}
 {{- end }}
