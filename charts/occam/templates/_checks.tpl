@@ -71,6 +71,19 @@
 {{- if and $work.enabled (not $work.mountPath) }}
 {{- fail "occam.sharedWork.enabled is true but occam.sharedWork.mountPath is empty: set where notebooks and executors mount it, e.g. /home/jovyan/occam-work." }}
 {{- end }}
+{{- /* Pod Security's restricted level refuses pods with other inline volumes (nfs, hostPath...). */}}
+{{- if eq (dig "spawner" "podSecurityLevel" "restricted" $occam) "restricted" }}
+{{- $allowed := list "configMap" "csi" "downwardAPI" "emptyDir" "ephemeral" "persistentVolumeClaim" "projected" "secret" }}
+{{- range $name, $v := dict "occam.sharedData" $shared "occam.sharedWork" $work }}
+{{- if $v.enabled }}
+{{- range $kind, $_ := ($v.volume | default dict) }}
+{{- if not (has $kind $allowed) }}
+{{- fail (printf "%s.volume is a %s volume, which Pod Security's restricted level (enforced in every student namespace) refuses in pods: use a persistentVolumeClaim (a PersistentVolume of that export bound in each namespace) or a csi volume, or set occam.spawner.podSecurityLevel: baseline (docs/security.md)." $name $kind) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- $z2jh := .Values.jupyterhub -}}
 {{- if $z2jh.enabled }}
 {{- include "occam.checkZ2jh" . }}
