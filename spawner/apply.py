@@ -9,6 +9,10 @@ the quota's status, the defaults it fills in. An object that already says it all
 second call changes nothing. Applies are forced: a field someone edited by hand (a quota raised with
 ``kubectl edit``) is taken back and reset at the next spawn, as the builders are the source of truth
 for every field they set.
+
+Before the Namespace is applied, the one of that name is read: an existing namespace is taken over
+only if Occam made it for the same user (:func:`spawner.namespace.adoption_problem`), or the spawn fails
+with a :class:`~occam.errors.ConfigError` that says so and what an admin can do.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 from occam.errors import ConfigError
 from occam.kubernetes.api import REQUEST_TIMEOUT_SECONDS, call
+from spawner.namespace import adoption_problem
 
 #: The field manager the API server records as the owner of every field the spawner applies.
 FIELD_MANAGER = "occam-spawner"
@@ -93,6 +98,32 @@ def _apply_one(api_client: Any, desired: dict[str, Any], timeout: float) -> Appl
     return Applied(kind, name, CREATED if status == 201 else APPLIED)
 
 
+def check_adoption(api_client: Any, desired: dict[str, Any], timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
+    """Raise ConfigError if the Namespace ``desired`` names exists and is not this user's Occam namespace."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    name = desired["metadata"]["name"]
+    try:
+        existing = call(
+            api_client,
+            f"read namespace {name}",
+            client.CoreV1Api(api_client).read_namespace,
+            name,
+            who="the spawner",
+            refused=_REFUSED.replace("create and patch namespaces", "get, create and patch namespaces"),
+            unreachable=_UNREACHABLE,
+            timeout=timeout,
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return
+        raise
+    problem = adoption_problem(api_client.sanitize_for_serialization(existing), desired)
+    if problem is not None:
+        raise ConfigError(problem)
+
+
 def prepare_namespace(
     api_client: Any, objects: list[dict[str, Any]], *, timeout: float = REQUEST_TIMEOUT_SECONDS
 ) -> list[Applied]:
@@ -102,9 +133,22 @@ def prepare_namespace(
     ``api_client`` is a ``kubernetes.client.ApiClient`` with the hub's credentials. Safe to call at every
     spawn: the API server writes only what differs. Every request gives up after ``timeout`` seconds. A
     refusal (401/403), an invalid object (422) or an unreachable API server raises
-    :class:`~occam.errors.ConfigError` saying what to fix.
+    :class:`~occam.errors.ConfigError` saying what to fix, and so does a Namespace that exists but is not this
+    user's Occam namespace (:func:`check_adoption`), before anything is written.
     """
+    for desired in objects:
+        if desired["kind"] == "Namespace":
+            check_adoption(api_client, desired, timeout)
     return [_apply_one(api_client, desired, timeout) for desired in objects]
 
 
-__all__ = ["APPLIED", "APPLY_PATCH", "CREATED", "FIELD_MANAGER", "PATCH_METHODS", "Applied", "prepare_namespace"]
+__all__ = [
+    "APPLIED",
+    "APPLY_PATCH",
+    "CREATED",
+    "FIELD_MANAGER",
+    "PATCH_METHODS",
+    "Applied",
+    "check_adoption",
+    "prepare_namespace",
+]

@@ -5,7 +5,7 @@ every student namespace, deletes executors when a server stops, and reads nodes 
 could take. Kubernetes refuses to let an account create a Role granting permissions it does not hold
 itself, so the hub's role also holds every rule of the notebook's Role
 (:data:`spawner.namespace.NOTEBOOK_RULES`). Nothing here is a wildcard, and the only cluster-scoped
-resources are namespaces (create, patch: server-side apply) and nodes (list, read-only).
+resources are namespaces (get, create, patch: server-side apply) and nodes (list, read-only).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ _NETWORKING = "networking.k8s.io"
 #: What the spawner itself does, besides holding the notebook's rules (see :func:`hub_rules`).
 SPAWNER_RULES: list[dict[str, Any]] = [
     # prepare_namespace: server-side apply of the namespace and its objects (spawner.apply), which is a
-    # PATCH, and also needs "create" when it makes the object.
-    {"apiGroups": [_CORE], "resources": ["namespaces"], "verbs": ["create", "patch"]},
+    # PATCH, and also needs "create" when it makes the object; "get": an existing namespace is read first,
+    # and taken over only if Occam made it for the same user (spawner.apply.check_adoption).
+    {"apiGroups": [_CORE], "resources": ["namespaces"], "verbs": ["create", "get", "patch"]},
     {
         "apiGroups": [_CORE],
         "resources": ["serviceaccounts", "resourcequotas", "limitranges"],

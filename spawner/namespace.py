@@ -6,6 +6,10 @@ ServiceAccount :data:`SERVICE_ACCOUNT`, bound to a Role (:func:`role`) that allo
 :class:`~spawner.limits.CourseLimits`; a NetworkPolicy lets only the student's own executors reach the
 notebook's Spark ports, and only the hub's proxy reach Jupyter. Every object is labelled
 ``app.kubernetes.io/managed-by: occam-spawner`` and ``occam.io/user``.
+
+The Namespace itself carries Pod Security admission labels (:func:`pod_security_labels`: every pod in it
+must meet the ``restricted`` level) and the exact username in the annotation :data:`USERNAME_ANNOTATION`,
+which :func:`adoption_problem` checks before the spawner touches a namespace that already exists.
 """
 
 from __future__ import annotations
@@ -40,6 +44,26 @@ RESOURCE_QUOTA = "occam-quota"
 LIMIT_RANGE = "occam-limits"
 NETWORK_POLICY = "occam-notebook"
 
+#: The Namespace's annotation holding the exact username it was made for (labels cannot hold every name).
+USERNAME_ANNOTATION = "occam.io/username"
+
+#: The Pod Security Standard every pod of a student's namespace must meet: the notebook (the spawner sets
+#: its security context, spawner.notebook_pod), executors and batch drivers
+#: (occam.kubernetes.objects.locked_down_pod_spec) all do.
+POD_SECURITY_LEVEL = "restricted"
+#: The version of the standard that is enforced: the Kubernetes minor release Occam is tested against, so
+#: that a cluster upgrade cannot start refusing a course's pods mid-term. Warnings and audit use
+#: ``latest``, so an admin sees what a newer standard would refuse before enforcing it.
+POD_SECURITY_VERSION = "v1.34"
+#: The levels a course may enforce: ``baseline`` for a shared volume that ``restricted`` refuses (an inline
+#: ``nfs`` volume); never ``privileged``.
+POD_SECURITY_LEVELS = ("restricted", "baseline")
+#: The volume kinds ``restricted`` allows; anything else (``nfs``, ``hostPath``...) needs ``baseline`` or a claim.
+RESTRICTED_VOLUME_KINDS = frozenset(
+    {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+)
+_POD_SECURITY = "pod-security.kubernetes.io"
+
 #: Labels the spawner puts on the notebook pod; the NetworkPolicy selects the pod by them.
 NOTEBOOK_LABELS: dict[str, str] = {APP_LABEL: APP_NAME, COMPONENT_LABEL: NOTEBOOK_COMPONENT}
 #: Pods of the namespace allowed to reach the notebook's Spark ports: every pod Occam makes (executors).
@@ -53,7 +77,9 @@ DEFAULT_CONTAINER_CPU = "1"
 DEFAULT_CONTAINER_MEMORY = "1Gi"
 
 _DNS_LABEL_MAX = 63
-_HASH_LENGTH = 8
+# 16 hex digits: 64 bits of SHA-256, so that no one can search for a username whose cleaned-up name
+# and hash equal another student's namespace (32 bits took minutes of brute force).
+_HASH_LENGTH = 16
 _PREFIX_MAX = 30
 _PREFIX = re.compile(rf"[a-z][a-z0-9-]{{0,{_PREFIX_MAX - 1}}}")
 _HASHED = re.compile(rf"(.*-)?[0-9a-f]{{{_HASH_LENGTH}}}")
@@ -112,10 +138,10 @@ def namespace_name(username: str, *, prefix: str = NAMESPACE_PREFIX) -> str:
     """The student's namespace: ``occam-<username>`` made a DNS-1123 label, the same for the same user.
 
     A name that is already lowercase ``[a-z0-9-]`` (no leading, trailing or doubled ``-``) and short
-    enough is kept as it is. Anything else is cleaned up and gets ``-`` and 8 hex digits of the
-    username's SHA-256, so users whose names clean up alike (``Ada``, ``ada.``, ``ada``) still get
-    different namespaces. So does a name that already ends like that (``ada-0123abcd``), so that no
-    user can pick a name equal to another's hashed namespace.
+    enough is kept as it is. Anything else is cleaned up and gets ``-`` and 16 hex digits (64 bits) of
+    the username's SHA-256, so users whose names clean up alike (``Ada``, ``ada.``, ``ada``) still get
+    different namespaces. So does a name that already ends like that (``ada-0123456789abcdef``), so that
+    no user can pick a name equal to another's hashed namespace.
     """
     check_prefix(prefix)
     cleaned = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", username.lower())).strip("-")
@@ -144,13 +170,91 @@ def _metadata(name: str, username: str, namespace: str | None) -> dict[str, Any]
     return metadata
 
 
-def namespace(username: str, *, prefix: str = NAMESPACE_PREFIX) -> dict[str, Any]:
-    """The student's v1 Namespace."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": _metadata(namespace_name(username, prefix=prefix), username, None),
-    }
+def check_pod_security_level(level: str) -> str:
+    """``level`` if a course may enforce it (:data:`POD_SECURITY_LEVELS`), else ValueError."""
+    if level not in POD_SECURITY_LEVELS:
+        raise ValueError(
+            f"pod security level {level!r} must be one of {', '.join(POD_SECURITY_LEVELS)}: students' namespaces "
+            "never allow privileged pods"
+        )
+    return level
+
+
+def restricted_volume_problem(source: Mapping[str, Any], level: str) -> str | None:
+    """Why Pod Security ``level`` would refuse a pod that mounts the volume ``source``; None if it would not."""
+    kinds = sorted(set(source) - RESTRICTED_VOLUME_KINDS)
+    if level != "restricted" or not kinds:
+        return None
+    return (
+        f"the shared work volume is a {', '.join(kinds)} volume, which Pod Security's restricted level (enforced in "
+        "every student namespace) refuses in pods; use a persistentVolumeClaim (e.g. a PersistentVolume of that "
+        "NFS export bound to a claim in each namespace) or a csi volume, or set OccamSpawner.pod_security_level = "
+        '"baseline"'
+    )
+
+
+def pod_security_labels(level: str = POD_SECURITY_LEVEL, version: str = POD_SECURITY_VERSION) -> dict[str, str]:
+    """Pod Security admission labels: ``enforce`` ``level`` at ``version``; ``warn`` and ``audit`` ``restricted`` at
+    ``latest`` whatever is enforced, so a ``baseline`` course still sees (and logs) what ``restricted`` would refuse."""
+    check_pod_security_level(level)
+    labels = {f"{_POD_SECURITY}/{mode}": POD_SECURITY_LEVEL for mode in ("warn", "audit")}
+    labels[f"{_POD_SECURITY}/enforce"] = level
+    labels[f"{_POD_SECURITY}/enforce-version"] = version
+    labels[f"{_POD_SECURITY}/warn-version"] = "latest"
+    labels[f"{_POD_SECURITY}/audit-version"] = "latest"
+    return labels
+
+
+def namespace(
+    username: str, *, prefix: str = NAMESPACE_PREFIX, pod_security_level: str = POD_SECURITY_LEVEL
+) -> dict[str, Any]:
+    """The student's v1 Namespace: Occam's labels, :func:`pod_security_labels`, the username annotation."""
+    metadata = _metadata(namespace_name(username, prefix=prefix), username, None)
+    metadata["labels"].update(pod_security_labels(pod_security_level))
+    metadata["annotations"] = {USERNAME_ANNOTATION: username}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
+
+
+def adoption_problem(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> str | None:
+    """Why the spawner must not take over the Namespace ``existing`` for ``desired`` (:func:`namespace`); None if
+    it may.
+
+    It may when Occam's spawner made it (``app.kubernetes.io/managed-by: occam-spawner``) for the same
+    user: its :data:`USERNAME_ANNOTATION` is the username, or, for a namespace made before the
+    annotation existed, it has none and its ``occam.io/user`` label is the username's label value.
+    Anything else (a namespace of another user whose name cleaned up alike, an admin's own namespace
+    that happens to have the name) is left alone, or the student's pods would run beside someone else's
+    objects, under someone else's quota and Role.
+    """
+    metadata = existing.get("metadata") or {}
+    name = metadata.get("name", "")
+    labels = metadata.get("labels") or {}
+    annotations = metadata.get("annotations") or {}
+    username = desired["metadata"]["annotations"][USERNAME_ANNOTATION]
+    fix = (
+        f"an admin must delete or rename it (kubectl delete namespace {name}), or set OccamSpawner.namespace_prefix "
+        "so that students' namespaces get other names"
+    )
+    if labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
+        return (
+            f"namespace {name} already exists and Occam did not make it (it lacks the label "
+            f"{MANAGED_BY_LABEL}={MANAGED_BY}); the spawner will not take it over for user {username!r}: {fix}"
+        )
+    owner = annotations.get(USERNAME_ANNOTATION)
+    if owner is None:
+        owner_label = labels.get(USER_LABEL)
+        if owner_label is not None and owner_label == label_value(username):
+            return None
+        return (
+            f"namespace {name} was made by Occam for user label {owner_label!r}, not for user {username!r}; "
+            f"the spawner will not hand it to another user: {fix}"
+        )
+    if owner != username:
+        return (
+            f"namespace {name} belongs to user {owner!r} (annotation {USERNAME_ANNOTATION}), not to {username!r}; "
+            f"the spawner will not hand it to another user: {fix}"
+        )
+    return None
 
 
 def service_account(username: str, *, prefix: str = NAMESPACE_PREFIX) -> dict[str, Any]:
@@ -189,9 +293,11 @@ def resource_quota(
 ) -> dict[str, Any]:
     """The namespace's ResourceQuota: ``max_executors`` pods plus the notebook, and the course's totals.
 
-    CPU and memory are capped both as requests and as limits, so every pod must state them (the
-    LimitRange below fills them in for containers that do not). GPUs are an extended resource, which
-    Kubernetes quotas count by request only.
+    CPU, memory and ephemeral storage are capped both as requests and as limits, so every pod must state
+    them (the LimitRange below fills them in for containers that do not). GPUs are an extended resource,
+    which Kubernetes quotas count by request only. Secrets, ConfigMaps, Services and claims are counted
+    (and claims' storage summed), so a student cannot flood the API server; NodePort and LoadBalancer
+    Services are allowed none, as they open the student's pods to the world outside the cluster.
     """
     return {
         "apiVersion": "v1",
@@ -205,6 +311,15 @@ def resource_quota(
                 "limits.cpu": limits.cpu,
                 "limits.memory": limits.memory,
                 f"requests.{gpu_resource}": str(limits.gpus),
+                "requests.ephemeral-storage": limits.ephemeral_storage,
+                "limits.ephemeral-storage": limits.ephemeral_storage,
+                "requests.storage": limits.storage,
+                "persistentvolumeclaims": str(limits.persistent_volume_claims),
+                "secrets": str(limits.secrets),
+                "configmaps": str(limits.configmaps),
+                "services": str(limits.services),
+                "services.nodeports": "0",
+                "services.loadbalancers": "0",
             }
         },
     }
@@ -214,15 +329,28 @@ def _smaller(a: str, b: str) -> str:
     return a if parse_quantity(a) <= parse_quantity(b) else b
 
 
+def default_ephemeral_storage(limits: CourseLimits) -> str:
+    """The ephemeral storage a container that states none gets: an equal share of the namespace's total among
+    its ``max_executors + 1`` pods, at most ``executor_max_ephemeral_storage``; so the pod count, whose
+    quota message Occam explains, runs out before the storage does."""
+    share = parse_quantity(limits.ephemeral_storage) / (limits.max_executors + 1)
+    share_mib = int(share) >> 20
+    if share_mib < 1 or parse_quantity(limits.executor_max_ephemeral_storage) <= share:
+        return limits.executor_max_ephemeral_storage
+    return f"{share_mib}Mi"
+
+
 def limit_range(username: str, limits: CourseLimits, *, prefix: str = NAMESPACE_PREFIX) -> dict[str, Any]:
-    """The namespace's LimitRange: no container above the course's per-executor CPU and memory.
+    """The namespace's LimitRange: no container above the course's per-executor CPU, memory and ephemeral storage.
 
     A container that states no CPU or memory gets :data:`DEFAULT_CONTAINER_CPU` and
-    :data:`DEFAULT_CONTAINER_MEMORY` (or the maximum, if that is lower) as both request and limit, so the
-    quota can count it.
+    :data:`DEFAULT_CONTAINER_MEMORY` (or the maximum, if that is lower) as both request and limit, and
+    :func:`default_ephemeral_storage`, so the quota can count it: KubeSpawner's notebook, Spark's
+    executors and a batch job's driver state CPU and memory but no ephemeral storage.
     """
     cpu = _smaller(DEFAULT_CONTAINER_CPU, limits.executor_max_cpu)
     memory = _smaller(DEFAULT_CONTAINER_MEMORY, limits.executor_max_memory)
+    storage = default_ephemeral_storage(limits)
     return {
         "apiVersion": "v1",
         "kind": "LimitRange",
@@ -231,9 +359,13 @@ def limit_range(username: str, limits: CourseLimits, *, prefix: str = NAMESPACE_
             "limits": [
                 {
                     "type": "Container",
-                    "max": {"cpu": limits.executor_max_cpu, "memory": limits.executor_max_memory},
-                    "default": {"cpu": cpu, "memory": memory},
-                    "defaultRequest": {"cpu": cpu, "memory": memory},
+                    "max": {
+                        "cpu": limits.executor_max_cpu,
+                        "memory": limits.executor_max_memory,
+                        "ephemeral-storage": limits.executor_max_ephemeral_storage,
+                    },
+                    "default": {"cpu": cpu, "memory": memory, "ephemeral-storage": storage},
+                    "defaultRequest": {"cpu": cpu, "memory": memory, "ephemeral-storage": storage},
                 }
             ]
         },
@@ -315,10 +447,11 @@ def namespace_objects(
     notebook_selector: Mapping[str, str] | None = None,
     horovod_ports: bool = True,
     prefix: str = NAMESPACE_PREFIX,
+    pod_security_level: str = POD_SECURITY_LEVEL,
 ) -> list[dict[str, Any]]:
     """Everything the student's namespace holds, in the order to create it (the Namespace first)."""
     return [
-        namespace(username, prefix=prefix),
+        namespace(username, prefix=prefix, pod_security_level=pod_security_level),
         service_account(username, prefix=prefix),
         role(username, prefix=prefix),
         role_binding(username, prefix=prefix),

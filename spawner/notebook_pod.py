@@ -3,8 +3,10 @@
 The notebook pod is the Spark driver. The Kubernetes backend (:mod:`occam.kubernetes.settings`) reads
 ``OCCAM_K8S_*`` variables there: the pod's own name, IP, UID and namespace through the downward API,
 and the executor image, the user and the GPU placement as values (:func:`notebook_env`). The pod runs
-as the namespace's notebook ServiceAccount with its token mounted (:func:`pod_spec_fields`), and carries
-:data:`~spawner.namespace.NOTEBOOK_LABELS`, which the namespace's NetworkPolicy selects.
+as the namespace's notebook ServiceAccount with its token mounted (:func:`pod_spec_fields`), carries
+:data:`~spawner.namespace.NOTEBOOK_LABELS`, which the namespace's NetworkPolicy selects, and meets Pod
+Security's ``restricted`` level, which the namespace enforces (:func:`restricted_pod_security`,
+:func:`restricted_container_security`).
 ``OccamSpawner.get_env`` and ``get_pod_manifest`` put all of that into KubeSpawner's pod.
 """
 
@@ -136,6 +138,34 @@ def pod_spec_fields() -> dict[str, Any]:
     return {"serviceAccountName": SERVICE_ACCOUNT, "automountServiceAccountToken": True}
 
 
+def restricted_pod_security(context: Mapping[str, Any]) -> dict[str, Any]:
+    """A pod ``securityContext`` (KubeSpawner's, from ``uid``, ``fs_gid``, ``pod_security_context``) made to meet
+    ``restricted``: ``runAsNonRoot`` and, unless a ``Localhost`` profile is named, the ``RuntimeDefault``
+    seccomp profile. A ``runAsUser: 0`` the admin set is kept, and Kubernetes refuses the pod, saying why."""
+    result = copy.deepcopy(dict(context))
+    result["runAsNonRoot"] = True
+    if (result.get("seccompProfile") or {}).get("type") != "Localhost":
+        result["seccompProfile"] = {"type": "RuntimeDefault"}
+    return result
+
+
+def restricted_container_security(context: Mapping[str, Any]) -> dict[str, Any]:
+    """A container ``securityContext`` made to meet ``restricted``: no privilege escalation, not privileged, every
+    capability dropped (``NET_BIND_SERVICE``, the one ``restricted`` allows adding, is kept if asked for),
+    ``runAsNonRoot``."""
+    result = copy.deepcopy(dict(context))
+    result["allowPrivilegeEscalation"] = False
+    result["privileged"] = False
+    result["runAsNonRoot"] = True
+    capabilities = dict(result.get("capabilities") or {})
+    kept = [cap for cap in capabilities.get("add") or [] if cap == "NET_BIND_SERVICE"]
+    capabilities = {"drop": ["ALL"], **({"add": kept} if kept else {})}
+    result["capabilities"] = capabilities
+    if (result.get("seccompProfile") or {}).get("type") not in (None, "RuntimeDefault", "Localhost"):
+        result["seccompProfile"] = {"type": "RuntimeDefault"}
+    return result
+
+
 __all__ = [
     "DOWNWARD_API_FIELDS",
     "SPARK_UI_PROXY_BASE_ENV",
@@ -143,6 +173,8 @@ __all__ = [
     "notebook_env",
     "notebook_labels",
     "pod_spec_fields",
+    "restricted_container_security",
+    "restricted_pod_security",
     "shared_work_env",
     "shared_work_mount",
     "spark_ui_env",

@@ -17,6 +17,7 @@ of :func:`spawner.hub_rbac.hub_cluster_role` (docs/spawner.md lists it).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import os
 import posixpath
@@ -33,7 +34,15 @@ from occam.kubernetes.shared import check_shared_work
 from spawner import notebook_pod
 from spawner.apply import CREATED, Applied, prepare_namespace
 from spawner.limits import CourseLimits
-from spawner.namespace import NAMESPACE_PREFIX, check_prefix, namespace_name, namespace_objects
+from spawner.namespace import (
+    NAMESPACE_PREFIX,
+    POD_SECURITY_LEVEL,
+    check_pod_security_level,
+    check_prefix,
+    namespace_name,
+    namespace_objects,
+    restricted_volume_problem,
+)
 from spawner.placement import unplaceable_reason
 
 #: Occam's pods and Secrets in a student's namespace other than the notebook pod and batch jobs (which outlive the
@@ -44,7 +53,7 @@ EXECUTOR_SELECTOR = f"{APP_LABEL}={APP_NAME},{COMPONENT_LABEL}!={NOTEBOOK_COMPON
 NODE_LIST_TTL = 5.0
 
 _HUB_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-_LIMIT_FIELDS = ("max_executors", "cpu", "memory", "gpus", "executor_max_cpu", "executor_max_memory")
+_LIMIT_FIELDS = tuple(field.name for field in dataclasses.fields(CourseLimits))
 
 
 class UnplaceableServer(RuntimeError):
@@ -90,9 +99,13 @@ class OccamSpawner(KubeSpawner):
         What each student's namespace allows, notebook included (spawner.limits.CourseLimits):
         max_executors (executor pods at once), cpu and memory (the namespace's totals, as Kubernetes
         quantities such as "8" and "16Gi"), gpus (0: none), executor_max_cpu and executor_max_memory
-        (the most one container may ask for; defaults "2" and "4Gi"). Enforced by the namespace's
-        ResourceQuota and LimitRange, which are updated at every spawn. The notebook container's own
-        CPU and memory count against cpu and memory and must not exceed the per-container maximum.
+        (the most one container may ask for; defaults "2" and "4Gi"); ephemeral_storage and
+        executor_max_ephemeral_storage (node-local disk in all and per container; "20Gi", "4Gi");
+        storage (what claims may request in all, the home volume's included; "20Gi"); and the counts
+        secrets (20), configmaps (20), services (10) and persistent_volume_claims (4). NodePort and
+        LoadBalancer Services are never allowed. Enforced by the namespace's ResourceQuota and
+        LimitRange, which are updated at every spawn. The notebook container's own CPU and memory count
+        against cpu and memory and must not exceed the per-container maximum.
         """,
     )
 
@@ -110,10 +123,23 @@ class OccamSpawner(KubeSpawner):
         config=True,
         help="""
         What each student's namespace name starts with: the namespace is the prefix and the username,
-        made a valid name (spawner.namespace.namespace_name; a username that must be cleaned up gets 8
-        hex digits of its hash). Lowercase letters, digits and "-", starting with a letter, at most 30
-        characters. Changing it gives every student a new, empty namespace at their next spawn; the old
+        made a valid name (spawner.namespace.namespace_name; a username that must be cleaned up gets 16
+        hex digits, 64 bits, of its hash). Lowercase letters, digits and "-", starting with a letter, at
+        most 30 characters. Changing it gives every student a new, empty namespace at their next spawn; the old
         ones are left as they are.
+        """,
+    )
+
+    pod_security_level = Unicode(
+        POD_SECURITY_LEVEL,
+        config=True,
+        help="""
+        The Pod Security Standard every student namespace enforces (its pod-security.kubernetes.io/enforce
+        label, pinned to v1.34; warn and audit are always restricted, at latest): "restricted" (the
+        default: non-root, no privilege escalation, no capabilities, the runtime's seccomp profile, and
+        only claims, CSI and projected volumes) or "baseline" (also inline volumes such as nfs, still no
+        privileged, host namespaces or hostPath). The notebook pod, executors and batch drivers meet
+        restricted; choose baseline only for a shared_work_volume restricted refuses (an inline nfs).
         """,
     )
 
@@ -244,6 +270,13 @@ class OccamSpawner(KubeSpawner):
         except ValueError as exc:
             raise TraitError(f"OccamSpawner.namespace_prefix: {exc}") from None
 
+    @validate("pod_security_level")
+    def _validate_pod_security_level(self, proposal: Any) -> str:
+        try:
+            return check_pod_security_level(proposal["value"])
+        except ValueError as exc:
+            raise TraitError(f"OccamSpawner.pod_security_level: {exc}") from None
+
     @validate("hub_selector")
     def _validate_hub_selector(self, proposal: Any) -> dict[str, str]:
         value = proposal["value"]
@@ -328,7 +361,12 @@ class OccamSpawner(KubeSpawner):
         api_client = self.make_api_client()
         try:
             objects = namespace_objects(
-                username, limits, hub_namespace=self.hub_namespace, hub_selector=self.hub_selector, prefix=prefix
+                username,
+                limits,
+                hub_namespace=self.hub_namespace,
+                hub_selector=self.hub_selector,
+                prefix=prefix,
+                pod_security_level=self.pod_security_level,
             )
             return prepare_namespace(api_client, objects, timeout=REQUEST_TIMEOUT_SECONDS)
         finally:
@@ -362,6 +400,10 @@ class OccamSpawner(KubeSpawner):
         # after the profile is applied and before the pod is made: instead of a bare namespace, check that
         # some node could run the pod, then make everything the student needs. It is private to
         # KubeSpawner: tests/unit/test_spawner_kubespawner.py fails on an upgrade until this is re-checked.
+        problem = restricted_volume_problem(self.shared_work_volume, self.pod_security_level)
+        if problem is not None:
+            # Executors mount it too: Spark's pod creation would be refused, and start_cluster time out.
+            raise ConfigError(problem)
         if self.check_node_fit:
             await self.ensure_placeable()
         await self.prepare_user_namespace()
@@ -431,10 +473,23 @@ class OccamSpawner(KubeSpawner):
 
     async def get_pod_manifest(self) -> Any:
         pod = await super().get_pod_manifest()
+        from kubernetes_asyncio.client import V1PodSecurityContext, V1SecurityContext
+        from kubespawner.utils import get_k8s_model
+
         pod.metadata.labels = {**(pod.metadata.labels or {}), **notebook_pod.notebook_labels()}
         attribute = {camel: snake for snake, camel in type(pod.spec).attribute_map.items()}
         for field, value in notebook_pod.pod_spec_fields().items():
             setattr(pod.spec, attribute[field], value)
+        # The namespace enforces Pod Security's restricted level: tighten what KubeSpawner's settings made.
+        serialize = self.api.api_client.sanitize_for_serialization
+        pod.spec.security_context = get_k8s_model(
+            V1PodSecurityContext, notebook_pod.restricted_pod_security(serialize(pod.spec.security_context) or {})
+        )
+        for container in [*(pod.spec.init_containers or []), *pod.spec.containers]:
+            container.security_context = get_k8s_model(
+                V1SecurityContext,
+                notebook_pod.restricted_container_security(serialize(container.security_context) or {}),
+            )
         if self.shared_work_volume:
             from kubernetes_asyncio.client import V1Volume, V1VolumeMount
             from kubespawner.utils import get_k8s_model

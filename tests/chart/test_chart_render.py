@@ -16,12 +16,16 @@ from typing import Any
 import pytest
 import yaml
 
+from spawner.admission_policy import admission_objects
 from spawner.hub_rbac import hub_rules
 
 from . import z2jh_facts
 from .rendering import (
+    ADMIN_DEFAULTS,
     CHART,
     KUBE_VERSION,
+    NAMESPACE,
+    RELEASE,
     by_kind,
     copy_without_dependency,
     expected_error,
@@ -55,7 +59,15 @@ def test_lint_is_clean_but_for_the_dependency_that_cannot_be_fetched_here(tmp_pa
 @pytest.mark.parametrize("name", GOOD)
 def test_good_values_render_the_hub_config_and_rbac(name: str) -> None:
     items = objects(values_file(name))
-    assert sorted(item["kind"] for item in items) == ["ClusterRole", "ClusterRoleBinding", "ConfigMap"]
+    assert sorted(item["kind"] for item in items) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "ValidatingAdmissionPolicyBinding",
+    ]
     (config_map,) = by_kind(items, "ConfigMap")
     assert config_map["metadata"]["name"] == "occam-hub-config"
     assert config_map["data"]["occam_config.py"] == (CHART / "files" / "occam_config.py").read_text()
@@ -87,10 +99,23 @@ def test_course_limits_and_profiles_reach_the_hub_config() -> None:
         "memory": "64Gi",
         "executorMaxCpu": "4",
         "executorMaxMemory": "16Gi",
+        # the chart's defaults for what the values file leaves out
+        "ephemeralStorage": "20Gi",
+        "executorMaxEphemeralStorage": "4Gi",
+        "storage": "20Gi",
+        "secrets": 20,
+        "configmaps": 20,
+        "services": 10,
+        "persistentVolumeClaims": 4,
     }
     assert [p["slug"] for p in values["profiles"]] == ["cpu", "gpu-large"]
     assert (values["profiles"][1]["gpus"], values["profiles"][1]["gpuQuota"]) == (1, 4)
-    assert values["spawner"] == {"namespacePrefix": "ml-", "namespacePrepareTimeout": 120, "checkNodeFit": False}
+    assert values["spawner"] == {
+        "namespacePrefix": "ml-",
+        "namespacePrepareTimeout": 120,
+        "checkNodeFit": False,
+        "podSecurityLevel": "restricted",
+    }
 
 
 def test_the_cluster_role_is_exactly_what_the_spawner_needs() -> None:
@@ -211,6 +236,29 @@ def test_notes_say_what_to_do_next() -> None:
     )
     off = render({"jupyterhub": {"enabled": False}})["occam/templates/NOTES.txt"]
     assert "only Occam's own objects were installed" in off
+
+
+@pytest.mark.parametrize("allowed", [[], ["student-batch", "course.low"]])
+def test_the_admission_policies_are_exactly_what_the_builders_make(allowed: list[str]) -> None:
+    values = {**ADMIN_DEFAULTS, "occam": {"admissionPolicy": {"enabled": True, "allowedPriorityClasses": allowed}}}
+    items = objects(values)
+    rendered = [*by_kind(items, "ValidatingAdmissionPolicy"), *by_kind(items, "ValidatingAdmissionPolicyBinding")]
+    wanted = admission_objects(allowed, prefix=f"{RELEASE}-{NAMESPACE}-")
+    assert [(i["kind"], i["metadata"]["name"]) for i in rendered] == [
+        (i["kind"], i["metadata"]["name"]) for i in wanted
+    ]
+    for got, want in zip(rendered, wanted, strict=True):
+        assert got["spec"] == want["spec"], (
+            "templates/admission-policy.yaml must render spawner.admission_policy's objects; they are now:\n"
+            + yaml.safe_dump(want["spec"], sort_keys=False)
+        )
+
+
+def test_the_admission_policies_can_be_left_out_and_bad_class_names_are_refused() -> None:
+    items = objects({**ADMIN_DEFAULTS, "occam": {"admissionPolicy": {"enabled": False}}})
+    assert not by_kind(items, "ValidatingAdmissionPolicy") and not by_kind(items, "ValidatingAdmissionPolicyBinding")
+    with pytest.raises(Exception, match="allowedPriorityClasses"):
+        objects({**ADMIN_DEFAULTS, "occam": {"admissionPolicy": {"allowedPriorityClasses": ["High'); true || ('"]}}})
 
 
 def test_the_chart_refuses_the_dummy_authenticator_unless_the_admin_says_so_loudly() -> None:

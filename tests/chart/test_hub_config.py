@@ -98,7 +98,11 @@ def test_the_hub_runs_occam_spawner_with_the_course_limits(tmp_path: Path, monke
     assert spawner.hub_selector == {"app": "jupyterhub", "release": "occam"}
     assert spawner.limits.max_executors == 4 and spawner.limits.memory == "64Gi"
     assert spawner.limits.executor_max_memory == "16Gi"
+    # the chart's defaults for storage and object counts reach the spawner too
+    assert (spawner.limits.ephemeral_storage, spawner.limits.storage, spawner.limits.secrets) == ("20Gi", "20Gi", 20)
+    assert spawner.limits.persistent_volume_claims == 4
     assert spawner.check_node_fit is False
+    assert spawner.pod_security_level == "restricted"
 
 
 def test_picking_the_gpu_profile_sets_the_quota_image_and_gpu_placement(

@@ -23,7 +23,7 @@ import pytest
 from spawner.hub_rbac import CLUSTER_ROLE
 from tests.kubernetes.fixtures import Kube
 from tests.kubernetes.pki import write_kubeconfig
-from tests.kubernetes.student import wait_until
+from tests.kubernetes.student import restricted_pod_spec, wait_until
 
 from .hubprocess import CHP_INSTALL, HubProcess, find_chp, hub_account_kubeconfig
 
@@ -120,19 +120,18 @@ def sa_token_client(kube: Kube, namespace: str, account: str, workdir: Path) -> 
 
 
 def executor_pod(name: str, labels: dict[str, str]) -> dict[str, Any]:
-    """An executor-like pod (pause image, within the LimitRange), labelled as the Kubernetes backend does."""
+    """An executor-like pod (pause image, within the LimitRange, meeting Pod Security's restricted level, which
+    student namespaces enforce), labelled as the Kubernetes backend does."""
     return {
         "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "containers": [
-                {
-                    "name": "executor",
-                    "image": PAUSE,
-                    "resources": {
-                        "requests": {"cpu": "500m", "memory": "512Mi"},
-                        "limits": {"cpu": "500m", "memory": "512Mi"},
-                    },
-                }
-            ]
-        },
+        "spec": restricted_pod_spec(
+            {
+                "name": "executor",
+                "image": PAUSE,
+                "resources": {
+                    "requests": {"cpu": "500m", "memory": "512Mi"},
+                    "limits": {"cpu": "500m", "memory": "512Mi"},
+                },
+            }
+        ),
     }

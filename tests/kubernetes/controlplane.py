@@ -4,7 +4,11 @@ scheduler, and kwok standing in for kubelets.
 Everything lives in one temporary directory (certificates, kubeconfigs, etcd's data, each component's
 log) and listens on 127.0.0.1 only, on free ports. The API server enforces what a real cluster does
 (TLS client certificates and service-account tokens, RBAC, the ServiceAccount, LimitRanger and
-ResourceQuota admission plugins); the controller manager runs its default controllers (garbage
+ResourceQuota admission plugins) and is configured as kubeadm configures one: privileged pods are allowed
+(``--allow-privileged=true``) unless a policy forbids them, Pod Security admission is on with the
+``privileged`` level as the cluster's default (:data:`ADMISSION_CONFIG`), so a namespace's
+``pod-security.kubernetes.io`` labels are what refuse a pod, and ValidatingAdmissionPolicy is on (built
+in since 1.30), so the chart's policy is enforced as on a real cluster. The controller manager runs its default controllers (garbage
 collector, resource quota, service accounts, ...); the scheduler places pods on kwok's fake nodes,
 where kwok reports them Running without running anything (see :mod:`.kwok_stages`).
 
@@ -32,6 +36,41 @@ SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
 NODE_IP = "10.0.0.1"  # only written into node and pod status: nothing listens there
 ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+#: The admission plugins, named even where they are on by default, so that none can go missing unnoticed.
+ADMISSION_PLUGINS = (
+    "NodeRestriction",
+    "ServiceAccount",
+    "LimitRanger",
+    "ResourceQuota",
+    "PodSecurity",
+    "ValidatingAdmissionPolicy",
+)
+
+#: Pod Security admission as kubeadm (and every managed cluster) leaves it: namespaces without labels get
+#: ``privileged``, nothing is exempt. Only a namespace's labels make it refuse a pod.
+ADMISSION_CONFIG = {
+    "apiVersion": "apiserver.config.k8s.io/v1",
+    "kind": "AdmissionConfiguration",
+    "plugins": [
+        {
+            "name": "PodSecurity",
+            "configuration": {
+                "apiVersion": "pod-security.admission.config.k8s.io/v1",
+                "kind": "PodSecurityConfiguration",
+                "defaults": {
+                    "enforce": "privileged",
+                    "enforce-version": "latest",
+                    "audit": "privileged",
+                    "audit-version": "latest",
+                    "warn": "privileged",
+                    "warn-version": "latest",
+                },
+                "exemptions": {"usernames": [], "runtimeClasses": [], "namespaces": []},
+            },
+        }
+    ],
+}
 
 
 class ControlPlaneError(RuntimeError):
@@ -134,6 +173,8 @@ class ControlPlane(Harness):
         # with the gate on the API server turns a client's plain watch from resourceVersion 0 into a
         # watch-list that then fails; kwok's informers would only see changes on their back-off relists.
         # The requestheader flags only silence the controllers' complaints about a missing front-proxy CA.
+        admission_config = self.dir / "admission.json"
+        admission_config.write_text(json.dumps(ADMISSION_CONFIG, indent=1))
         self.spawn(
             "kube-apiserver",
             [str(b / "kube-apiserver"), f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1",
@@ -142,7 +183,8 @@ class ControlPlane(Harness):
              f"--client-ca-file={pki.ca.cert}", "--authorization-mode=Node,RBAC",
              f"--kubelet-client-certificate={kubelet_client.cert}", f"--kubelet-client-key={kubelet_client.key}",
              "--kubelet-preferred-address-types=InternalIP",
-             "--enable-admission-plugins=NodeRestriction,ServiceAccount,LimitRanger,ResourceQuota",
+             f"--enable-admission-plugins={','.join(ADMISSION_PLUGINS)}", "--allow-privileged=true",
+             f"--admission-control-config-file={admission_config}",
              f"--service-account-issuer={ISSUER}", f"--service-account-key-file={sa.cert}",
              f"--service-account-signing-key-file={sa.key}", f"--service-cluster-ip-range={SERVICE_CIDR}",
              "--endpoint-reconciler-type=none", "--feature-gates=WatchList=false", "--profiling=false",

@@ -7,7 +7,9 @@ into ``~/.cache/occam/k8s/v<version>/bin``. Without them the tier is skipped, sa
 with ``OCCAM_BUILD_K8S=1`` the script is run first (tens of minutes on a cold cache).
 
 ``namespace`` is a new namespace with the student's service account, role and token kubeconfig (see
-:mod:`.student`), deleted after the test. When a test fails, its report gets a section listing the
+:mod:`.student`), deleted after the test. It enforces Pod Security's ``restricted`` level, as the
+spawner's namespaces do, except in the node tier: there a hostPath folder stands in for the shared work
+volume and busybox probes run as root, and Pod Security is the kubernetes tier's to check. When a test fails, its report gets a section listing the
 namespace's pods and events, and the log tails of any control-plane component that has died.
 """
 
@@ -25,7 +27,7 @@ import pytest
 
 from .controlplane import ControlPlane
 from .processes import log_tail
-from .student import StudentNamespace, create_student_namespace, namespace_report, wait_running
+from .student import StudentNamespace, create_student_namespace, namespace_report, restricted_pod_spec, wait_running
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = "scripts/k8s-binaries.sh"
@@ -100,11 +102,14 @@ def kube() -> Iterator[Kube]:
 
 
 @pytest.fixture
-def namespace(kube: Kube, tmp_path: Path) -> Iterator[StudentNamespace]:
+def namespace(kube: Kube, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[StudentNamespace]:
     """A fresh namespace with the student's account; deleted afterwards (without waiting for it to go)."""
     from kubernetes import client
 
-    created = create_student_namespace(kube.admin, f"occam-test-{uuid.uuid4().hex[:8]}", tmp_path)
+    restricted = request.node.get_closest_marker("node") is None
+    created = create_student_namespace(
+        kube.admin, f"occam-test-{uuid.uuid4().hex[:8]}", tmp_path, restricted=restricted
+    )
     yield created
     client.CoreV1Api(kube.admin).delete_namespace(created.name)
 
@@ -121,7 +126,7 @@ def notebook(admin: Any, namespace: StudentNamespace) -> dict[str, Any]:
     """The stand-in notebook pod (the Spark driver's pod), Running with an IP."""
     body = {
         "metadata": {"name": "jupyter-ada", "labels": {"component": "singleuser-server"}},
-        "spec": {"containers": [{"name": "notebook", "image": "registry.k8s.io/pause:3.10"}]},
+        "spec": restricted_pod_spec({"name": "notebook", "image": "registry.k8s.io/pause:3.10"}),
     }
     admin.create_namespaced_pod(namespace.name, body)
     pod = wait_running(admin, namespace.name, "jupyter-ada")

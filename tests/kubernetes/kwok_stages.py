@@ -121,7 +121,9 @@ def write_config(path: Path) -> Path:
 
 def fake_node(name: str, *, cpu: str, memory: str, gpus: int = 0, labels: dict[str, str] | None = None) -> dict:
     """A v1 Node for kwok to manage, with this capacity (and ``nvidia.com/gpu`` when ``gpus``)."""
-    capacity = {"cpu": cpu, "memory": memory, "pods": "110"}
+    # ephemeral-storage: student namespaces' LimitRange gives every container some, which the scheduler
+    # then counts against the node's.
+    capacity = {"cpu": cpu, "memory": memory, "ephemeral-storage": "100Gi", "pods": "110"}
     if gpus:
         capacity["nvidia.com/gpu"] = str(gpus)
     node: dict = {

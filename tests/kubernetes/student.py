@@ -3,7 +3,9 @@
 :func:`create_student_namespace` makes the namespace, a ServiceAccount, a Role with exactly the access
 ``start_cluster`` needs in that namespace, and a RoleBinding; it then asks the TokenRequest API for a
 short-lived token of that account and writes a kubeconfig using it. Code run with that kubeconfig sees
-the cluster as a notebook pod does: RBAC decides, not the test's admin credentials.
+the cluster as a notebook pod does: RBAC decides, not the test's admin credentials. The namespace
+enforces Pod Security's ``restricted`` level, as OccamSpawner's do, so every pod a test makes in it must
+meet it (:func:`restricted_pod_spec`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spawner.namespace import NOTEBOOK_RULES
+from spawner.namespace import NOTEBOOK_RULES, pod_security_labels
 
 from .pki import write_kubeconfig
 
@@ -23,6 +25,24 @@ ROLE = "occam-student"
 #: What the notebook's service account may do in its own namespace, and nothing elsewhere: the Role
 #: OccamSpawner grants (:data:`spawner.namespace.NOTEBOOK_RULES`).
 STUDENT_RULES: list[dict[str, Any]] = NOTEBOOK_RULES
+
+
+def restricted_pod_spec(*containers: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A pod spec of ``containers`` that meets Pod Security's ``restricted`` level (non-root, no privilege
+    escalation, no capabilities, the runtime's seccomp profile), as every Occam pod does; ``fields`` are
+    added to the spec."""
+    restricted = {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    return {
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [
+            {**c, "securityContext": {**restricted, **(c.get("securityContext") or {})}} for c in containers
+        ],
+        **fields,
+    }
 
 
 @dataclass(frozen=True)
@@ -51,9 +71,12 @@ def wait_until(what: str, check: Any, timeout: float = 60.0, interval: float = 0
 
 
 def create_student_namespace(
-    admin: Any, name: str, kubeconfig_dir: Path, *, token_seconds: int = 3600
+    admin: Any, name: str, kubeconfig_dir: Path, *, token_seconds: int = 3600, restricted: bool = True
 ) -> StudentNamespace:
     """Make namespace ``name`` with the student account and role; write ``<dir>/<name>.kubeconfig``.
+
+    With ``restricted`` (the default) the namespace enforces Pod Security's ``restricted`` level, as the
+    spawner's do; without it, the cluster's default (``privileged``) applies.
 
     ``admin`` is a ``kubernetes.client.ApiClient`` with cluster-admin rights. Waits for the namespace's
     ``default`` ServiceAccount (made by the controller manager), since the ServiceAccount admission
@@ -63,7 +86,8 @@ def create_student_namespace(
 
     core = client.CoreV1Api(admin)
     rbac = client.RbacAuthorizationV1Api(admin)
-    core.create_namespace({"metadata": {"name": name, "labels": {"occam.io/test": "true"}}})
+    labels = {"occam.io/test": "true", **(pod_security_labels() if restricted else {})}
+    core.create_namespace({"metadata": {"name": name, "labels": labels}})
     core.create_namespaced_service_account(name, {"metadata": {"name": SERVICE_ACCOUNT}})
     rbac.create_namespaced_role(name, {"metadata": {"name": ROLE}, "rules": STUDENT_RULES})
     rbac.create_namespaced_role_binding(

@@ -8,7 +8,7 @@ import sys
 
 from occam.kubernetes import objects
 
-from .student import wait_until
+from .student import restricted_pod_spec, wait_until
 from .test_backend import EXECUTOR_IMAGE
 
 
@@ -32,7 +32,7 @@ def test_status_lists_and_stop_deletes_a_cluster(namespace, admin):
                     "name": f"{cluster}-exec-{index}",
                     "labels": {objects.APP_LABEL: "occam", objects.CLUSTER_LABEL: cluster, objects.USER_LABEL: "ada"},
                 },
-                "spec": {"containers": [{"name": "executor", "image": EXECUTOR_IMAGE}]},
+                "spec": restricted_pod_spec({"name": "executor", "image": EXECUTOR_IMAGE}),
             }
             admin.create_namespaced_pod(namespace.name, pod)
     status = occam_cli(namespace, "status")

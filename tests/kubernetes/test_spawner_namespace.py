@@ -29,12 +29,13 @@ from spawner.namespace import (
     RESOURCE_QUOTA,
     ROLE,
     SERVICE_ACCOUNT,
+    USERNAME_ANNOTATION,
     namespace_name,
     namespace_objects,
 )
 
 from .fixtures import Kube
-from .student import wait_until
+from .student import restricted_pod_spec, wait_until
 
 LIMITS = CourseLimits(max_executors=2, cpu="4", memory="8Gi", gpus=1, executor_max_cpu="2", executor_max_memory="4Gi")
 HUB = {"hub_namespace": "jhub", "hub_selector": {"app.kubernetes.io/part-of": "jupyterhub"}}
@@ -134,7 +135,19 @@ def test_prepare_namespace_creates_every_object(kube: Kube, new_user: Callable[[
         "limits.cpu": "4",
         "limits.memory": "8Gi",
         "requests.nvidia.com/gpu": "1",
+        "requests.ephemeral-storage": "20Gi",
+        "limits.ephemeral-storage": "20Gi",
+        "requests.storage": "20Gi",
+        "persistentvolumeclaims": "4",
+        "secrets": "20",
+        "configmaps": "20",
+        "services": "10",
+        "services.nodeports": "0",
+        "services.loadbalancers": "0",
     }
+    metadata = objects["Namespace"]["metadata"]
+    assert metadata["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert metadata["annotations"][USERNAME_ANNOTATION] == username
     _quota_counted(kube, ns)  # the quota controller accepts and counts it
     ports = {p["port"] for rule in objects["NetworkPolicy"]["spec"]["ingress"] for p in rule["ports"]}
     assert {7078, 7079, 4040, 8888} <= ports
@@ -170,7 +183,9 @@ def test_changed_limits_update_the_quota_and_keep_others_labels(kube: Kube, new_
     core = client.CoreV1Api(kube.admin)
     prepare_namespace(kube.admin, namespace_objects(username, LIMITS, **HUB))
     _quota_counted(kube, ns)
-    core.patch_namespace(ns, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "baseline"}}})
+    core.patch_namespace(
+        ns, {"metadata": {"labels": {"course": "ml101", "pod-security.kubernetes.io/enforce": "baseline"}}}
+    )
     before = _versions(_read_all(kube.admin, ns))
 
     bigger = CourseLimits(
@@ -179,25 +194,28 @@ def test_changed_limits_update_the_quota_and_keep_others_labels(kube: Kube, new_
     prepare_namespace(kube.admin, namespace_objects(username, bigger, **HUB))
     after = _read_all(kube.admin, ns)
     changed = {kind for kind, version in _versions(after).items() if version != before[kind]}
-    assert changed == {"ResourceQuota"}
-    assert after["ResourceQuota"]["spec"]["hard"] == {
+    # the Namespace too: the spawner owns its Pod Security labels, and took "enforce" back
+    assert changed == {"ResourceQuota", "Namespace"}
+    hard = after["ResourceQuota"]["spec"]["hard"]
+    assert {key: hard[key] for key in ("pods", "requests.cpu", "requests.memory", "limits.cpu", "limits.memory")} == {
         "pods": "5",
         "requests.cpu": "8",
         "requests.memory": "16Gi",
         "limits.cpu": "8",
         "limits.memory": "16Gi",
-        "requests.nvidia.com/gpu": "0",
     }
+    assert hard["requests.nvidia.com/gpu"] == "0"
 
-    # a new per-executor maximum reaches the LimitRange; the admin's namespace label stays
+    # a new per-executor maximum reaches the LimitRange; the admin's own namespace label stays
     smaller = CourseLimits(
         max_executors=4, cpu="8", memory="16Gi", gpus=0, executor_max_cpu="1500m", executor_max_memory="3Gi"
     )
     prepare_namespace(kube.admin, namespace_objects(username, smaller, **HUB))
     (item,) = _read_all(kube.admin, ns)["LimitRange"]["spec"]["limits"]
-    assert item["max"] == {"cpu": "1500m", "memory": "3Gi"}
+    assert item["max"] == {"cpu": "1500m", "memory": "3Gi", "ephemeral-storage": "4Gi"}
     labels = core.read_namespace(ns).metadata.labels
-    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels["course"] == "ml101"
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     assert labels[MANAGED_BY_LABEL] == MANAGED_BY
 
 
@@ -276,13 +294,13 @@ def test_the_notebook_account_may_start_pods_in_its_namespace_only(kube: Kube, n
         core = client.CoreV1Api(notebook)
         pod = {
             "metadata": {"name": "executor-1", "labels": {"app.kubernetes.io/name": "occam"}},
-            "spec": {"containers": [{"name": "executor", "image": PAUSE}]},
+            "spec": restricted_pod_spec({"name": "executor", "image": PAUSE}),
         }
         created = core.create_namespaced_pod(ns, pod)
         # the LimitRange filled in requests and limits, so the quota could count the pod
         resources = created.spec.containers[0].resources
-        assert resources.requests == {"cpu": "1", "memory": "1Gi"}
-        assert resources.limits == {"cpu": "1", "memory": "1Gi"}
+        assert resources.requests == {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "4Gi"}
+        assert resources.limits == {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "4Gi"}
         assert [p.metadata.name for p in core.list_namespaced_pod(ns).items] == ["executor-1"]
         core.list_namespaced_resource_quota(ns)
         core.list_namespaced_limit_range(ns)
@@ -293,11 +311,9 @@ def test_the_notebook_account_may_start_pods_in_its_namespace_only(kube: Kube, n
 
         too_big = {
             "metadata": {"name": "too-big"},
-            "spec": {
-                "containers": [
-                    {"name": "executor", "image": PAUSE, "resources": {"limits": {"cpu": "3", "memory": "1Gi"}}}
-                ]
-            },
+            "spec": restricted_pod_spec(
+                {"name": "executor", "image": PAUSE, "resources": {"limits": {"cpu": "3", "memory": "1Gi"}}}
+            ),
         }
         with pytest.raises(client.ApiException) as refused:
             core.create_namespaced_pod(ns, too_big)
@@ -325,7 +341,7 @@ def test_a_refused_spawner_gets_a_message_saying_what_it_needs(kube: Kube, new_u
     prepare_namespace(kube.admin, namespace_objects(username, LIMITS, **HUB))
     notebook = _notebook_client(kube, namespace_name(username))
     try:
-        with pytest.raises(ConfigError, match=r"refused to let the spawner apply Namespace .*403.*ClusterRole"):
+        with pytest.raises(ConfigError, match=r"refused to let the spawner read namespace .*403.*ClusterRole"):
             prepare_namespace(notebook, namespace_objects(new_user(), LIMITS, **HUB))
     finally:
         notebook.close()
@@ -340,11 +356,35 @@ def test_an_unreachable_api_server_is_a_config_error() -> None:
     api_client = client.ApiClient(conf)
     try:
         with pytest.raises(
-            ConfigError, match=r"cannot reach the Kubernetes API at https://127.0.0.1:9 to apply Namespace"
+            ConfigError, match=r"cannot reach the Kubernetes API at https://127.0.0.1:9 to read namespace"
         ):
             prepare_namespace(api_client, namespace_objects("ada", LIMITS, **HUB), timeout=2)
     finally:
         api_client.close()
+
+
+def test_a_namespace_that_is_not_the_student_s_is_not_taken_over(kube: Kube, new_user: Callable[[], str]) -> None:
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube.admin)
+    # an admin's own namespace that happens to have the student's namespace name
+    username = new_user()
+    ns = namespace_name(username)
+    core.create_namespace({"metadata": {"name": ns, "labels": {"team": "research"}}})
+    with pytest.raises(ConfigError, match=f"namespace {ns} already exists and Occam did not make it"):
+        prepare_namespace(kube.admin, namespace_objects(username, LIMITS, **HUB))
+    assert core.read_namespace(ns).metadata.labels == {"team": "research", "kubernetes.io/metadata.name": ns}
+    assert core.list_namespaced_resource_quota(ns).items == []
+
+    # another student's Occam namespace, under this student's namespace name
+    other = new_user()
+    made = namespace_objects(other, LIMITS, **HUB)[0]
+    intruder = new_user()
+    made["metadata"]["name"] = namespace_name(intruder)
+    core.create_namespace(made)
+    with pytest.raises(ConfigError, match=f"belongs to user {other!r}"):
+        prepare_namespace(kube.admin, namespace_objects(intruder, LIMITS, **HUB))
+    assert core.read_namespace(namespace_name(intruder)).metadata.annotations[USERNAME_ANNOTATION] == other
 
 
 def test_the_notebooks_stop_selector_spares_batch_jobs_on_the_real_api_server(admin: Any, namespace: Any) -> None:
@@ -356,7 +396,7 @@ def test_the_notebooks_stop_selector_spares_batch_jobs_on_the_real_api_server(ad
         labels = {"app.kubernetes.io/name": "occam", "app.kubernetes.io/component": component}
         if batch:
             labels[BATCH_JOB_LABEL] = "true"
-        spec = {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}
+        spec = restricted_pod_spec({"name": "c", "image": "registry.k8s.io/pause:3.10"})
         return {"metadata": {"name": name, "labels": labels}, "spec": spec}
 
     for name, component, batch in [

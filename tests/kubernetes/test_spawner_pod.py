@@ -25,7 +25,7 @@ from spawner.namespace import NOTEBOOK_LABELS, SERVICE_ACCOUNT, namespace_name  
 from spawner.spawner import OccamSpawner  # noqa: E402
 
 from .fixtures import Kube  # noqa: E402
-from .student import wait_running, wait_until  # noqa: E402
+from .student import restricted_pod_spec, wait_running, wait_until  # noqa: E402
 
 PAUSE = "registry.k8s.io/pause:3.10"
 LIMITS = {"max_executors": 2, "cpu": "4", "memory": "8Gi", "gpus": 0}
@@ -93,7 +93,7 @@ def test_spawner_prepares_the_namespace_and_runs_the_notebook_pod(kube: Kube, us
                 ns,
                 {
                     "metadata": {"name": "occam-ab12-exec-1", "labels": executor},
-                    "spec": {"containers": [{"name": "executor", "image": PAUSE}]},
+                    "spec": restricted_pod_spec({"name": "executor", "image": PAUSE}),
                 },
             )
             core.create_namespaced_secret(ns, {"metadata": {"name": "occam-ab12", "labels": executor}})

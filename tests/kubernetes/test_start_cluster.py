@@ -24,7 +24,10 @@ from .test_backend import EXECUTOR_IMAGE, GPU_SELECTOR, GPU_TOLERATIONS, OCCAM_S
 
 DRIVER = str(Path(__file__).with_name("k8s_driver.py"))
 #: A shared work volume as the spawner passes it (kwok mounts nothing, so the server need not exist).
-SHARED_VOLUME = {"nfs": {"server": "nfs.example.org", "path": "/exports/ada"}}
+# An inline CSI volume (csi-driver-nfs): Pod Security's restricted level refuses inline nfs volumes.
+SHARED_VOLUME = {
+    "csi": {"driver": "nfs.csi.k8s.io", "volumeAttributes": {"server": "nfs.example.org", "share": "/ada"}}
+}
 SHARED_PATH = "/srv/occam-work"
 
 

@@ -114,6 +114,21 @@ def test_status_hard_is_preferred_and_spec_hard_is_the_fallback():
     assert "your quota allows 1" in refusal(spec(3), [fresh], [])
 
 
+def test_the_spawner_s_whole_quota_still_gives_the_pod_count_message():
+    # Every key the spawner's quota sets (object counts, storage, NodePorts) but the ones Occam checks is
+    # left to Kubernetes; the message about what a cluster needs stays Occam's.
+    from spawner.limits import CourseLimits
+    from spawner.namespace import resource_quota
+
+    hard = resource_quota("ada", CourseLimits(max_executors=2, cpu="8", memory="16Gi"))["spec"]["hard"]
+    check_fits_quota(spec(2), [quota(hard, {"pods": "1"})], [], None)
+    message = refusal(spec(3), [quota(hard, {"pods": "1"})], [], None)
+    assert message == (
+        "you asked for 3 executor pods; your quota allows 3 and 1 is in use; ask for n=2 or fewer "
+        "(ResourceQuota 'compute', pods)"
+    )
+
+
 def test_keys_occam_does_not_check_are_ignored():
     check_fits_quota(spec(3), [quota({"services": "0", "requests.storage": "1Gi", "count/jobs.batch": "0"})], [], None)
 

@@ -37,7 +37,8 @@ class Recorder:
     """Stands in for CoreV1Api, RbacAuthorizationV1Api and NetworkingV1Api: records every patch."""
 
     calls: ClassVar[list[tuple[str, tuple[Any, ...], dict[str, Any]]]] = []
-    existing: ClassVar[set[str]] = set()  # names of objects the fake cluster already holds
+    reads: ClassVar[list[str]] = []  # namespaces read before applying
+    existing: ClassVar[dict[str, dict[str, Any]]] = {}  # kind/name -> the object the fake cluster holds
     phase = "Active"
 
     def __init__(self, api_client: Any) -> None:
@@ -45,10 +46,15 @@ class Recorder:
 
     def __getattr__(self, method: str) -> Any:
         def patch(*args: Any, **kwargs: Any) -> Any:
+            if method == "read_namespace":
+                Recorder.reads.append(args[0])
+                if f"Namespace/{args[0]}" not in Recorder.existing:
+                    raise client.ApiException(status=404, reason="Not Found")
+                return Recorder.existing[f"Namespace/{args[0]}"]
             Recorder.calls.append((method, args, kwargs))
             name, body = args[0], args[-1]
             created = f"{body['kind']}/{name}" not in Recorder.existing
-            Recorder.existing.add(f"{body['kind']}/{name}")
+            Recorder.existing[f"{body['kind']}/{name}"] = body
             data = {**body, "status": {"phase": Recorder.phase}} if body["kind"] == "Namespace" else body
             return data, 201 if created else 200, {}
 
@@ -59,7 +65,7 @@ class Recorder:
 def recorder(monkeypatch: pytest.MonkeyPatch) -> type[Recorder]:
     for api_class in {api_class for api_class, _ in PATCH_METHODS.values()}:
         monkeypatch.setattr(client, api_class, Recorder)
-    Recorder.calls, Recorder.existing, Recorder.phase = [], set(), "Active"
+    Recorder.calls, Recorder.reads, Recorder.existing, Recorder.phase = [], [], {}, "Active"
     return Recorder
 
 
@@ -105,9 +111,59 @@ def test_a_refusal_says_what_the_hub_s_role_needs(monkeypatch: pytest.MonkeyPatc
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise client.ApiException(status=403, reason="Forbidden")
 
+    def absent(*args: Any, **kwargs: Any) -> Any:
+        raise client.ApiException(status=404, reason="Not Found")
+
+    monkeypatch.setattr(client.CoreV1Api, "read_namespace", absent)
     monkeypatch.setattr(client.CoreV1Api, "patch_namespace_with_http_info", refuse)
     with pytest.raises(
         ConfigError,
         match=r"refused to let the spawner apply Namespace occam-ada \(403 Forbidden\): .*ClusterRole .*create and patch",
     ):
         prepare_namespace(client.ApiClient(), _objects())
+
+
+def test_the_namespace_is_read_before_anything_is_applied(recorder: type[Recorder]):
+    prepare_namespace(_api_client(), _objects())
+    assert recorder.reads == [namespace_name("ada")]
+
+
+@pytest.mark.parametrize(
+    ("labels", "annotations", "message"),
+    [
+        ({}, {}, r"namespace occam-ada already exists and Occam did not make it .*kubectl delete namespace occam-ada"),
+        (
+            {"app.kubernetes.io/managed-by": "occam-spawner"},
+            {"occam.io/username": "Ada"},
+            r"namespace occam-ada belongs to user 'Ada' .*not to 'ada'.*namespace_prefix",
+        ),
+        (
+            {"app.kubernetes.io/managed-by": "occam-spawner", "occam.io/user": "bob"},
+            {},
+            r"made by Occam for user label 'bob', not for user 'ada'",
+        ),
+    ],
+)
+def test_a_namespace_that_is_not_the_student_s_is_never_taken_over(
+    recorder: type[Recorder], labels: dict[str, str], annotations: dict[str, str], message: str
+):
+    recorder.existing["Namespace/occam-ada"] = {
+        "metadata": {"name": "occam-ada", "labels": labels, "annotations": annotations}
+    }
+    with pytest.raises(ConfigError, match=message):
+        prepare_namespace(_api_client(), _objects())
+    assert recorder.calls == []  # nothing was written
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"labels": {"app.kubernetes.io/managed-by": "occam-spawner"}, "annotations": {"occam.io/username": "ada"}},
+        # made before the annotation existed: the user label decides
+        {"labels": {"app.kubernetes.io/managed-by": "occam-spawner", "occam.io/user": "ada"}},
+    ],
+)
+def test_the_student_s_own_namespace_is_taken_over(recorder: type[Recorder], metadata: dict[str, Any]):
+    recorder.existing["Namespace/occam-ada"] = {"metadata": {"name": "occam-ada", **metadata}}
+    applied = prepare_namespace(_api_client(), _objects())
+    assert applied[0] == Applied("Namespace", "occam-ada", APPLIED)

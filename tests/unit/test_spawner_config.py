@@ -176,6 +176,34 @@ def test_the_pod_manifest_carries_occams_labels_account_and_env():
     run(check)
 
 
+def test_the_pod_manifest_meets_the_restricted_pod_security_standard():
+    async def check() -> None:
+        spawner = make(
+            image="reg/notebook:1",
+            uid=1000,
+            fs_gid=100,
+            allow_privilege_escalation=True,
+            container_security_context={"capabilities": {"add": ["SYS_ADMIN", "NET_BIND_SERVICE"]}},
+            pod_security_context={"seccompProfile": {"type": "Unconfined"}},
+            init_containers=[{"name": "setup", "image": "busybox", "securityContext": {"privileged": True}}],
+        )
+        manifest = spawner.api.api_client.sanitize_for_serialization(await spawner.get_pod_manifest())
+        pod = manifest["spec"]["securityContext"]
+        assert pod["runAsNonRoot"] is True
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert pod["fsGroup"] == 100  # KubeSpawner's settings are kept
+        for container in [*manifest["spec"]["initContainers"], *manifest["spec"]["containers"]]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["privileged"] is False
+            assert context["runAsNonRoot"] is True
+            assert context["capabilities"]["drop"] == ["ALL"]
+            assert set(context["capabilities"].get("add", [])) <= {"NET_BIND_SERVICE"}
+        assert manifest["spec"]["containers"][0]["securityContext"]["runAsUser"] == 1000
+
+    run(check)
+
+
 def test_namespace_preparation_runs_in_a_thread_with_the_settings(monkeypatch: pytest.MonkeyPatch):
     calls: list[dict[str, Any]] = []
 
@@ -288,5 +316,24 @@ def test_the_blocking_client_uses_the_hubs_kubeconfig_and_overrides():
             assert client.configuration.verify_ssl is False
         finally:
             client.close()
+
+    run(check)
+
+
+def test_the_pod_security_level_is_restricted_or_baseline():
+    async def check() -> None:
+        assert make().pod_security_level == "restricted"
+        assert make(pod_security_level="baseline").pod_security_level == "baseline"
+        with pytest.raises(TraitError, match="OccamSpawner.pod_security_level: .*never allow privileged"):
+            make(pod_security_level="privileged")
+
+    run(check)
+
+
+def test_an_nfs_shared_volume_under_restricted_fails_the_spawn_saying_what_to_use(monkeypatch: pytest.MonkeyPatch):
+    async def check() -> None:
+        spawner = make(shared_work_volume={"nfs": {"server": "nfs.example.org", "path": "/w"}}, check_node_fit=False)
+        with pytest.raises(ConfigError, match="restricted level .* refuses .*persistentVolumeClaim"):
+            await spawner._ensure_namespace()
 
     run(check)

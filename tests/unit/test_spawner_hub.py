@@ -57,7 +57,8 @@ def test_the_hub_role_has_no_wildcards_and_only_namespaces_and_nodes_cluster_wid
     cluster_scoped = {r for _, r, _ in allowed} & {"namespaces", "nodes", "clusterroles", "clusterrolebindings"}
     assert cluster_scoped == {"namespaces", "nodes"}
     assert {v for _, r, v in allowed if r == "nodes"} == {"list"}
-    assert {v for _, r, v in allowed if r == "namespaces"} == {"create", "patch"}
+    # get: an existing namespace is read before it is taken over (spawner.apply.check_adoption)
+    assert {v for _, r, v in allowed if r == "namespaces"} == {"create", "get", "patch"}
     assert ("", "namespaces", "delete") not in allowed
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 
 import pytest
@@ -14,12 +15,18 @@ from spawner.namespace import (
     MANAGED_BY_LABEL,
     NOTEBOOK_LABELS,
     NOTEBOOK_RULES,
+    POD_SECURITY_VERSION,
     SERVICE_ACCOUNT,
+    USERNAME_ANNOTATION,
+    adoption_problem,
     limit_range,
+    namespace,
     namespace_name,
     namespace_objects,
     network_policy,
+    pod_security_labels,
     resource_quota,
+    restricted_volume_problem,
     role,
     role_binding,
 )
@@ -64,8 +71,9 @@ def test_clean_usernames_are_kept_as_they_are():
 def test_cleaned_usernames_get_a_hash_so_they_do_not_collide():
     names = {u: namespace_name(u) for u in ["ada", "Ada", "ADA", "ada.", "ada_", "-ada", "a-da", "a.da", "a_da"]}
     assert len(set(names.values())) == len(names), names
-    assert re.fullmatch(r"occam-ada-[0-9a-f]{8}", names["Ada"])
-    assert re.fullmatch(r"occam-a-da-[0-9a-f]{8}", names["a.da"])
+    # 16 hex digits: 64 bits, too many to search for a name whose hash matches another student's
+    assert re.fullmatch(r"occam-ada-[0-9a-f]{16}", names["Ada"])
+    assert re.fullmatch(r"occam-a-da-[0-9a-f]{16}", names["a.da"])
 
 
 def test_a_username_cannot_pick_another_users_hashed_namespace():
@@ -82,7 +90,7 @@ def test_long_usernames_are_cut_and_hashed_within_63_characters():
 
 
 def test_usernames_with_nothing_usable_still_get_a_name():
-    assert re.fullmatch(r"occam-[0-9a-f]{8}", namespace_name("李雷"))
+    assert re.fullmatch(r"occam-[0-9a-f]{16}", namespace_name("李雷"))
     assert namespace_name("李雷") != namespace_name("韩梅梅")
 
 
@@ -224,6 +232,15 @@ def test_quota_allows_the_executors_plus_the_notebook_and_the_course_totals():
         "limits.cpu": "8",
         "limits.memory": "16Gi",
         "requests.nvidia.com/gpu": "2",
+        "requests.ephemeral-storage": "20Gi",
+        "limits.ephemeral-storage": "20Gi",
+        "requests.storage": "20Gi",
+        "persistentvolumeclaims": "4",
+        "secrets": "20",
+        "configmaps": "20",
+        "services": "10",
+        "services.nodeports": "0",
+        "services.loadbalancers": "0",
     }
     assert "scopes" not in resource_quota("ada", LIMITS)["spec"]  # counts executors (see occam.kubernetes.quota)
 
@@ -241,12 +258,21 @@ def test_quota_without_gpus_allows_none_and_names_another_vendor():
 def test_limit_range_caps_each_container_with_defaults_under_the_cap():
     (item,) = limit_range("ada", LIMITS)["spec"]["limits"]
     assert item["type"] == "Container"
-    assert item["max"] == {"cpu": "2", "memory": "4Gi"}
-    assert item["default"] == item["defaultRequest"] == {"cpu": "1", "memory": "1Gi"}
-    small = CourseLimits(max_executors=2, cpu="2", memory="2Gi", executor_max_cpu="500m", executor_max_memory="512Mi")
+    assert item["max"] == {"cpu": "2", "memory": "4Gi", "ephemeral-storage": "4Gi"}
+    assert item["default"] == item["defaultRequest"] == {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "4Gi"}
+    small = CourseLimits(
+        max_executors=2,
+        cpu="2",
+        memory="2Gi",
+        executor_max_cpu="500m",
+        executor_max_memory="512Mi",
+        ephemeral_storage="3Gi",
+        executor_max_ephemeral_storage="2Gi",
+    )
     (item,) = limit_range("ada", small)["spec"]["limits"]
-    assert item["default"] == {"cpu": "500m", "memory": "512Mi"}
-    for key in ("cpu", "memory"):
+    # the storage default is an equal share of the namespace's among its 3 pods, under the 2Gi cap
+    assert item["default"] == {"cpu": "500m", "memory": "512Mi", "ephemeral-storage": "1024Mi"}
+    for key in ("cpu", "memory", "ephemeral-storage"):
         assert parse_quantity(item["defaultRequest"][key]) <= parse_quantity(item["max"][key])
 
 
@@ -262,6 +288,12 @@ def test_limit_range_caps_each_container_with_defaults_under_the_cap():
         ({"memory": "0"}, "more than zero"),
         ({"executor_max_cpu": "16"}, "executor_max_cpu='16' is more than the namespace's whole cpu='8'.*lower"),
         ({"executor_max_memory": "32Gi"}, "executor_max_memory='32Gi' is more than"),
+        ({"executor_max_ephemeral_storage": "64Gi"}, "executor_max_ephemeral_storage='64Gi' is more than"),
+        ({"ephemeral_storage": "0"}, "ephemeral_storage='0' must be more than zero"),
+        ({"storage": "lots"}, "storage='lots' is not a Kubernetes quantity"),
+        ({"secrets": -1}, "secrets=-1 must be 0"),
+        ({"services": "3"}, "services='3' must be a whole number"),
+        ({"configmaps": 0}, "kube-root-ca.crt"),
     ],
 )
 def test_course_limits_refuse_impossible_values_saying_what_to_write(kwargs, message):
@@ -347,3 +379,60 @@ def test_a_long_prefix_still_gives_a_dns_label():
 def test_a_bad_prefix_is_refused(prefix):
     with pytest.raises(ValueError, match="namespace prefix"):
         namespace_name("ada", prefix=prefix)
+
+
+def test_a_limit_of_no_claim_storage_is_allowed():
+    assert (
+        resource_quota("ada", CourseLimits(max_executors=1, cpu="2", memory="4Gi", storage="0"))["spec"]["hard"][
+            "requests.storage"
+        ]
+        == "0"
+    )
+
+
+# --- the namespace: Pod Security and the username ------------------------------------------------
+
+
+def test_the_namespace_enforces_the_restricted_pod_security_standard_pinned_and_warns_at_latest():
+    labels = namespace("Ada.Lovelace")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert labels["pod-security.kubernetes.io/enforce-version"] == POD_SECURITY_VERSION == "v1.34"
+    for mode in ("warn", "audit"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+        assert labels[f"pod-security.kubernetes.io/{mode}-version"] == "latest"
+    assert labels == {**pod_security_labels(), MANAGED_BY_LABEL: MANAGED_BY, USER_LABEL: "Ada.Lovelace"}
+
+
+def test_the_namespace_holds_the_exact_username():
+    for username in ("Ada.Lovelace", "李雷", "x" * 200):
+        assert namespace(username)["metadata"]["annotations"] == {USERNAME_ANNOTATION: username}
+
+
+def test_only_the_student_s_own_occam_namespace_may_be_taken_over():
+    desired = namespace("Ada")
+    own = copy.deepcopy(desired)
+    assert adoption_problem(own, desired) is None
+    other = namespace("ADA")  # a different user; (not) the same namespace name, but say it were
+    assert "belongs to user 'ADA'" in (adoption_problem(other, desired) or "")
+    foreign = {"metadata": {"name": desired["metadata"]["name"], "labels": {"team": "x"}}}
+    assert "Occam did not make it" in (adoption_problem(foreign, desired) or "")
+    legacy = {"metadata": {"name": "n", "labels": {MANAGED_BY_LABEL: MANAGED_BY, USER_LABEL: "Ada"}}}
+    assert adoption_problem(legacy, desired) is None
+    legacy["metadata"]["labels"][USER_LABEL] = "Bob"
+    assert "not for user 'Ada'" in (adoption_problem(legacy, desired) or "")
+
+
+def test_a_course_may_enforce_baseline_but_never_privileged_and_always_warns_restricted():
+    labels = namespace("ada", pod_security_level="baseline")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels["pod-security.kubernetes.io/warn"] == labels["pod-security.kubernetes.io/audit"] == "restricted"
+    with pytest.raises(ValueError, match="never allow privileged pods"):
+        namespace("ada", pod_security_level="privileged")
+
+
+def test_volumes_restricted_refuses_are_named_with_the_fix():
+    assert restricted_volume_problem({"persistentVolumeClaim": {"claimName": "w"}}, "restricted") is None
+    assert restricted_volume_problem({"csi": {"driver": "nfs.csi.k8s.io"}}, "restricted") is None
+    assert restricted_volume_problem({"nfs": {"server": "s", "path": "/"}}, "baseline") is None
+    problem = restricted_volume_problem({"nfs": {"server": "s", "path": "/"}}, "restricted")
+    assert problem is not None and "nfs volume" in problem and 'pod_security_level = "baseline"' in problem

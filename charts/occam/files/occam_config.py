@@ -28,6 +28,13 @@ _COURSE_KEYS = {
     "memory": "memory",
     "executorMaxCpu": "executor_max_cpu",
     "executorMaxMemory": "executor_max_memory",
+    "ephemeralStorage": "ephemeral_storage",
+    "executorMaxEphemeralStorage": "executor_max_ephemeral_storage",
+    "storage": "storage",
+    "secrets": "secrets",
+    "configmaps": "configmaps",
+    "services": "services",
+    "persistentVolumeClaims": "persistent_volume_claims",
 }
 
 
@@ -108,6 +115,7 @@ def hub_config(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "namespace_prefix": values["spawner"]["namespacePrefix"],
         "namespace_prepare_timeout": float(values["spawner"]["namespacePrepareTimeout"]),
         "check_node_fit": bool(values["spawner"].get("checkNodeFit", True)),
+        "pod_security_level": values["spawner"].get("podSecurityLevel", "restricted"),
         "hub_namespace": values["hubNamespace"],
         "hub_selector": dict(values["hubSelector"]),
         **shared_work(values),

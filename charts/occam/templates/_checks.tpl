@@ -13,6 +13,12 @@
 {{- if gt $maxMemory (include "occam.bytes" $course.memory | float64) }}
 {{- fail (printf "occam.course.executorMaxMemory=%v is more than the whole namespace's occam.course.memory=%v: no executor that large could start. Lower executorMaxMemory or raise memory." ($course.executorMaxMemory | default "4Gi") $course.memory) }}
 {{- end }}
+{{- /* Z2JH's home volume claim is made in the student's namespace, so the course's claim storage must hold it. */}}
+{{- $z2jh := .Values.jupyterhub | default dict -}}
+{{- $home := dig "singleuser" "storage" "capacity" "10Gi" $z2jh -}}
+{{- if and (eq (dig "singleuser" "storage" "type" "dynamic" $z2jh) "dynamic") (gt (include "occam.bytes" $home | float64) (include "occam.bytes" ($course.storage | default "20Gi") | float64)) }}
+{{- fail (printf "jupyterhub.singleuser.storage.capacity=%v is more than occam.course.storage=%v: each student's home volume claim is made in their namespace, whose quota would refuse it. Raise occam.course.storage or lower the capacity." $home ($course.storage | default "20Gi")) }}
+{{- end }}
 {{- $slugs := dict -}}
 {{- $defaults := list -}}
 {{- range $i, $p := $occam.profiles }}
@@ -64,6 +70,19 @@
 {{- end }}
 {{- if and $work.enabled (not $work.mountPath) }}
 {{- fail "occam.sharedWork.enabled is true but occam.sharedWork.mountPath is empty: set where notebooks and executors mount it, e.g. /home/jovyan/occam-work." }}
+{{- end }}
+{{- /* Pod Security's restricted level refuses pods with other inline volumes (nfs, hostPath...). */}}
+{{- if eq (dig "spawner" "podSecurityLevel" "restricted" $occam) "restricted" }}
+{{- $allowed := list "configMap" "csi" "downwardAPI" "emptyDir" "ephemeral" "persistentVolumeClaim" "projected" "secret" }}
+{{- range $name, $v := dict "occam.sharedData" $shared "occam.sharedWork" $work }}
+{{- if $v.enabled }}
+{{- range $kind, $_ := ($v.volume | default dict) }}
+{{- if not (has $kind $allowed) }}
+{{- fail (printf "%s.volume is a %s volume, which Pod Security's restricted level (enforced in every student namespace) refuses in pods: use a persistentVolumeClaim (a PersistentVolume of that export bound in each namespace) or a csi volume, or set occam.spawner.podSecurityLevel: baseline (docs/security.md)." $name $kind) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- $z2jh := .Values.jupyterhub -}}
 {{- if $z2jh.enabled }}

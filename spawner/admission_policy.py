@@ -1,0 +1,183 @@
+"""Pure builders of the ValidatingAdmissionPolicies that guard every student namespace, and their bindings.
+
+Pod Security admission (the namespace's labels, :func:`spawner.namespace.pod_security_labels`) stops
+privileged pods, host namespaces and host paths; RBAC and the ResourceQuota stop the rest of what a
+student's Role would otherwise allow. What neither covers, these policies refuse, in every namespace
+labelled ``app.kubernetes.io/managed-by: occam-spawner`` (the spawner labels each student namespace so,
+and a student cannot label a namespace):
+
+- a pod that names its node (``spec.nodeName``): it would skip the scheduler, and with it taints (a GPU
+  node kept for GPU pods), node selectors and the node's capacity;
+- a pod with a ``priorityClassName`` the admin did not allow: a high priority lets a student's pods
+  preempt (evict) other students' pods;
+- a Service other than ClusterIP (headless included): NodePort, LoadBalancer and ExternalName Services
+  open the student's pods to the world or point cluster names elsewhere (the quota also allows no
+  NodePort or LoadBalancer);
+- a Service with ``externalIPs``, which can intercept traffic to those addresses (CVE-2020-8554).
+
+They are enforced by the API server itself (``admissionregistration.k8s.io/v1``, on by default since
+Kubernetes 1.30): no webhook to run. The chart ships them (templates/admission-policy.yaml, which
+tests/chart checks against these builders); :func:`admission_objects` is what tests install.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from occam.contract import MANAGED_BY_LABEL
+from spawner.namespace import MANAGED_BY
+
+PODS_POLICY = "occam-student-pods"
+SERVICES_POLICY = "occam-student-services"
+
+#: Selects every student namespace the spawner made (it sets this label; students cannot change it).
+NAMESPACE_SELECTOR: dict[str, Any] = {"matchLabels": {MANAGED_BY_LABEL: MANAGED_BY}}
+
+
+def _selector() -> dict[str, Any]:
+    return copy.deepcopy(NAMESPACE_SELECTOR)
+
+
+_ADMISSION = "admissionregistration.k8s.io/v1"
+_PRIORITY_CLASS = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+def check_priority_classes(names: Sequence[str]) -> list[str]:
+    """``names`` as a list if each is a valid PriorityClass name (a DNS subdomain), else ValueError."""
+    names = list(names)
+    for name in names:
+        if not isinstance(name, str) or not _PRIORITY_CLASS.fullmatch(name):
+            raise ValueError(
+                f"priority class {name!r} is not a PriorityClass name: lowercase letters, digits, '-' and '.', "
+                "e.g. 'student-batch'"
+            )
+    return names
+
+
+def _cel_list(names: Sequence[str]) -> str:
+    # Names are DNS subdomains (checked above): no quote or backslash can end up inside the literal.
+    return "[" + ", ".join(f"'{name}'" for name in names) + "]"
+
+
+def pods_policy(allowed_priority_classes: Sequence[str] = (), *, name: str = PODS_POLICY) -> dict[str, Any]:
+    """The policy on pods created in student namespaces: no ``nodeName``, no priority class but the allowed.
+
+    Only CREATE: the scheduler sets ``nodeName`` through the ``pods/binding`` subresource, and it cannot
+    change afterwards, so a later UPDATE (the garbage collector's, a label patch) of a placed pod is fine.
+    """
+    allowed = check_priority_classes(allowed_priority_classes)
+    if allowed:
+        priority = f"!has(object.spec.priorityClassName) || object.spec.priorityClassName in {_cel_list(allowed)}"
+        priority_message = (
+            f"pods in a student namespace may use only the priority classes {', '.join(allowed)} "
+            "(the chart's occam.admissionPolicy.allowedPriorityClasses)"
+        )
+    else:
+        priority = "!has(object.spec.priorityClassName) || object.spec.priorityClassName == ''"
+        priority_message = (
+            "pods in a student namespace may not set a priority class: a higher priority would evict other "
+            "students' pods (an admin may allow some in occam.admissionPolicy.allowedPriorityClasses)"
+        )
+    return {
+        "apiVersion": _ADMISSION,
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "namespaceSelector": _selector(),
+                "resourceRules": [
+                    {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}
+                ],
+            },
+            "validations": [
+                {
+                    "expression": "!has(object.spec.nodeName) || object.spec.nodeName == ''",
+                    "message": (
+                        "pods in a student namespace may not name a node (spec.nodeName): the scheduler places "
+                        "them, honouring taints, selectors and capacity"
+                    ),
+                    "reason": "Forbidden",
+                },
+                {"expression": priority, "message": priority_message, "reason": "Forbidden"},
+            ],
+        },
+    }
+
+
+def services_policy(*, name: str = SERVICES_POLICY) -> dict[str, Any]:
+    """The policy on Services created or changed in student namespaces: ClusterIP (or headless) only, no
+    ``externalIPs``."""
+    return {
+        "apiVersion": _ADMISSION,
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "namespaceSelector": _selector(),
+                "resourceRules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["services"],
+                    }
+                ],
+            },
+            "validations": [
+                {
+                    "expression": "!has(object.spec.type) || object.spec.type == 'ClusterIP'",
+                    "message": (
+                        "Services in a student namespace must be ClusterIP (or headless): NodePort, LoadBalancer "
+                        "and ExternalName Services reach outside the student's namespace"
+                    ),
+                    "reason": "Forbidden",
+                },
+                {
+                    "expression": "!has(object.spec.externalIPs) || size(object.spec.externalIPs) == 0",
+                    "message": "Services in a student namespace may not set externalIPs (they can capture others' traffic)",
+                    "reason": "Forbidden",
+                },
+            ],
+        },
+    }
+
+
+def binding(policy: dict[str, Any]) -> dict[str, Any]:
+    """The ValidatingAdmissionPolicyBinding that makes ``policy`` refuse (``Deny``) in every student namespace."""
+    name = policy["metadata"]["name"]
+    return {
+        "apiVersion": _ADMISSION,
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name, "labels": dict(policy["metadata"]["labels"])},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": _selector()},
+        },
+    }
+
+
+def admission_objects(allowed_priority_classes: Sequence[str] = (), *, prefix: str = "") -> list[dict[str, Any]]:
+    """Both policies and their bindings, in the order to create them; ``prefix`` starts each name (a release)."""
+    policies = [
+        pods_policy(allowed_priority_classes, name=prefix + PODS_POLICY),
+        services_policy(name=prefix + SERVICES_POLICY),
+    ]
+    return [*policies, *(binding(policy) for policy in policies)]
+
+
+__all__ = [
+    "NAMESPACE_SELECTOR",
+    "PODS_POLICY",
+    "SERVICES_POLICY",
+    "admission_objects",
+    "binding",
+    "check_priority_classes",
+    "pods_policy",
+    "services_policy",
+]
