@@ -6,10 +6,10 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from occam.errors import ConfigError, OccamError
+from occam.errors import OccamError
 
 if TYPE_CHECKING:
-    from occam.kubernetes.api import NamespaceApi
+    from occam.backends import Backend
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -28,52 +28,28 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _namespace_api() -> NamespaceApi:
+def _manager() -> type[Backend]:
+    """The backend whose cluster manager holds this user's clusters (Kubernetes in a spawned notebook pod)."""
     import os
 
-    from occam.kubernetes.api import NamespaceApi
-    from occam.kubernetes.settings import NAMESPACE_ENV, in_kubernetes_pod
+    from occam import config
+    from occam.backends import select_backend
 
-    if not in_kubernetes_pod(os.environ):
-        raise ConfigError(
-            "occam status and occam stop work on Kubernetes clusters, from a notebook pod started by "
-            "OccamSpawner; embedded clusters live inside the Python process that started them: use "
-            "occam.list_clusters() and cluster.stop() there"
-        )
-    return NamespaceApi(os.environ[NAMESPACE_ENV])
+    return select_backend(config.get("backend"), os.environ)
 
 
 def _status(args: argparse.Namespace) -> int:
-    from occam.kubernetes.pods import clusters_in
+    import os
 
-    api = _namespace_api()
-    clusters = clusters_in(api.occam_pods())
-    if not clusters:
-        print(f"no Occam cluster in namespace {api.namespace}")
-        return 0
-    print(f"{'cluster':<32} {'user':<16} {'executors':>9}  phases")
-    for name, info in sorted(clusters.items()):
-        phases = ", ".join(f"{k} {v}" for k, v in sorted(info["phases"].items()))
-        if info["driver"]:
-            phases += f"{'; ' if phases else ''}batch driver {info['driver']}"
-        print(f"{name:<32} {info['user']:<16} {info['executors']:>9}  {phases}")
+    print(_manager().status_text(os.environ))
     return 0
 
 
 def _stop(args: argparse.Namespace) -> int:
-    from occam.kubernetes.pods import clusters_in
+    import os
 
-    api = _namespace_api()
-    running = clusters_in(api.occam_pods())
-    names = sorted(running) if args.all else args.names
-    if not names:
-        raise ConfigError("name the clusters to stop (see occam status), or pass --all")
-    unknown = [n for n in names if n not in running]
-    if unknown:
-        raise ConfigError(f"no cluster {', '.join(unknown)} in namespace {api.namespace}; occam status lists them")
-    for name in names:
-        api.delete_cluster(name)
-        print(f"stopped {name}: deleted its {running[name]['executors']} executor pod(s) and its Secret")
+    for line in _manager().stop_clusters(args.names, args.all, os.environ):
+        print(line)
     return 0
 
 

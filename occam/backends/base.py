@@ -119,6 +119,26 @@ class Backend(abc.ABC):
         """The network interfaces Horovod's ranks use to reach the driver, or None to let Horovod find them."""
         return None
 
+    # -- occam status / occam stop: the clusters of a cluster manager, from outside their driver ---------
+
+    @classmethod
+    def status_text(cls, environ: Mapping[str, str]) -> str:
+        """A table of the clusters this backend's cluster manager runs for the user."""
+        raise ConfigError(cls._no_manager())
+
+    @classmethod
+    def stop_clusters(cls, names: Sequence[str], every: bool, environ: Mapping[str, str]) -> list[str]:
+        """Stop the named clusters (or ``every`` one); a line each saying what went."""
+        raise ConfigError(cls._no_manager())
+
+    @classmethod
+    def _no_manager(cls) -> str:
+        return (
+            "occam status and occam stop work on Kubernetes clusters, from a notebook pod started by OccamSpawner; "
+            f"{cls.name} clusters live inside the Python process that started them: use occam.list_clusters() "
+            "and cluster.stop() there"
+        )
+
     # -- batch jobs (occam submit, occam conf) ----------------------------------------------------------
 
     @classmethod

@@ -24,6 +24,7 @@ from occam.backends.kubernetes_jobs import (
     kubernetes_context,
     run_kubernetes,
 )
+from occam.backends.kubernetes_status import status_text, stop_clusters
 from occam.contract import KUBERNETES_BACKEND, SHARED_PATH_CONF
 from occam.errors import ClusterStartError
 from occam.kubernetes import objects, pods
@@ -170,6 +171,16 @@ class KubernetesBackend(Backend):
     ) -> set[str] | None:
         """A lone rank on an executor pod must not be handed the driver's loopback address."""
         return lone_rank_interfaces(ranks, driver_addresses, interfaces)
+
+    # -- occam status / occam stop ------------------------------------------------------------------------
+
+    @classmethod
+    def status_text(cls, environ: Mapping[str, str]) -> str:
+        return status_text(environ)
+
+    @classmethod
+    def stop_clusters(cls, names: Sequence[str], every: bool, environ: Mapping[str, str]) -> list[str]:
+        return stop_clusters(names, every, environ)
 
     # -- batch jobs: cluster mode, a driver pod that owns its executor pods ------------------------------
 

@@ -140,7 +140,7 @@ def test_occam_layers_only_look_down() -> None:
 
 
 def test_only_the_backends_import_the_kubernetes_builders_or_read_master_urls() -> None:
-    allowed = ("occam.backends", "occam.kubernetes", "occam.cli")
+    allowed = ("occam.backends", "occam.kubernetes")
     importers = sorted(
         name
         for name, targets in graph().items()
