@@ -365,3 +365,50 @@ class Cluster:
             steps_per_epoch=steps_per_epoch,
             validation_steps=validation_steps,
         )
+
+    def evaluate(
+        self,
+        model: Any,
+        dataset: Dataset,
+        *,
+        batch_size: int = fit_defaults.BATCH_SIZE,
+        custom_objects: Mapping[str, Any] | None = None,
+    ) -> dict[str, float]:
+        """The loss and metrics of ``model`` on ``dataset``, computed on the executors in parallel.
+
+        Args:
+            model: a :class:`~occam.training.result.FitResult`, a compiled Keras model, or the path of one
+                saved with ``model.save`` (a ``.keras`` or ``.h5`` file).
+            dataset: a labelled :class:`~occam.Dataset` the executors can read (on Kubernetes: on the shared
+                work volume).
+            batch_size: rows per batch in each executor.
+            custom_objects: custom layers, losses or metrics Keras needs to load the model, by name.
+
+        Returns ``{"loss": ..., "accuracy": ...}`` as Keras' ``model.evaluate(return_dict=True)`` names them:
+        each executor's results weighted by its rows (exact for the means Keras reports).
+        """
+        from occam.training.evaluate import evaluate
+
+        return evaluate(self, model, dataset, batch_size=batch_size, custom_objects=custom_objects)
+
+    def predict(
+        self,
+        model: Any,
+        dataset: Dataset,
+        *,
+        batch_size: int = fit_defaults.BATCH_SIZE,
+        custom_objects: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """``model``'s outputs for every row of ``dataset``, computed on the executors, in the dataset's order.
+
+        Args:
+            model: a :class:`~occam.training.result.FitResult`, a Keras model, or the path of a saved one.
+            dataset: a :class:`~occam.Dataset` the executors can read (labels, if any, are ignored).
+            batch_size: rows per batch in each executor.
+            custom_objects: custom layers Keras needs to load the model, by name.
+
+        Returns a numpy array with one row of outputs per dataset row (held in this process's memory).
+        """
+        from occam.training.evaluate import predict
+
+        return predict(self, model, dataset, batch_size=batch_size, custom_objects=custom_objects)

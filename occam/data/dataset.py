@@ -352,9 +352,13 @@ class Dataset:
 
     def to_numpy(self) -> tuple[np.ndarray, np.ndarray | None]:
         """All rows in memory, in their stored dtype and shape: for evaluation and small data."""
+        return self.read_files(self.file_urls())
+
+    def read_files(self, urls: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """The rows of some of this dataset's files (:meth:`file_urls`), in order, as ``to_numpy`` gives them."""
         pq = guarded_parquet()
 
-        table = pq.read_table([url.removeprefix("file://") for url in self.file_urls()])
+        table = pq.read_table([url.removeprefix("file://") for url in urls])
         column = table.column(self.features).combine_chunks()
         layout = self.layout
         if layout is not None:
