@@ -33,8 +33,14 @@ DRIVER = textwrap.dedent(
             print("RESULT interrupted:", interrupt, flush=True)
         deadline = time.monotonic() + 60
         def ranks():
-            return [p for p in psutil.Process().children(recursive=True)
-                    if "horovod" in " ".join(p.cmdline()) and p.status() != psutil.STATUS_ZOMBIE]
+            found = []
+            for p in psutil.Process().children(recursive=True):
+                try:  # a process may end (or be a zombie) between the listing and the look
+                    if p.status() != psutil.STATUS_ZOMBIE and "horovod" in " ".join(p.cmdline()):
+                        found.append(p)
+                except psutil.Error:
+                    continue
+            return found
         while ranks() and time.monotonic() < deadline:
             time.sleep(0.5)
         print("RANKS LEFT", len(ranks()), flush=True)
