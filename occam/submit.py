@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from occam import config
 from occam.backends import Backend, select_backend
 from occam.batch.job import Job, Submission
-from occam.spec import ClusterSpec, make_spec
+from occam.spec import ClusterSpec
 
 
 def job_spec(
@@ -21,14 +21,7 @@ def job_spec(
     name: str | None = None,
 ) -> ClusterSpec:
     """The job's executors, checked like ``start_cluster``'s (same defaults and ``OCCAM_*`` variables)."""
-    return make_spec(
-        executors,
-        cores=config.get("cores", cores),
-        memory=config.get("memory", memory),
-        gpu=gpu,
-        timeout=config.get("timeout", timeout),
-        name=name,
-    )
+    return Backend.request(executors, gpu=gpu, cores=cores, memory=memory, timeout=timeout, name=name)
 
 
 def batch_backend(name: str | None, environ: Mapping[str, str] | None = None) -> type[Backend]:

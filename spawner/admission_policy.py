@@ -81,36 +81,49 @@ def pods_policy(allowed_priority_classes: Sequence[str] = (), *, name: str = POD
             "pods in a student namespace may not set a priority class: a higher priority would evict other "
             "students' pods (an admin may allow some in occam.admissionPolicy.allowedPriorityClasses)"
         )
-    return {
-        "apiVersion": _ADMISSION,
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {
-                "namespaceSelector": _selector(),
-                "resourceRules": [
-                    {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}
-                ],
-            },
-            "validations": [
-                {
-                    "expression": "!has(object.spec.nodeName) || object.spec.nodeName == ''",
-                    "message": (
-                        "pods in a student namespace may not name a node (spec.nodeName): the scheduler places "
-                        "them, honouring taints, selectors and capacity"
-                    ),
-                    "reason": "Forbidden",
-                },
-                {"expression": priority, "message": priority_message, "reason": "Forbidden"},
-            ],
-        },
-    }
+    return _policy(
+        name,
+        resource="pods",
+        operations=["CREATE"],
+        validations=[
+            _forbid(
+                "!has(object.spec.nodeName) || object.spec.nodeName == ''",
+                "pods in a student namespace may not name a node (spec.nodeName): the scheduler places "
+                "them, honouring taints, selectors and capacity",
+            ),
+            _forbid(priority, priority_message),
+        ],
+    )
 
 
 def services_policy(*, name: str = SERVICES_POLICY) -> dict[str, Any]:
     """The policy on Services created or changed in student namespaces: ClusterIP (or headless) only, no
     ``externalIPs``."""
+    return _policy(
+        name,
+        resource="services",
+        operations=["CREATE", "UPDATE"],
+        validations=[
+            _forbid(
+                "!has(object.spec.type) || object.spec.type == 'ClusterIP'",
+                "Services in a student namespace must be ClusterIP (or headless): NodePort, LoadBalancer "
+                "and ExternalName Services reach outside the student's namespace",
+            ),
+            _forbid(
+                "!has(object.spec.externalIPs) || size(object.spec.externalIPs) == 0",
+                "Services in a student namespace may not set externalIPs (they can capture others' traffic)",
+            ),
+        ],
+    )
+
+
+def _forbid(expression: str, message: str) -> dict[str, str]:
+    """A validation that refuses (reason Forbidden) what does not satisfy the CEL ``expression``."""
+    return {"expression": expression, "message": message, "reason": "Forbidden"}
+
+
+def _policy(name: str, *, resource: str, operations: list[str], validations: list[dict[str, str]]) -> dict[str, Any]:
+    """A ValidatingAdmissionPolicy on core ``resource`` objects of the student namespaces; failures refuse."""
     return {
         "apiVersion": _ADMISSION,
         "kind": "ValidatingAdmissionPolicy",
@@ -120,29 +133,10 @@ def services_policy(*, name: str = SERVICES_POLICY) -> dict[str, Any]:
             "matchConstraints": {
                 "namespaceSelector": _selector(),
                 "resourceRules": [
-                    {
-                        "apiGroups": [""],
-                        "apiVersions": ["v1"],
-                        "operations": ["CREATE", "UPDATE"],
-                        "resources": ["services"],
-                    }
+                    {"apiGroups": [""], "apiVersions": ["v1"], "operations": operations, "resources": [resource]}
                 ],
             },
-            "validations": [
-                {
-                    "expression": "!has(object.spec.type) || object.spec.type == 'ClusterIP'",
-                    "message": (
-                        "Services in a student namespace must be ClusterIP (or headless): NodePort, LoadBalancer "
-                        "and ExternalName Services reach outside the student's namespace"
-                    ),
-                    "reason": "Forbidden",
-                },
-                {
-                    "expression": "!has(object.spec.externalIPs) || size(object.spec.externalIPs) == 0",
-                    "message": "Services in a student namespace may not set externalIPs (they can capture others' traffic)",
-                    "reason": "Forbidden",
-                },
-            ],
+            "validations": validations,
         },
     }
 

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from occam.backends import unshared_path_problem
+from occam.contract import tensorflow_environment
 from occam.data.dataset import Dataset
 from occam.errors import ConfigError
-from occam.training.environment import rank_environment
 
 if TYPE_CHECKING:
     from occam.training.fit import Cluster
@@ -78,8 +78,7 @@ def _run(
     urls = dataset.file_urls()
     shipped = cluster.sc.broadcast(_model_bytes(keras))
     objects = dict(custom_objects or {})
-    env = rank_environment(os.environ, cluster.spec.cores)
-    threads = {k: v for k, v in env.items() if k.startswith(("OMP_", "TF_"))}
+    threads = tensorflow_environment(cluster.spec.cores)
 
     def apply(index: int, parts: Any) -> Any:
         os.environ.update(threads)
