@@ -2,8 +2,8 @@
 
 ``real_node`` joins a :class:`~.realnode.RealNode` to the session's control plane (the ``kube``
 fixture). The tier is skipped, naming the fix, when the machine cannot run a node (not root, no
-containerd/runc/CNI plugins, no kubelet binary) or the cluster is an external one
-(``OCCAM_TEST_KUBECONFIG``), whose nodes we do not manage.
+containerd/runc/CNI plugins, no kubelet binary), the notebook image has not been built (``make images``), or
+the cluster is an external one (``OCCAM_TEST_KUBECONFIG``), whose nodes we do not manage.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from tests.kubernetes.fixtures import Kube
 
-from .images import build_all
+from .images import ImageBuildError, build_all
 from .realnode import RealNode, missing_capabilities
 
 
@@ -25,7 +25,10 @@ def real_node(kube: Kube) -> Iterator[RealNode]:
     missing = missing_capabilities(kube.control_plane.bin_dir / "kubelet")
     if missing:
         pytest.skip("this machine cannot run a real node; it lacks " + "; ".join(missing))
-    images = build_all()
+    try:
+        images = build_all()
+    except ImageBuildError as exc:
+        pytest.skip(f"the node's images are not there: {exc}")
     with RealNode(kube.control_plane, images) as node:
         yield node
 

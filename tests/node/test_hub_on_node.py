@@ -1,9 +1,9 @@
 """A student's whole path on the real node: the hub spawns the notebook pod, whose kernel starts executors.
 
 A real ``jupyterhub`` with OccamSpawner and the real proxy runs on this machine with the hub's least-privilege
-account (:mod:`tests.hub.hubprocess`), its API on the node's gateway, where pods reach it. The notebook image
-is the executor image built here: one image for notebooks and executors, as ``images/notebook/Dockerfile``
-makes. So, unlike the hub tier (whose notebook containers run on kwok's fake nodes and are stood in for on
+account (:mod:`tests.hub.hubprocess`), its API on the node's gateway, where pods reach it. Notebook and
+executors run the image admins deploy, built from ``images/notebook/Dockerfile`` by podman (``make images``).
+So, unlike the hub tier (whose notebook containers run on kwok's fake nodes and are stood in for on
 loopback), the notebook pod's own ``jupyterhub-singleuser`` serves the student.
 
 Through the hub's proxy, with a service token (``access:servers``), the test opens a kernel in the notebook
@@ -64,7 +64,7 @@ def node_hub(on_real_node: RealNode, kube: Kube, tmp_path: Path) -> Iterator[Hub
     kubeconfig = hub_account_kubeconfig(kube.admin, tmp_path / "hub.kubeconfig")
     workdir = tmp_path / "hub"
     workdir.mkdir()
-    config = spawner_config(on_real_node.images["executor"].ref)
+    config = spawner_config(on_real_node.images["notebook"].ref)
     with HubProcess(workdir, kubeconfig, config, chp=chp, timeout=SPAWN_TIMEOUT) as hub:
         yield hub
 
@@ -159,7 +159,7 @@ def test_a_spawned_notebook_on_the_node_starts_executors_and_shows_the_spark_ui_
         logs.done.set()
     [pod] = core.list_namespaced_pod(namespace, label_selector="component=singleuser-server").items
     assert pod.spec.node_name == on_real_node.name and pod.status.phase == "Running"
-    assert pod.spec.containers[0].image == on_real_node.images["executor"].ref
+    assert pod.spec.containers[0].image == on_real_node.images["notebook"].ref
     status, body = node_hub.request("GET", f"{node_hub.url}/user/{student}/api/status")
     assert status == 200, body[:300]  # the image's Jupyter server, through the hub's proxy
 
