@@ -47,8 +47,8 @@ nproc=$(ulimit -Hu)
 build=(podman --runtime runc build --network host --layers --format docker
   --ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc" --build-arg "BASE_IMAGE=$base")
 # A TLS-inspecting proxy between this machine and PyPI (as here: pip's `cert`/PIP_CERT names its CA): lend the
-# build stages that CA through pip's global config, as read-only bind mounts of the RUN steps. Only build
-# stages run pip; the images' runtime stages copy the venv alone, so neither file reaches an image.
+# RUN steps that CA through pip's global config, as read-only bind mounts. Their contents never enter a layer;
+# their empty mount points do (/etc/pip.conf, /run/occam-build), which pip reads as no configuration.
 ca=${PIP_CERT:-$("$venv/bin/python" -m pip config get global.cert 2>/dev/null || true)}
 if [ -n "$ca" ] && [ -f "$ca" ]; then
   mkdir -p "$cache/build-trust"
