@@ -69,8 +69,24 @@ export_archive() { # ref name: an uncompressed OCI archive of ref for the node t
   echo "build-images: $1 exported to $out"
 }
 
+# Everything a build reads: the base's id, the build arguments and the context the .dockerignore files let in
+# (podman's own cache check hashes every COPY source, the venv's gigabytes included: about 100 s here).
+inputs_key() {
+  { podman image inspect --format '{{.Id}}' "$base"; printf '%s\n' "$@"
+    find pyproject.toml README.md occam spawner images -type f -not -name '*.pyc' -not -path '*/__pycache__/*' \
+      -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16
+}
+
 for target in "$@"; do
   started=$(date +%s)
+  key=$(inputs_key "$target" "${build[@]}")
+  stamp=$cache/exports/$target.inputs
+  id=$(podman image inspect --format '{{.Id}}' "$(sed -n 2p "$stamp" 2>/dev/null || echo none)" 2>/dev/null || true)
+  if [ -n "$id" ] && [ "$(sed -n 1p "$stamp")" = "$key" ] && [ "$(sed -n 3p "$stamp")" = "$id" ]; then
+    echo "build-images: $(sed -n 2p "$stamp") is up to date with its Dockerfile and context ($key)"
+    [ "$target" != notebook-cpu ] || export_archive "$(sed -n 2p "$stamp")" occam-notebook
+    continue
+  fi
   case "$target" in
   notebook-cpu | notebook-gpu)
     variant=${target#notebook-}
@@ -87,6 +103,8 @@ for target in "$@"; do
     exit 1
     ;;
   esac
+  mkdir -p "$cache/exports"
+  printf '%s\n%s\n%s\n' "$key" "$ref" "$(podman image inspect --format '{{.Id}}' "$ref")" >"$stamp"
   size=$(podman image inspect --format '{{.Size}}' "$ref")
   echo "build-images: $ref built in $(($(date +%s) - started)) s, $((size / 1048576)) MiB"
   if [ "$target" = notebook-cpu ]; then
