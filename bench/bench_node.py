@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_node.py [--repeats 2] [--out bench/results/node.json]
 
 Needs what the node test tier needs (root, containerd, runc, CNI plugins, the kubelet from
-scripts/k8s-binaries.sh; the images are built or taken from ~/.cache/occam/images). What is timed is
+scripts/k8s-binaries.sh; the notebook image of `make images`, the small ones built here). What is timed is
 ``start_cluster(n=2)`` inside a driver process, from the call until both executors have registered:
 on the real node that is Spark creating two pods, the kubelet starting their containers from the
 notebook image and the executor JVMs connecting back; embedded it is Spark's local-cluster mode
