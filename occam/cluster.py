@@ -398,6 +398,8 @@ class Cluster:
         *,
         batch_size: int = fit_defaults.BATCH_SIZE,
         custom_objects: Mapping[str, Any] | None = None,
+        output: str = "numpy",
+        path: str | os.PathLike[str] | None = None,
     ) -> Any:
         """``model``'s outputs for every row of ``dataset``, computed on the executors, in the dataset's order.
 
@@ -406,9 +408,21 @@ class Cluster:
             dataset: a :class:`~occam.Dataset` the executors can read (labels, if any, are ignored).
             batch_size: rows per batch in each executor.
             custom_objects: custom layers Keras needs to load the model, by name.
+            output: ``"numpy"`` (default) returns the predictions in this process's memory; ``"dataframe"``
+                has the executors write them as Parquet, one dataset file at a time, and returns a Spark
+                DataFrame of them: for predictions larger than this notebook's memory.
+            path: with ``output="dataframe"``, a new or empty folder for the Parquet files (default: a new
+                folder under the dataset cache, ``<OCCAM_CACHE_DIR>/datasets/predictions/``); on Kubernetes it
+                must be on the shared work volume.
 
-        Returns a numpy array with one row of outputs per dataset row (held in this process's memory).
+        Returns, for ``"numpy"``, an array with one row of outputs per dataset row, or for a model with several
+        outputs a dict (by output name) or list of such arrays, as Keras' ``predict`` returns them. For
+        ``"dataframe"``, a DataFrame ordered as the dataset, with the column ``row`` (the row's position in the
+        dataset) and ``prediction`` (a number, or an array of numbers, per row), or one column per output
+        (its name, or ``output_0``, ``output_1``... for a list of outputs).
         """
         from occam.training.evaluate import predict
 
-        return predict(self, model, dataset, batch_size=batch_size, custom_objects=custom_objects)
+        return predict(
+            self, model, dataset, batch_size=batch_size, custom_objects=custom_objects, output=output, path=path
+        )

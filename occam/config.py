@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "kubernetes.gpu_tolerations": None,
     "kubernetes.shared_volume": None,
     "kubernetes.shared_path": None,
+    "kubernetes.data_volume": None,
+    "kubernetes.data_path": None,
 }
 
 #: Key prefix (before the last dot) -> the prefix of its environment variables.

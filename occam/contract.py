@@ -33,6 +33,9 @@ GPU_TOLERATIONS_ENV = K8S_ENV_PREFIX + "GPU_TOLERATIONS"
 API_SERVER_ENV = K8S_ENV_PREFIX + "API_SERVER"
 SHARED_VOLUME_ENV = K8S_ENV_PREFIX + "SHARED_VOLUME"
 SHARED_PATH_ENV = K8S_ENV_PREFIX + "SHARED_PATH"
+#: The course's read-only data volume (the chart's ``occam.sharedData``): its source (JSON) and mount path.
+DATA_VOLUME_ENV = K8S_ENV_PREFIX + "DATA_VOLUME"
+DATA_PATH_ENV = K8S_ENV_PREFIX + "DATA_PATH"
 #: The account a Kubernetes batch job's driver pod runs as, when ``occam submit --service-account`` is not given.
 DRIVER_SERVICE_ACCOUNT_ENV = K8S_ENV_PREFIX + "DRIVER_SERVICE_ACCOUNT"
 
@@ -77,6 +80,8 @@ GPU_VENDOR = GPU_RESOURCE.rpartition("/")[0]
 
 #: Name of the shared work volume in the notebook pod, the executor pod template and a batch driver pod.
 SHARED_VOLUME_NAME = "occam-shared-work"
+#: Name of the course's read-only shared data volume in the notebook pod, executor pods and a batch driver pod.
+DATA_VOLUME_NAME = "occam-shared-data"
 
 # ---- Spark properties Occam sets for itself (``spark.occam.*``: Spark ignores them) ----
 

@@ -25,7 +25,7 @@ from occam.contract import (
 )
 from occam.errors import ConfigError
 from occam.kubernetes.shared import EXAMPLE as SHARED_VOLUME_EXAMPLE
-from occam.kubernetes.shared import check_shared_work
+from occam.kubernetes.shared import check_shared_data, check_shared_work
 
 #: Setting name -> the variable it is read from (occam.config's ``kubernetes.<name>``). Settings missing here
 #: are set by argument only.
@@ -64,6 +64,8 @@ class KubernetesSettings:
     ``shared_volume`` and ``shared_path``: the shared work volume (a Kubernetes volume source) and
     where the notebook mounts it; executor pods mount it read-write at the same path, so datasets and
     checkpoints written there are seen by all (see :mod:`occam.kubernetes.shared`). None: no such volume.
+    ``data_volume`` and ``data_path``: the course's read-only data volume (the chart's ``occam.sharedData``)
+    and where the notebook mounts it; executor pods mount it read-only at the same path. None: none.
     """
 
     namespace: str
@@ -83,6 +85,8 @@ class KubernetesSettings:
     gpu_tolerations: list[dict[str, Any]] = field(default_factory=list)
     shared_volume: dict[str, Any] | None = None
     shared_path: str | None = None
+    data_volume: dict[str, Any] | None = None
+    data_path: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("namespace", "pod_name", "pod_ip", "executor_image", "api_server"):
@@ -118,6 +122,9 @@ class KubernetesSettings:
         check_shared_work(self.shared_volume, self.shared_path)
         if self.shared_path is not None:
             object.__setattr__(self, "shared_path", posixpath.normpath(self.shared_path))
+        check_shared_data(self.data_volume, self.data_path, self.shared_path)
+        if self.data_path is not None:
+            object.__setattr__(self, "data_path", posixpath.normpath(self.data_path))
 
 
 def in_kubernetes_pod(environ: Mapping[str, str]) -> bool:
@@ -139,6 +146,7 @@ def settings_from_env(environ: Mapping[str, str], **overrides: Any) -> Kubernete
         "gpu_node_selector": _parse_node_selector,
         "gpu_tolerations": _parse_tolerations,
         "shared_volume": _parse_shared_volume,
+        "data_volume": _parse_shared_volume,
     }
     values: dict[str, Any] = {}
     for name in known:

@@ -143,7 +143,7 @@ def fit(
         raise ConfigError(
             f"class_weight must map each class to its weight, e.g. {{0: 1.0, 1: 5.0}}, not {class_weight!r}"
         )
-    if dataset.label is None:
+    if not dataset.labelled:
         raise ConfigError("the dataset has no label column; build it with a label (y=... or label=...)")
 
     checkpoint_dir = os.path.expanduser(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(model_fn)

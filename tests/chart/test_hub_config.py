@@ -142,8 +142,15 @@ def test_the_shared_data_is_mounted_read_only_beside_z2jh_volumes(
         "mountPath": "/data/courses",
         "readOnly": True,
     }
+    # The notebook tells the Kubernetes backend, which mounts the same volume read-only in every executor.
+    env = spawner.get_env()
+    assert json.loads(env["OCCAM_K8S_DATA_VOLUME"]) == {
+        "nfs": {"server": "nfs.example.org", "path": "/exports/datasets", "readOnly": True}
+    }
+    assert env["OCCAM_K8S_DATA_PATH"] == "/data/courses"
     without = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values_file("minimal.yaml")), "cpu")
     assert "occam-shared-data" not in without.volumes
+    assert "OCCAM_K8S_DATA_VOLUME" not in without.get_env()
 
 
 def test_the_shared_work_volume_reaches_the_spawner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

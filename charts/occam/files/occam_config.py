@@ -9,7 +9,8 @@ the chart's ``occam`` values plus what the templates know (release namespace, hu
 block at the end applies them to ``c``: OccamSpawner as the spawner class, the course limits, the
 profiles (KubeSpawner profiles made by :mod:`spawner.profiles`, whose ``kubespawner_override`` sets the
 image, the notebook's resources and GPUs, the namespace's GPU quota and where GPU pods go), the
-shared data volume, and the shared work volume (OccamSpawner mounts that one itself, in executors too).
+shared data volume (executors mount it too, told by the notebook's ``OCCAM_K8S_DATA_VOLUME``/``_PATH``),
+and the shared work volume (OccamSpawner mounts that one itself, in executors too).
 """
 
 from __future__ import annotations
@@ -98,6 +99,21 @@ def shared_data(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     return volume, mount
 
 
+def shared_data_env(values: dict[str, Any]) -> dict[str, str]:
+    """The notebook's variables that make the Kubernetes backend mount ``occam.sharedData`` read-only in every
+    executor pod too, at the notebook's path (empty when it is off)."""
+    from occam.contract import DATA_PATH_ENV, DATA_VOLUME_ENV
+
+    mounted = shared_data(values)
+    if mounted is None:
+        return {}
+    volume, mount = mounted
+    source = {kind: fields for kind, fields in volume.items() if kind != "name"}
+    # KubeSpawner expands "{username}"-style fields in environment values: the JSON's braces are doubled to stay.
+    volume_json = json.dumps(source, sort_keys=True).replace("{", "{{").replace("}", "}}")
+    return {DATA_VOLUME_ENV: volume_json, DATA_PATH_ENV: mount["mountPath"]}
+
+
 def shared_work(values: dict[str, Any]) -> dict[str, Any]:
     """OccamSpawner's shared_work_volume and shared_work_path for ``occam.sharedWork`` (empty when it is off)."""
     work = values.get("sharedWork") or {}
@@ -140,6 +156,12 @@ def apply(config: Any, values: dict[str, Any]) -> None:
         # Z2JH sets both as dicts (name -> volume); keep whatever else it mounted.
         config.KubeSpawner.volumes = {**(volumes if isinstance(volumes, dict) else {}), SHARED_DATA_VOLUME: volume}
         config.KubeSpawner.volume_mounts = {**(mounts if isinstance(mounts, dict) else {}), SHARED_DATA_VOLUME: mount}
+        # ... and the executors mount it too: the Kubernetes backend reads these in the notebook.
+        environment = config.KubeSpawner.get("environment")
+        config.KubeSpawner.environment = {
+            **(environment if isinstance(environment, dict) else {}),
+            **shared_data_env(values),
+        }
 
 
 def load(path: str = VALUES_FILE) -> dict[str, Any]:
