@@ -145,6 +145,8 @@ def fit(
         )
     if not dataset.labelled:
         raise ConfigError("the dataset has no label column; build it with a label (y=... or label=...)")
+    if class_weight is not None and dataset.outputs:
+        raise ConfigError("class_weight works for a single output only (as in Keras): the dataset has several labels")
 
     checkpoint_dir = os.path.expanduser(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(model_fn)
     problem = unshared_path_problem(cluster.spark, checkpoint_dir, writer="rank 0 writes checkpoints")
