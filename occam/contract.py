@@ -16,6 +16,9 @@ ENV_PREFIX = "OCCAM_"
 K8S_ENV_PREFIX = "OCCAM_K8S_"
 
 BACKEND_ENV = ENV_PREFIX + "BACKEND"
+#: Minutes a cluster may sit with no Spark job and no fit before its executors are released (occam.config's
+#: ``executor_idle_minutes``; the spawner sets it from the course's setting).
+EXECUTOR_IDLE_MINUTES_ENV = ENV_PREFIX + "EXECUTOR_IDLE_MINUTES"
 CACHE_DIR_ENV = ENV_PREFIX + "CACHE_DIR"
 CHECKPOINT_DIR_ENV = ENV_PREFIX + "CHECKPOINT_DIR"
 
@@ -25,6 +28,8 @@ POD_NAME_ENV = K8S_ENV_PREFIX + "POD_NAME"
 POD_IP_ENV = K8S_ENV_PREFIX + "POD_IP"
 POD_UID_ENV = K8S_ENV_PREFIX + "POD_UID"
 EXECUTOR_IMAGE_ENV = K8S_ENV_PREFIX + "EXECUTOR_IMAGE"
+#: The image GPU executors run, when it is not the executors' usual one (a CPU notebook borrowing GPUs).
+GPU_EXECUTOR_IMAGE_ENV = K8S_ENV_PREFIX + "GPU_EXECUTOR_IMAGE"
 IMAGE_PULL_POLICY_ENV = K8S_ENV_PREFIX + "IMAGE_PULL_POLICY"
 SERVICE_ACCOUNT_ENV = K8S_ENV_PREFIX + "SERVICE_ACCOUNT"
 USER_ENV = K8S_ENV_PREFIX + "USER"
