@@ -174,7 +174,10 @@ def test_notebooks_in_student_namespaces_reach_the_hub(full_chart: Path) -> None
     assert {"podSelector": {"matchLabels": label}, "namespaceSelector": {"matchLabels": {}}} in sources
     (deployment,) = [i for i in items if i["kind"] == "Deployment" and i["metadata"]["name"] == "hub"]
     # Z2JH labels every notebook pod with it (singleuser.extraLabels), whatever its namespace
-    assert label.items() <= yaml.safe_load(
-        (full_chart / "charts" / "jupyterhub" / "values.yaml").read_text()
-    )["singleuser"]["extraLabels"].items()
+    assert (
+        label.items()
+        <= yaml.safe_load((full_chart / "charts" / "jupyterhub" / "values.yaml").read_text())["singleuser"][
+            "extraLabels"
+        ].items()
+    )
     assert deployment["spec"]["template"]["metadata"]["annotations"].keys() >= set(facts["hub_pod_checksums"]["value"])
