@@ -12,7 +12,6 @@ section must be a configurable setting of its class (traitlets would only warn a
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest

@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"backends"},  # where executors run
     {"kubernetes", "batch", "reaper"},  # the backends' builders and helpers
     {"sparkconf", "validation"},
-    {"spec", "config", "resources"},
+    {"spec", "config", "resources", "idle"},
     {"contract", "errors", "scripts"},
 ]
 
