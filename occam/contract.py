@@ -57,6 +57,10 @@ USER_LABEL = "occam.io/user"
 #: On a batch job's driver pod, executors, Secret and ConfigMap: they belong to the job, not to the notebook,
 #: so stopping or culling the notebook leaves them running (the driver pod owns the rest; occam stop ends it).
 BATCH_JOB_LABEL = "occam.io/batch-job"
+#: Value of :data:`MANAGED_BY_LABEL` on every student namespace (and what is in it) that the spawner made.
+SPAWNER_MANAGED_BY = "occam-spawner"
+#: The student namespace's annotation with the exact username it was made for (labels cannot hold every name).
+USERNAME_ANNOTATION = "occam.io/username"
 #: Value of :data:`APP_LABEL` on every Occam pod: what the namespace's NetworkPolicy and the spawner select.
 APP_NAME = "occam"
 #: Values of :data:`COMPONENT_LABEL`.

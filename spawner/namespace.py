@@ -28,13 +28,15 @@ from occam.contract import (
     GPU_RESOURCE,
     MANAGED_BY_LABEL,
     NOTEBOOK_COMPONENT,
+    SPAWNER_MANAGED_BY,
     UI_PORT,
     USER_LABEL,
+    USERNAME_ANNOTATION,
 )
 from occam.kubernetes.objects import label_value, parse_quantity
 from spawner.limits import CourseLimits
 
-MANAGED_BY = "occam-spawner"
+MANAGED_BY = SPAWNER_MANAGED_BY
 
 NAMESPACE_PREFIX = "occam-"
 #: The account the notebook pod runs as; the Role below is bound to it.
@@ -44,8 +46,6 @@ RESOURCE_QUOTA = "occam-quota"
 LIMIT_RANGE = "occam-limits"
 NETWORK_POLICY = "occam-notebook"
 
-#: The Namespace's annotation holding the exact username it was made for (labels cannot hold every name).
-USERNAME_ANNOTATION = "occam.io/username"
 
 #: The Pod Security Standard every pod of a student's namespace must meet: the notebook (the spawner sets
 #: its security context, spawner.notebook_pod), executors and batch drivers
