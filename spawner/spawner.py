@@ -17,7 +17,6 @@ of :func:`spawner.hub_rbac.hub_cluster_role` (docs/spawner.md lists it).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import inspect
 import os
 import posixpath
@@ -32,17 +31,16 @@ from occam.contract import (
     APP_NAME,
     BATCH_JOB_LABEL,
     COMPONENT_LABEL,
-    GPU_RESOURCE,
     NOTEBOOK_COMPONENT,
     UI_PORT,
 )
 from occam.errors import ConfigError
 from occam.kubernetes.api import REQUEST_TIMEOUT_SECONDS
 from occam.kubernetes.shared import check_shared_work
-from occam.kubernetes.usage import gpu_cap_problem, gpus_by_namespace
-from spawner import notebook_pod
+from spawner import capacity, notebook_pod
 from spawner.apply import CREATED, Applied, prepare_namespace, read_pull_secrets
-from spawner.limits import CourseLimits
+from spawner.capacity import CourseGpusTaken, UnplaceableServer
+from spawner.limits import CourseLimits, course_limits_from
 from spawner.namespace import (
     NAMESPACE_PREFIX,
     POD_SECURITY_LEVEL,
@@ -62,47 +60,6 @@ EXECUTOR_SELECTOR = f"{APP_LABEL}={APP_NAME},{COMPONENT_LABEL}!={NOTEBOOK_COMPON
 NODE_LIST_TTL = 5.0
 
 _HUB_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-_LIMIT_FIELDS = tuple(field.name for field in dataclasses.fields(CourseLimits))
-
-
-class CourseGpusTaken(RuntimeError):
-    """The course-wide GPU cap is reached; the message (shown to the student) says so, with counts only."""
-
-    log_message = "%s"
-
-    @property
-    def jupyterhub_message(self) -> str:
-        return str(self)
-
-
-class UnplaceableServer(RuntimeError):
-    """No node of the cluster could ever run the notebook pod; the message (shown to the student) says why."""
-
-    # JupyterHub shows ``jupyterhub_message`` on the spawn page, and its REST API answers with
-    # ``log_message % args``: both carry the reason instead of a bare "error".
-    log_message = "%s"
-
-    @property
-    def jupyterhub_message(self) -> str:
-        return str(self)
-
-
-def course_limits_from(value: Any) -> CourseLimits:
-    """:class:`CourseLimits` from the ``course_limits`` setting; a ConfigError says what is wrong."""
-    if isinstance(value, CourseLimits):
-        return value
-    if not isinstance(value, dict):
-        raise ConfigError(f"course_limits={value!r} must be a dict of {', '.join(_LIMIT_FIELDS)}")
-    unknown = sorted(set(value) - set(_LIMIT_FIELDS))
-    if unknown:
-        raise ConfigError(f"course_limits has unknown key(s) {', '.join(unknown)}; known: {', '.join(_LIMIT_FIELDS)}")
-    missing = [name for name in ("max_executors", "cpu", "memory") if name not in value]
-    if missing:
-        raise ConfigError(
-            f"course_limits must set {', '.join(missing)}, e.g. "
-            '{"max_executors": 4, "cpu": "8", "memory": "16Gi", "gpus": 0}'
-        )
-    return CourseLimits(**value)
 
 
 class OccamSpawner(KubeSpawner):
@@ -494,55 +451,24 @@ class OccamSpawner(KubeSpawner):
 
     def notebook_gpus(self) -> int:
         """GPUs the notebook pod itself asks for (its profile's ``extra_resource_limits``)."""
-        amount = (self.extra_resource_limits or {}).get(GPU_RESOURCE) or (self.extra_resource_guarantees or {}).get(
-            GPU_RESOURCE
-        )
-        return int(str(amount)) if amount else 0
+        return capacity.requested_gpus(self.extra_resource_limits, self.extra_resource_guarantees)
 
     async def ensure_course_gpus(self) -> None:
         """Raise :class:`CourseGpusTaken` if this server would pass the course-wide ``max_gpus_in_use``."""
-        if self.max_gpus_in_use <= 0 or self.limits.gpus <= 0:
-            return
-        found = await asyncio.wait_for(
-            self.api.list_pod_for_all_namespaces(label_selector=f"{APP_LABEL}={APP_NAME}"), REQUEST_TIMEOUT_SECONDS
-        )
-        pods = self.api.api_client.sanitize_for_serialization(found.items)
-        held = gpus_by_namespace(pod for pod in pods if pod["metadata"]["namespace"] != self.namespace)
-        problem = gpu_cap_problem(held, self.notebook_gpus(), self.max_gpus_in_use)
-        if problem is not None:
-            # The names are for admins only: the log, not the student's message.
-            holders = ", ".join(f"{namespace} ({gpus})" for namespace, gpus in held.items())
-            self.log.warning(
-                "Refusing %s: course GPU cap %s reached; held by %s", self.user.name, self.max_gpus_in_use, holders
+        if self.max_gpus_in_use > 0 and self.limits.gpus > 0:
+            await capacity.ensure_course_gpus(
+                self.api, self.namespace, self.notebook_gpus(), self.max_gpus_in_use, self.log, self.user.name
             )
-            raise CourseGpusTaken(problem)
 
     async def _list_nodes(self) -> list[dict[str, Any]] | None:
         # A workshop's spawns come together: one node list serves every spawn within NODE_LIST_TTL seconds.
-        from kubernetes_asyncio.client.rest import ApiException
-
         cached = OccamSpawner._node_list
         now = time.monotonic()
         if cached is not None and now - cached[0] < NODE_LIST_TTL:
             return cached[1]
-        try:
-            found = await asyncio.wait_for(self.api.list_node(), REQUEST_TIMEOUT_SECONDS)
-        except ApiException as exc:
-            if exc.status not in (401, 403):
-                raise
-            self.log.warning(
-                "Skipping the node-fit check: the hub may not list nodes (%s %s); grant it 'list nodes' "
-                "(see docs/spawner.md) or set OccamSpawner.check_node_fit = False",
-                exc.status,
-                exc.reason,
-            )
-            return None
-        except TimeoutError:
-            # The check only saves a student from waiting; a slow API server must not fail the spawn.
-            self.log.warning("Skipping the node-fit check: listing nodes took over %s s", REQUEST_TIMEOUT_SECONDS)
-            return None
-        nodes: list[dict[str, Any]] = self.api.api_client.sanitize_for_serialization(found.items)
-        OccamSpawner._node_list = (now, nodes)
+        nodes = await capacity.list_nodes(self.api, self.log)
+        if nodes is not None:
+            OccamSpawner._node_list = (now, nodes)
         return nodes
 
     # The notebook pod
