@@ -140,10 +140,13 @@ class Cluster:
         return bool(tracker.getActiveJobsIds()), max(jobs, default=-1)
 
     def _release_idle(self, minutes: float) -> None:
-        self.stopped_because = (
-            f"its executors were released after {minutes:g} minutes with no Spark job and no fit (the course's idle "
-            "limit, OCCAM_EXECUTOR_IDLE_MINUTES), so that others can use them"
-        )
+        with self._lock:
+            if self._stopped:
+                return
+            self.stopped_because = (
+                f"its executors were released after {minutes:g} minutes with no Spark job and no fit (the course's "
+                "idle limit, OCCAM_EXECUTOR_IDLE_MINUTES), so that others can use them"
+            )
         self.stop()
 
     def _busy(self) -> contextlib.AbstractContextManager[None]:
@@ -209,9 +212,10 @@ class Cluster:
             self._stopped = True
             _live_clusters.discard(self)
             self._spark = None
-            if self._idle is not None:
-                self._idle.stop()
             self.backend.stop()
+        # Outside the lock: a watcher in the middle of releasing the cluster waits for it.
+        if self._idle is not None:
+            self._idle.stop()
 
     def __enter__(self) -> Cluster:
         return self
