@@ -227,6 +227,13 @@ def run_check(
 
         def ready() -> str | None:
             server = _server(client.user(name))
+            if not server:
+                # JupyterHub drops a server whose spawn failed; its reason is in the hub's log.
+                raise HubError(
+                    f"the server of {name} failed to start: read the hub's log (kubectl -n <release namespace> "
+                    "logs deploy/hub) for the spawner's reason",
+                    None,
+                )
             if server.get("ready"):
                 return str(server.get("url") or "")
             return None
