@@ -246,3 +246,31 @@ def test_the_hub_restarts_when_the_mounted_settings_change(tmp_path: Path) -> No
         assert fired.wait(5), "the settings changed but the hub would not restart"
     finally:
         stop.set()
+
+
+def test_an_upgrade_that_changes_occam_values_restarts_the_hub_and_one_that_does_not_leaves_it(tmp_path: Path) -> None:
+    """Render the release twice, as ``helm upgrade`` would, and swap the mounted files as the kubelet does."""
+    import threading
+
+    def mounted(values: dict[str, Any] | None) -> dict[str, str]:
+        (config_map,) = by_kind(objects(values), "ConfigMap")
+        data: dict[str, str] = config_map["data"]
+        return data
+
+    namespace: dict[str, Any] = {}
+    exec(compile(CONFIG_FILE.read_text(), "occam_config.py", "exec"), namespace)
+    before = mounted(values_file("gpu-course.yaml"))
+    changed = values_file("gpu-course.yaml")
+    changed["occam"]["course"]["executorIdleMinutes"] = 45
+    for after, restarts in ((mounted(values_file("gpu-course.yaml")), False), (mounted(changed), True)):
+        for name, text in before.items():
+            (tmp_path / name).write_text(text)
+        fired, stop = threading.Event(), threading.Event()
+        paths = [str(tmp_path / name) for name in sorted(before)]
+        namespace["watch_config"](paths, fired.set, every=0.02, stop=stop)
+        try:
+            for name, text in after.items():
+                (tmp_path / name).write_text(text)
+            assert fired.wait(0.5 if not restarts else 5) is restarts
+        finally:
+            stop.set()
