@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import html
 import os
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from occam import config
 from occam.backends import Backend, select_backend
 from occam.errors import ClusterStartError, ClusterStoppedError, ConfigError
+from occam.idle import IdleWatcher
 from occam.spec import ClusterSpec
 from occam.training import defaults as fit_defaults
 
@@ -106,6 +108,9 @@ class Cluster:
         self._stopped = False
         self._lock = threading.Lock()
         self.started_at: float | None = None
+        self._idle: IdleWatcher | None = None
+        #: Why the cluster stopped when the student did not stop it (the idle limit), for the next call's error.
+        self.stopped_because: str | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -119,6 +124,34 @@ class Cluster:
             self.stop()
             raise
         self.started_at = time.time()
+        minutes = config.get("executor_idle_minutes")
+        if minutes < 0:
+            raise ConfigError(f"executor_idle_minutes={minutes!r} must be 0 (never) or more minutes")
+        if minutes > 0:
+            self._idle = IdleWatcher(minutes * 60, self._job_activity, lambda: self._release_idle(minutes)).start()
+
+    def _job_activity(self) -> tuple[bool, int]:
+        """(a Spark job runs now, the newest job id Spark knows): what the idle watcher looks at."""
+        spark = self._spark
+        if spark is None:
+            return False, -1
+        tracker = spark.sparkContext.statusTracker()
+        jobs = tracker.getJobIdsForGroup(None)
+        return bool(tracker.getActiveJobsIds()), max(jobs, default=-1)
+
+    def _release_idle(self, minutes: float) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self.stopped_because = (
+                f"its executors were released after {minutes:g} minutes with no Spark job and no fit (the course's "
+                "idle limit, OCCAM_EXECUTOR_IDLE_MINUTES), so that others can use them"
+            )
+        self.stop()
+
+    def _busy(self) -> contextlib.AbstractContextManager[None]:
+        """Work the idle watcher must count as activity while it lasts (fit, evaluate, predict)."""
+        return self._idle.busy() if self._idle is not None else contextlib.nullcontext()
 
     def _wait_for_executors(self, progress: bool, target: int | None = None, timeout: float | None = None) -> None:
         """Wait until exactly ``target`` executors (default: the spec's n) are registered."""
@@ -180,6 +213,9 @@ class Cluster:
             _live_clusters.discard(self)
             self._spark = None
             self.backend.stop()
+        # Outside the lock: a watcher in the middle of releasing the cluster waits for it.
+        if self._idle is not None:
+            self._idle.stop()
 
     def __enter__(self) -> Cluster:
         return self
@@ -197,8 +233,9 @@ class Cluster:
     def spark(self) -> SparkSession:
         """The driver's SparkSession; its jobs run on this cluster's executors."""
         if self._stopped or self._spark is None:
+            why = f" ({self.stopped_because})" if self.stopped_because else ""
             raise ClusterStoppedError(
-                f"cluster {self.spec.name} is stopped; start a new one with occam.start_cluster()"
+                f"cluster {self.spec.name} is stopped{why}; start a new one with occam.start_cluster()"
             )
         return self._spark
 
@@ -256,6 +293,10 @@ class Cluster:
             "gpu": self.spec.gpu,
             "dashboard": self.dashboard_link,
         }
+        if self.stopped_because:
+            info["stopped because"] = self.stopped_because
+        elif self._idle is not None and not self._stopped:
+            info["idle for"] = f"{self._idle.idle_seconds() / 60:.1f} of {self._idle.limit / 60:g} minutes"
         if not self._stopped:
             info["application id"] = self.sc.applicationId
             info.update(self.backend.describe())
@@ -346,25 +387,26 @@ class Cluster:
         """
         from occam.training.fit import fit
 
-        return fit(
-            self,
-            model_fn,
-            dataset,
-            epochs=epochs,
-            batch_size=batch_size,
-            validation=validation,
-            checkpoint_dir=checkpoint_dir,
-            resume=resume,
-            scale_lr=scale_lr,
-            progress=progress,
-            on_epoch_end=on_epoch_end,
-            start_timeout=start_timeout,
-            callbacks=callbacks,
-            class_weight=class_weight,
-            shuffle=shuffle,
-            steps_per_epoch=steps_per_epoch,
-            validation_steps=validation_steps,
-        )
+        with self._busy():
+            return fit(
+                self,
+                model_fn,
+                dataset,
+                epochs=epochs,
+                batch_size=batch_size,
+                validation=validation,
+                checkpoint_dir=checkpoint_dir,
+                resume=resume,
+                scale_lr=scale_lr,
+                progress=progress,
+                on_epoch_end=on_epoch_end,
+                start_timeout=start_timeout,
+                callbacks=callbacks,
+                class_weight=class_weight,
+                shuffle=shuffle,
+                steps_per_epoch=steps_per_epoch,
+                validation_steps=validation_steps,
+            )
 
     def evaluate(
         self,
@@ -389,7 +431,8 @@ class Cluster:
         """
         from occam.training.evaluate import evaluate
 
-        return evaluate(self, model, dataset, batch_size=batch_size, custom_objects=custom_objects)
+        with self._busy():
+            return evaluate(self, model, dataset, batch_size=batch_size, custom_objects=custom_objects)
 
     def predict(
         self,
@@ -423,6 +466,7 @@ class Cluster:
         """
         from occam.training.evaluate import predict
 
-        return predict(
-            self, model, dataset, batch_size=batch_size, custom_objects=custom_objects, output=output, path=path
-        )
+        with self._busy():
+            return predict(
+                self, model, dataset, batch_size=batch_size, custom_objects=custom_objects, output=output, path=path
+            )

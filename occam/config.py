@@ -24,12 +24,15 @@ DEFAULTS: dict[str, Any] = {
     "timeout": 180.0,
     "cache_dir": "~/.cache/occam",
     "checkpoint_dir": "~/occam-checkpoints",
+    # Minutes a cluster may sit with no Spark job and no fit before its executors are released; 0: never.
+    "executor_idle_minutes": 0.0,
     # The Kubernetes backend; the spawner sets the notebook pod's facts (occam.kubernetes.settings).
     "kubernetes.namespace": None,
     "kubernetes.pod_name": None,
     "kubernetes.pod_ip": None,
     "kubernetes.pod_uid": None,
     "kubernetes.executor_image": None,
+    "kubernetes.gpu_executor_image": None,
     "kubernetes.image_pull_policy": "IfNotPresent",
     "kubernetes.service_account": None,
     "kubernetes.api_server": "https://kubernetes.default.svc",
@@ -45,7 +48,12 @@ DEFAULTS: dict[str, Any] = {
 #: Key prefix (before the last dot) -> the prefix of its environment variables.
 SECTIONS = {"": ENV_PREFIX, "kubernetes": K8S_ENV_PREFIX}
 
-_PARSERS: dict[str, Callable[[str], Any]] = {"n": int, "cores": int, "timeout": float}
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "n": int,
+    "cores": int,
+    "timeout": float,
+    "executor_idle_minutes": float,
+}
 
 
 def env_key(key: str) -> str:

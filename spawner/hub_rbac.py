@@ -35,6 +35,9 @@ SPAWNER_RULES: list[dict[str, Any]] = [
     },
     {"apiGroups": [_RBAC], "resources": ["roles", "rolebindings"], "verbs": ["create", "patch"]},
     {"apiGroups": [_NETWORKING], "resources": ["networkpolicies"], "verbs": ["create", "patch"]},
+    # Image pull Secrets: read in the hub's namespace (the notebook's rules already hold get), copied into
+    # each student's namespace by server-side apply (create, patch).
+    {"apiGroups": [_CORE], "resources": ["secrets"], "verbs": ["get", "create", "patch"]},
     # KubeSpawner watches notebook pods and their events in every student namespace at once.
     {"apiGroups": [_CORE], "resources": ["pods"], "verbs": ["get", "list", "watch", "create", "delete"]},
     {"apiGroups": [_CORE], "resources": ["events"], "verbs": ["list", "watch"]},

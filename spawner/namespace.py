@@ -28,13 +28,15 @@ from occam.contract import (
     GPU_RESOURCE,
     MANAGED_BY_LABEL,
     NOTEBOOK_COMPONENT,
+    SPAWNER_MANAGED_BY,
     UI_PORT,
     USER_LABEL,
+    USERNAME_ANNOTATION,
 )
 from occam.kubernetes.objects import label_value, parse_quantity
 from spawner.limits import CourseLimits
 
-MANAGED_BY = "occam-spawner"
+MANAGED_BY = SPAWNER_MANAGED_BY
 
 NAMESPACE_PREFIX = "occam-"
 #: The account the notebook pod runs as; the Role below is bound to it.
@@ -44,8 +46,6 @@ RESOURCE_QUOTA = "occam-quota"
 LIMIT_RANGE = "occam-limits"
 NETWORK_POLICY = "occam-notebook"
 
-#: The Namespace's annotation holding the exact username it was made for (labels cannot hold every name).
-USERNAME_ANNOTATION = "occam.io/username"
 
 #: The Pod Security Standard every pod of a student's namespace must meet: the notebook (the spawner sets
 #: its security context, spawner.notebook_pod), executors and batch drivers
@@ -257,12 +257,51 @@ def adoption_problem(existing: Mapping[str, Any], desired: Mapping[str, Any]) ->
     return None
 
 
-def service_account(username: str, *, prefix: str = NAMESPACE_PREFIX) -> dict[str, Any]:
-    """The notebook pod's ServiceAccount (its token is what the notebook's Kubernetes calls use)."""
-    return {
+def service_account(
+    username: str, *, prefix: str = NAMESPACE_PREFIX, pull_secrets: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The notebook pod's ServiceAccount (its token is what the notebook's Kubernetes calls use).
+
+    ``pull_secrets``: names of image pull Secrets in the namespace (:func:`pull_secret_copy`), listed in its
+    ``imagePullSecrets``: Kubernetes adds them to every pod that runs as this account and names none
+    itself, so the notebook, its executors and batch drivers pull from the private registry.
+    """
+    account: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": _metadata(SERVICE_ACCOUNT, username, namespace_name(username, prefix=prefix)),
+    }
+    if pull_secrets:
+        account["imagePullSecrets"] = [{"name": name} for name in pull_secrets]
+    return account
+
+
+#: The Secret types that hold registry credentials (what a pod's imagePullSecrets may name).
+PULL_SECRET_TYPES = ("kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg")
+
+
+def pull_secret_copy(username: str, source: Mapping[str, Any], *, prefix: str = NAMESPACE_PREFIX) -> dict[str, Any]:
+    """A copy, in the student's namespace, of the image pull Secret ``source`` (a v1 Secret as a dict, read from
+    the hub's namespace): its name, type and data, with Occam's labels and nothing else of the original.
+
+    A Secret of any other type raises ValueError: only registry credentials are copied to students, who can
+    read every Secret of their namespace.
+    """
+    metadata = source.get("metadata") or {}
+    name = metadata.get("name", "")
+    kind = source.get("type")
+    if kind not in PULL_SECRET_TYPES:
+        raise ValueError(
+            f"Secret {name!r} is of type {kind!r}, not an image pull secret ({' or '.join(PULL_SECRET_TYPES)}): "
+            "students can read it in their namespace, so only registry credentials are copied; make it with "
+            "kubectl create secret docker-registry"
+        )
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(name, username, namespace_name(username, prefix=prefix)),
+        "type": kind,
+        "data": dict(source.get("data") or {}),
     }
 
 
@@ -448,11 +487,18 @@ def namespace_objects(
     horovod_ports: bool = True,
     prefix: str = NAMESPACE_PREFIX,
     pod_security_level: str = POD_SECURITY_LEVEL,
+    pull_secrets: Sequence[Mapping[str, Any]] = (),
 ) -> list[dict[str, Any]]:
-    """Everything the student's namespace holds, in the order to create it (the Namespace first)."""
+    """Everything the student's namespace holds, in the order to create it (the Namespace first).
+
+    ``pull_secrets``: image pull Secrets read from the hub's namespace; their copies come before the
+    ServiceAccount that names them.
+    """
+    copies = [pull_secret_copy(username, source, prefix=prefix) for source in pull_secrets]
     return [
         namespace(username, prefix=prefix, pod_security_level=pod_security_level),
-        service_account(username, prefix=prefix),
+        *copies,
+        service_account(username, prefix=prefix, pull_secrets=[c["metadata"]["name"] for c in copies]),
         role(username, prefix=prefix),
         role_binding(username, prefix=prefix),
         resource_quota(username, limits, gpu_resource=gpu_resource, prefix=prefix),

@@ -106,6 +106,13 @@ def locked_down_pod_spec(container: str, settings: KubernetesSettings, *, automo
     }
 
 
+def executor_image(spec: ClusterSpec, settings: KubernetesSettings) -> str:
+    """The image this cluster's executors run: the GPU executor image for a GPU cluster, when there is one."""
+    if spec.gpu and settings.gpu_executor_image:
+        return settings.gpu_executor_image
+    return settings.executor_image
+
+
 def executor_pod_template(spec: ClusterSpec, settings: KubernetesSettings) -> dict[str, Any]:
     """A v1 Pod manifest for ``spark.kubernetes.executor.podTemplateFile``.
 
@@ -124,6 +131,7 @@ def executor_pod_template(spec: ClusterSpec, settings: KubernetesSettings) -> di
     }
     pod_spec = locked_down_pod_spec(EXECUTOR_CONTAINER_NAME, settings, automount_token=False)
     pod_spec["containers"][0]["resources"] = resources
+    pod_spec["containers"][0]["image"] = executor_image(spec, settings)
     if settings.service_account:
         pod_spec["serviceAccountName"] = settings.service_account
     shared.mount_in(pod_spec, settings.shared_volume, settings.shared_path)

@@ -55,7 +55,8 @@ class KubernetesSettings:
     ``namespace``, ``pod_name``, ``pod_ip``: where the driver runs; executors connect back to ``pod_ip``.
     ``pod_uid``: the notebook pod's UID; when known, the objects Occam creates are owned by the notebook
     pod, so Kubernetes deletes them with it. ``executor_image`` and ``image_pull_policy``: the executors'
-    container. ``service_account``: the account executor pods run as (None: the namespace's default;
+    container; ``gpu_executor_image``: the image of GPU executors, when not ``executor_image`` (a CPU notebook
+    whose course lends it GPUs runs the CPU image; its GPU executors need the GPU one). ``service_account``: the account executor pods run as (None: the namespace's default;
     its token is never mounted). ``api_server``: the Kubernetes API as seen from the pod. ``user``: the
     student, for the ``occam.io/user`` label only. ``driver_port``, ``block_manager_port``,
     ``ui_port``: fixed ports on the notebook pod, so network policies can allow them. ``gpu_resource``:
@@ -74,6 +75,7 @@ class KubernetesSettings:
     executor_image: str
     pod_uid: str | None = None
     image_pull_policy: str = config.DEFAULTS["kubernetes.image_pull_policy"]
+    gpu_executor_image: str | None = None
     service_account: str | None = None
     api_server: str = config.DEFAULTS["kubernetes.api_server"]
     user: str | None = None

@@ -13,13 +13,26 @@ import pytest
 
 pytest.importorskip("kubespawner", reason="the spawner needs the hub extra: pip install -e '.[hub]'")
 
-from kubernetes_asyncio.client import V1Node, V1NodeList, V1NodeSpec, V1NodeStatus, V1ObjectMeta, V1Taint  # noqa: E402
+from kubernetes_asyncio.client import (  # noqa: E402
+    V1Container,
+    V1Node,
+    V1NodeList,
+    V1NodeSpec,
+    V1NodeStatus,
+    V1ObjectMeta,
+    V1Pod,
+    V1PodList,
+    V1PodSpec,
+    V1PodStatus,
+    V1ResourceRequirements,
+    V1Taint,
+)
 from kubernetes_asyncio.client.rest import ApiException  # noqa: E402
 
 from spawner.hub_rbac import CLUSTER_ROLE, hub_cluster_role, hub_cluster_role_binding, hub_rules  # noqa: E402
 from spawner.limits import CourseLimits  # noqa: E402
 from spawner.namespace import NOTEBOOK_RULES, namespace_objects  # noqa: E402
-from spawner.spawner import EXECUTOR_SELECTOR, OccamSpawner, UnplaceableServer  # noqa: E402
+from spawner.spawner import EXECUTOR_SELECTOR, CourseGpusTaken, OccamSpawner, UnplaceableServer  # noqa: E402
 
 from .test_spawner_config import kubeconfig, make  # noqa: E402, F401
 
@@ -33,6 +46,7 @@ _RESOURCES = {
     "ResourceQuota": "resourcequotas",
     "LimitRange": "limitranges",
     "NetworkPolicy": "networkpolicies",
+    "Secret": "secrets",
 }
 
 
@@ -65,7 +79,9 @@ def test_the_hub_role_has_no_wildcards_and_only_namespaces_and_nodes_cluster_wid
 def test_the_hub_may_apply_every_kind_the_spawner_applies():
     # Server-side apply is a PATCH; when it makes the object, the API server also checks "create".
     allowed = _allowed(hub_rules())
-    for obj in namespace_objects("ada", CourseLimits(max_executors=1, cpu="2", memory="4Gi"), **HUB):
+    pull_secret = {"metadata": {"name": "registry"}, "type": "kubernetes.io/dockerconfigjson", "data": {}}
+    limits = CourseLimits(max_executors=1, cpu="2", memory="4Gi")
+    for obj in namespace_objects("ada", limits, **HUB, pull_secrets=[pull_secret]):
         group = obj["apiVersion"].rpartition("/")[0]
         resource = _RESOURCES[obj["kind"]]
         for verb in ("create", "patch"):
@@ -88,11 +104,16 @@ class FakeApi:
         self.nodes = nodes or []
         self.status = status
         self.calls: list[tuple[str, str, str]] = []
+        self.pods: list[V1Pod] = []
 
     async def list_node(self) -> V1NodeList:
         if self.status:
             raise ApiException(status=self.status, reason="Forbidden")
         return V1NodeList(items=self.nodes)
+
+    async def list_pod_for_all_namespaces(self, *, label_selector: str) -> V1PodList:
+        self.calls.append(("list pods", "", label_selector))
+        return V1PodList(items=self.pods)
 
     async def delete_collection_namespaced_pod(self, namespace: str, *, label_selector: str) -> None:
         self.calls.append(("pods", namespace, label_selector))
@@ -184,3 +205,49 @@ def test_every_stop_cleans_up_also_when_the_hub_skipped_stop_because_the_pod_was
 
     asyncio.run(check())
     assert hooked == ["mock@name"]
+
+
+def _gpu_pod(namespace: str, gpus: int, phase: str = "Running") -> V1Pod:
+    resources = V1ResourceRequirements(limits={"nvidia.com/gpu": str(gpus)})
+    return V1Pod(
+        metadata=V1ObjectMeta(
+            name=f"p-{namespace}-{gpus}", namespace=namespace, labels={"app.kubernetes.io/name": "occam"}
+        ),
+        spec=V1PodSpec(containers=[V1Container(name="c", image="i", resources=resources)]),
+        status=V1PodStatus(phase=phase),
+    )
+
+
+def test_the_course_wide_gpu_cap_refuses_a_spawn_with_counts_only(caplog: pytest.LogCaptureFixture):
+    gpu_limits = {"max_executors": 2, "cpu": "6", "memory": "12Gi", "gpus": 2}
+
+    async def check() -> None:
+        spawner = make(**GPU_SETTINGS, course_limits=gpu_limits, max_gpus_in_use=3, check_node_fit=False)
+        spawner.api = FakeApi(spawner.api.api_client)
+        spawner.api.pods = [_gpu_pod("occam-bob", 2), _gpu_pod("occam-eve", 1), _gpu_pod("occam-old", 4, "Succeeded")]
+        with pytest.raises(CourseGpusTaken) as refused:
+            await spawner._ensure_namespace()
+        message = refused.value.jupyterhub_message
+        assert "3 of the 3" in message and "2 running server(s)" in message and "occam-bob" not in message
+        assert ("list pods", "", "app.kubernetes.io/name=occam") in spawner.api.calls
+        # the admins' log says who
+        assert "occam-bob (2), occam-eve (1)" in caplog.text
+        # one GPU is given back: the spawn goes on (to the namespace's preparation, stood in for here)
+        spawner.api.pods = spawner.api.pods[:1]
+        prepared: list[str] = []
+
+        async def prepare() -> list[Any]:
+            prepared.append("yes")
+            return []
+
+        spawner.prepare_user_namespace = prepare  # type: ignore[method-assign]
+        await spawner._ensure_namespace()
+        assert prepared == ["yes"]
+        # without a cap nothing is listed
+        free = make(**GPU_SETTINGS, course_limits=gpu_limits, check_node_fit=False)
+        free.api = FakeApi(free.api.api_client)
+        free.prepare_user_namespace = prepare  # type: ignore[method-assign]
+        await free._ensure_namespace()
+        assert free.api.calls == []
+
+    asyncio.run(check())
