@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from occam import config
 from occam.backends import Backend, select_backend
 from occam.errors import ClusterStartError, ClusterStoppedError, ConfigError
+from occam.links import SERVICE_PREFIX_ENV, browser_link
 from occam.spec import ClusterSpec
 from occam.training import defaults as fit_defaults
 
@@ -236,10 +237,8 @@ class Cluster:
         url = self._spark.sparkContext.uiWebUrl
         if not url:
             return None
-        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
-        if prefix:
-            port = url.rsplit(":", 1)[-1].strip("/")
-            return f"{prefix.rstrip('/')}/proxy/{port}/jobs/"
+        if os.environ.get(SERVICE_PREFIX_ENV):
+            return browser_link(url, "/jobs/")
         return url
 
     def status(self) -> dict[str, Any]:
