@@ -14,7 +14,9 @@ import os
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m occam.tracking.mlflow_app")
-    parser.add_argument("--store", required=True, help="the tracking URI, e.g. sqlite:////home/me/.cache/occam/mlflow.db")
+    parser.add_argument(
+        "--store", required=True, help="the tracking URI, e.g. sqlite:////home/me/.cache/occam/mlflow.db"
+    )
     parser.add_argument("--artifact-root", default=None, help="where new experiments keep artifacts")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)

@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from occam.tracking.paths import TrackingSettings
+from occam.tracking.paths import TrackingSettings, settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -89,6 +89,18 @@ def experiment_id(client: MlflowClient, settings: TrackingSettings, *, create: b
 RUN_COLUMNS = ["run_id", "run_name", "start_time", "end_time", "status"]
 
 
+def runs(max_runs: int = 1000) -> pd.DataFrame:
+    """The student's recorded fits, newest first, as a pandas DataFrame to compare them.
+
+    One row per run: ``run_id``, ``run_name`` (Occam's run id, also the run's folder under the runs directory),
+    ``start_time``, ``end_time``, ``status`` (``FINISHED``, ``FAILED``, ``KILLED``, ``RUNNING``), then a
+    ``params.<name>`` column per parameter (executors, gpus, batch_size, epochs, learning_rate, dataset...) and
+    a ``metrics.<name>`` column per metric with its last value (``metrics.loss``, ``metrics.val_accuracy``...).
+    The store is ``OCCAM_TRACKING_URI`` (default the student's SQLite file), experiment ``OCCAM_TRACKING_EXPERIMENT``.
+    """
+    return runs_frame(settings(), max_runs)
+
+
 def runs_frame(settings: TrackingSettings, max_runs: int = 1000) -> pd.DataFrame:
     """The experiment's runs, newest first, as a DataFrame (empty, with the first columns, when there is none)."""
     import pandas as pd
@@ -113,4 +125,6 @@ def runs_frame(settings: TrackingSettings, max_runs: int = 1000) -> pd.DataFrame
     if frame.empty:
         return pd.DataFrame(columns=RUN_COLUMNS)
     rest = sorted(c for c in frame.columns if c not in RUN_COLUMNS)
-    return frame[RUN_COLUMNS + [c for c in rest if c.startswith("params.")] + [c for c in rest if c.startswith("metrics.")]]
+    return frame[
+        RUN_COLUMNS + [c for c in rest if c.startswith("params.")] + [c for c in rest if c.startswith("metrics.")]
+    ]

@@ -62,13 +62,13 @@ def run_tags(record: FitRecord, user: str | None) -> dict[str, str]:
 def learning_rate_of(model: Any) -> tuple[float | None, str | None]:
     """The learning rate of ``model``'s optimizer as ``(rate, None)``, or ``(initial rate or None, schedule
     class name)`` when it follows a schedule; ``(None, None)`` when there is no rate to read."""
-    rate = getattr(getattr(model, "optimizer", None), "learning_rate", None)
-    if rate is None:
-        return None, None
-    if callable(rate) and not hasattr(rate, "numpy"):  # a LearningRateSchedule
-        initial = getattr(rate, "initial_learning_rate", None)
-        return _number(initial), type(rate).__name__
-    return _number(rate), None
+    optimizer = getattr(model, "optimizer", None)
+    # Keras optimizers answer ``learning_rate`` with the schedule's current value; the schedule is underneath.
+    for rate in (getattr(optimizer, "_learning_rate", None), getattr(optimizer, "learning_rate", None)):
+        if callable(rate) and not hasattr(rate, "numpy"):  # a LearningRateSchedule
+            return _number(getattr(rate, "initial_learning_rate", None)), type(rate).__name__
+    rate = getattr(optimizer, "learning_rate", None)
+    return (None, None) if rate is None else (_number(rate), None)
 
 
 def _number(value: Any) -> float | None:

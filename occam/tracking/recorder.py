@@ -164,9 +164,9 @@ class Recorder(NoRecorder):
         found = experiment_id(client, self.settings)
         assert found is not None
         run = client.create_run(found, run_name=self.record.run_id, tags=run_tags(self.record, self.user))
-        self._client, self.mlflow_run_id = client, run.info.run_id
-        params = [Param(k, v) for k, v in run_params(self.record).items()]
-        client.log_batch(self.mlflow_run_id, params=params)
+        run_id: str = run.info.run_id
+        self._client, self.mlflow_run_id = client, run_id
+        client.log_batch(run_id, params=[Param(k, v) for k, v in run_params(self.record).items()])
 
     def _log_epoch(self, epoch: int, metrics: dict[str, float], stamp: int) -> None:
         from mlflow.entities import Metric

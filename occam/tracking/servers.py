@@ -204,8 +204,6 @@ def start_server(
         if problem:
             tail = server.log_tail()
             server.stop()
-            raise ServerStartError(
-                f"{problem}. Raise timeout= if the machine is just slow, or read its log:\n{tail}"
-            )
+            raise ServerStartError(f"{problem}. Raise timeout= if the machine is just slow, or read its log:\n{tail}")
         time.sleep(POLL_SECONDS)
     return server
