@@ -18,6 +18,8 @@ K8S_ENV_PREFIX = "OCCAM_K8S_"
 BACKEND_ENV = ENV_PREFIX + "BACKEND"
 CACHE_DIR_ENV = ENV_PREFIX + "CACHE_DIR"
 CHECKPOINT_DIR_ENV = ENV_PREFIX + "CHECKPOINT_DIR"
+#: Where every fit is recorded (occam.tracking): a course MLflow server when the spawner sets it.
+TRACKING_URI_ENV = ENV_PREFIX + "TRACKING_URI"
 
 # occam.config reads ``kubernetes.<name>`` from K8S_ENV_PREFIX + <NAME>; these are the ones the spawner sets.
 NAMESPACE_ENV = K8S_ENV_PREFIX + "NAMESPACE"

@@ -119,6 +119,7 @@ def hub_config(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "hub_namespace": values["hubNamespace"],
         "hub_selector": dict(values["hubSelector"]),
         **shared_work(values),
+        "tracking_uri": (values.get("tracking") or {}).get("uri") or "",
     }
     return {
         "JupyterHub": {"spawner_class": "occam"},
