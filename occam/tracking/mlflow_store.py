@@ -41,9 +41,10 @@ def patch_sqlalchemy() -> None:
 
 def import_mlflow() -> None:
     """Import MLflow's client quietly (once; later calls return at once)."""
-    with _import_lock, warnings.catch_warnings():
-        # Pydantic deprecation notices from MLflow's own modules: not the student's concern.
-        warnings.simplefilter("ignore")
+    with _import_lock:
+        # Deprecation notices raised in MLflow's own modules (Pydantic's, at import): not the student's concern.
+        # A filter, not catch_warnings: this runs in the recorder's thread, beside the notebook's own code.
+        warnings.filterwarnings("ignore", module=r"mlflow(\.|$)")
         patch_sqlalchemy()
         import mlflow.tracking  # noqa: F401
 
