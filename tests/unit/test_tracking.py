@@ -231,3 +231,12 @@ def test_tracking_off_records_nothing(tmp_path: Path) -> None:
     assert callback is None
     recorder.finish(recorder_module.FINISHED, {"loss": [1.0]}, [1])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fit_takes_true_a_folder_or_nothing_for_tensorboard() -> None:
+    from occam.training.runs import tensorboard_logdir
+
+    for off in (None, False):
+        assert tensorboard_logdir(None, off, "/runs", "r1") is None  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="tensorboard=5: pass True .* or a folder"):
+        tensorboard_logdir(None, 5, "/runs", "r1")  # type: ignore[arg-type]
