@@ -181,6 +181,7 @@ def fresh_warning(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_fit_is_recorded_with_its_epochs_history_and_status(tmp_path: Path, fresh_warning: None) -> None:
     pytest.importorskip("mlflow")
+    pytest.importorskip("pandas")  # MLflow's client needs it
     from occam.tracking.mlflow_store import open_client, runs_frame
 
     found = settings(environ={"OCCAM_CACHE_DIR": str(tmp_path)})
@@ -209,6 +210,7 @@ def test_a_fit_is_recorded_with_its_epochs_history_and_status(tmp_path: Path, fr
 
 def test_a_store_that_fails_warns_once_and_never_raises(tmp_path: Path, fresh_warning: None) -> None:
     pytest.importorskip("mlflow")
+    pytest.importorskip("pandas")  # MLflow's client needs it
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     broken = settings(environ={"OCCAM_TRACKING_URI": f"sqlite:///{blocker}/sub/mlflow.db"})
