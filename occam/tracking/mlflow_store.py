@@ -54,13 +54,17 @@ def import_mlflow() -> None:
 
 @contextlib.contextmanager
 def _no_logging_reconfiguration() -> Iterator[None]:
-    """Alembic's ``env.py`` (run when MLflow creates or upgrades a SQLite store) calls ``fileConfig``: skip it."""
-    original = logging.config.fileConfig
+    """Alembic's ``env.py`` (run when MLflow creates or upgrades a SQLite store) calls ``fileConfig``: skip it.
+    Its migration scripts log INFO lines under loggers named after each script: none of them is shown (for the
+    second or so the store takes to open, no INFO line is, where the notebook's logging would show them)."""
+    original, disabled = logging.config.fileConfig, logging.root.manager.disable
     logging.config.fileConfig = lambda *args, **kwargs: None
+    logging.disable(max(disabled, logging.INFO))
     try:
         yield
     finally:
         logging.config.fileConfig = original
+        logging.disable(disabled)
 
 
 def open_client(settings: TrackingSettings) -> MlflowClient:
