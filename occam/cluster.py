@@ -17,6 +17,7 @@ from occam import config
 from occam.backends import Backend, select_backend
 from occam.errors import ClusterStartError, ClusterStoppedError, ConfigError
 from occam.idle import IdleWatcher
+from occam.links import SERVICE_PREFIX_ENV, browser_link
 from occam.spec import ClusterSpec
 from occam.training import defaults as fit_defaults
 
@@ -273,10 +274,8 @@ class Cluster:
         url = self._spark.sparkContext.uiWebUrl
         if not url:
             return None
-        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
-        if prefix:
-            port = url.rsplit(":", 1)[-1].strip("/")
-            return f"{prefix.rstrip('/')}/proxy/{port}/jobs/"
+        if os.environ.get(SERVICE_PREFIX_ENV):
+            return browser_link(url, "/jobs/")
         return url
 
     def status(self) -> dict[str, Any]:
@@ -346,6 +345,8 @@ class Cluster:
         shuffle: bool = fit_defaults.SHUFFLE,
         steps_per_epoch: int | None = None,
         validation_steps: int | None = None,
+        tensorboard: bool | str | os.PathLike[str] | None = None,
+        track: bool | None = None,
     ) -> FitResult:
         """Train ``model_fn()``'s Keras model on ``dataset``: data-parallel, one Horovod rank per executor.
 
@@ -379,6 +380,13 @@ class Cluster:
             steps_per_epoch: batches each rank runs per epoch (default: so that the ranks together see the
                 whole dataset once).
             validation_steps: batches each rank runs per validation (default: the whole validation set once).
+            tensorboard: ``True`` makes rank 0 write TensorBoard logs to this run's folder,
+                ``<runs dir>/<run id>/tensorboard`` (runs dir: ``OCCAM_RUNS_DIR``, default ``<cache dir>/runs``,
+                on the shared work volume on Kubernetes); a folder writes them there instead. Show them with
+                :func:`occam.tensorboard`.
+            track: record this fit as an MLflow run (parameters, metrics per epoch, the model and history as
+                artifacts; see :func:`occam.runs` and :func:`occam.mlflow_ui`). Default: on, unless
+                ``OCCAM_TRACKING=0``. A tracking store that fails never fails the fit: it warns once.
 
         Returns a :class:`~occam.training.result.FitResult`. Bad arguments, and a ``model_fn`` that raises
         or returns no compiled Keras model, raise :class:`~occam.errors.ConfigError` before any Spark job
@@ -406,6 +414,8 @@ class Cluster:
                 shuffle=shuffle,
                 steps_per_epoch=steps_per_epoch,
                 validation_steps=validation_steps,
+                tensorboard=tensorboard,
+                track=track,
             )
 
     def evaluate(

@@ -26,6 +26,13 @@ DEFAULTS: dict[str, Any] = {
     "checkpoint_dir": "~/occam-checkpoints",
     # Minutes a cluster may sit with no Spark job and no fit before its executors are released; 0: never.
     "executor_idle_minutes": 0.0,
+    # Training runs (occam.tracking): TensorBoard logs and MLflow artifacts under runs_dir (None: <cache_dir>/runs,
+    # so on the shared work volume on Kubernetes); every fit recorded as an MLflow run unless tracking is off;
+    # tracking_uri None: a SQLite store the student owns, sqlite:///<cache_dir>/mlflow.db.
+    "runs_dir": None,
+    "tracking": True,
+    "tracking_uri": None,
+    "tracking_experiment": "occam",
     # The Kubernetes backend; the spawner sets the notebook pod's facts (occam.kubernetes.settings).
     "kubernetes.namespace": None,
     "kubernetes.pod_name": None,
@@ -48,11 +55,23 @@ DEFAULTS: dict[str, Any] = {
 #: Key prefix (before the last dot) -> the prefix of its environment variables.
 SECTIONS = {"": ENV_PREFIX, "kubernetes": K8S_ENV_PREFIX}
 
+
+def boolean(text: str) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off`` (any case) as a bool; anything else is a ``ValueError``."""
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{text!r} is not one of 1/true/yes/on or 0/false/no/off")
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "n": int,
     "cores": int,
     "timeout": float,
     "executor_idle_minutes": float,
+    "tracking": boolean,
 }
 
 

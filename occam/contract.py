@@ -21,6 +21,8 @@ BACKEND_ENV = ENV_PREFIX + "BACKEND"
 EXECUTOR_IDLE_MINUTES_ENV = ENV_PREFIX + "EXECUTOR_IDLE_MINUTES"
 CACHE_DIR_ENV = ENV_PREFIX + "CACHE_DIR"
 CHECKPOINT_DIR_ENV = ENV_PREFIX + "CHECKPOINT_DIR"
+#: Where every fit is recorded (occam.tracking): a course MLflow server when the spawner sets it.
+TRACKING_URI_ENV = ENV_PREFIX + "TRACKING_URI"
 
 # occam.config reads ``kubernetes.<name>`` from K8S_ENV_PREFIX + <NAME>; these are the ones the spawner sets.
 NAMESPACE_ENV = K8S_ENV_PREFIX + "NAMESPACE"

@@ -32,6 +32,7 @@ from occam.contract import (
     BATCH_JOB_LABEL,
     COMPONENT_LABEL,
     NOTEBOOK_COMPONENT,
+    TRACKING_URI_ENV,
     UI_PORT,
 )
 from occam.errors import ConfigError
@@ -222,6 +223,19 @@ class OccamSpawner(KubeSpawner):
         help="""
         Where the notebook and the executors mount shared_work_volume: an absolute path, the same in
         both. Unused when shared_work_volume is empty.
+        """,
+    )
+
+    tracking_uri = Unicode(
+        "",
+        config=True,
+        help="""
+        The MLflow tracking URI every student's fits are recorded in (OCCAM_TRACKING_URI in the notebook
+        pod), e.g. a course MLflow server, http://mlflow.occam.svc:5000. Everyone who can reach that server
+        sees every run recorded there (parameters, metrics, models, and the student's user name): a course
+        server suits a shared leaderboard, not private work. Notebook pods must reach it (Occam's
+        NetworkPolicy limits what reaches a notebook, not what it reaches). Empty (the default): each
+        student's own SQLite store under their cache (the shared work volume), no server, nobody else sees the runs.
         """,
     )
 
@@ -492,6 +506,8 @@ class OccamSpawner(KubeSpawner):
             env.update(
                 notebook_pod.env_by_name(notebook_pod.shared_work_env(self.shared_work_volume, self.shared_work_path))
             )
+        if self.tracking_uri:
+            env[TRACKING_URI_ENV] = self.tracking_uri
         prefix = env.get("JUPYTERHUB_SERVICE_PREFIX")
         if prefix:
             env.update(notebook_pod.spark_ui_env(prefix, self.spark_ui_port))

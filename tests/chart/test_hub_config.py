@@ -165,6 +165,16 @@ def test_the_shared_work_volume_reaches_the_spawner(tmp_path: Path, monkeypatch:
     assert "OCCAM_K8S_SHARED_VOLUME" not in without.get_env()
 
 
+def test_the_course_tracking_server_reaches_the_notebooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    values = values_file("minimal.yaml")
+    values["occam"]["tracking"] = {"uri": "http://mlflow.occam.svc:5000"}
+    spawner = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values), "cpu")
+    assert spawner.tracking_uri == "http://mlflow.occam.svc:5000"
+    assert spawner.get_env()["OCCAM_TRACKING_URI"] == "http://mlflow.occam.svc:5000"
+    default = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values_file("minimal.yaml")), "cpu")
+    assert default.tracking_uri == "" and "OCCAM_TRACKING_URI" not in default.get_env()
+
+
 def test_the_default_values_make_a_working_spawner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     c = _run_as_z2jh(tmp_path, monkeypatch, None)
     for slug, gpus in (("cpu", 0), ("gpu", 3)):

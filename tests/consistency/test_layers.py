@@ -24,11 +24,12 @@ LAYERS: list[set[str]] = [
     {"__init__"},  # the public API re-exports
     {"cluster", "submit", "course"},  # orchestration: start_cluster, occam submit; occam course (admins)
     {"training"},  # what runs on a cluster, asking its backend
+    {"tracking"},  # runs the student looks back at: TensorBoard, MLflow, their UIs
     {"data"},
     {"backends"},  # where executors run
     {"kubernetes", "batch", "reaper"},  # the backends' builders and helpers
     {"sparkconf", "validation"},
-    {"spec", "config", "resources", "idle"},
+    {"spec", "config", "resources", "idle", "links"},
     {"contract", "errors", "scripts"},
 ]
 

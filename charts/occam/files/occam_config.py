@@ -179,6 +179,7 @@ def hub_config(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "max_gpus_in_use": int(values["course"].get("maxGpusInUse", 0)),
         "copied_pull_secrets": list(values.get("imagePullSecrets") or []),
         **shared_work(values),
+        "tracking_uri": (values.get("tracking") or {}).get("uri") or "",
     }
     return {
         "JupyterHub": {"spawner_class": "occam"},
