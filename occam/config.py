@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from occam.contract import ENV_PREFIX, K8S_ENV_PREFIX
+from occam.contract import ENV_PREFIX, JUPYTERHUB_SERVICE_PREFIX_ENV, K8S_ENV_PREFIX
 from occam.errors import ConfigError
 
 #: Package defaults, the only place any is written. None: no default (unset, or required where it is used).
@@ -24,6 +24,11 @@ DEFAULTS: dict[str, Any] = {
     "timeout": 180.0,
     "cache_dir": "~/.cache/occam",
     "checkpoint_dir": "~/occam-checkpoints",
+    # The model store (occam.models): the shared work volume's models folder on Kubernetes.
+    "models_dir": "~/.cache/occam/models",
+    # Model services (occam.models.serve): the largest request body, and how long start-up may take.
+    "serve_max_bytes": 8 * 1024 * 1024,
+    "serve_timeout": 120.0,
     # The Kubernetes backend; the spawner sets the notebook pod's facts (occam.kubernetes.settings).
     "kubernetes.namespace": None,
     "kubernetes.pod_name": None,
@@ -43,7 +48,13 @@ DEFAULTS: dict[str, Any] = {
 #: Key prefix (before the last dot) -> the prefix of its environment variables.
 SECTIONS = {"": ENV_PREFIX, "kubernetes": K8S_ENV_PREFIX}
 
-_PARSERS: dict[str, Callable[[str], Any]] = {"n": int, "cores": int, "timeout": float}
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "n": int,
+    "cores": int,
+    "timeout": float,
+    "serve_max_bytes": int,
+    "serve_timeout": float,
+}
 
 
 def env_key(key: str) -> str:
@@ -88,3 +99,16 @@ def get(
 def path(key: str, override: str | os.PathLike[str] | None = None) -> str:
     """Like :func:`get` for directory settings, with ``~`` expanded."""
     return os.path.expanduser(os.fspath(get(key, override)))
+
+
+def jupyter_proxy_path(
+    port: int | str, path: str = "", *, absolute: bool = False, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """Where the notebook's Jupyter server proxies local ``port`` under JupyterHub (jupyter-server-proxy):
+    ``{prefix}proxy/{port}/{path}``, or ``{prefix}proxy/absolute/{port}/{path}`` for a server that expects the
+    whole path (it then serves under that prefix itself). None outside JupyterHub."""
+    prefix = (os.environ if environ is None else environ).get(JUPYTERHUB_SERVICE_PREFIX_ENV)
+    if not prefix:
+        return None
+    kind = "proxy/absolute" if absolute else "proxy"
+    return f"{prefix.rstrip('/')}/{kind}/{port}/{path.lstrip('/')}"

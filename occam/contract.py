@@ -18,6 +18,13 @@ K8S_ENV_PREFIX = "OCCAM_K8S_"
 BACKEND_ENV = ENV_PREFIX + "BACKEND"
 CACHE_DIR_ENV = ENV_PREFIX + "CACHE_DIR"
 CHECKPOINT_DIR_ENV = ENV_PREFIX + "CHECKPOINT_DIR"
+#: The model store's root (occam.models); Horovod's ranks get it too, so ``occam.models.load`` in a model_fn works.
+MODELS_DIR_ENV = ENV_PREFIX + "MODELS_DIR"
+#: The notebook's user name, set by JupyterHub: the owner of the models a notebook publishes.
+JUPYTERHUB_USER_ENV = "JUPYTERHUB_USER"
+#: The notebook server's base URL under JupyterHub (``/user/alice/``): jupyter-server-proxy serves local ports
+#: under it (the Spark UI, model services).
+JUPYTERHUB_SERVICE_PREFIX_ENV = "JUPYTERHUB_SERVICE_PREFIX"
 
 # occam.config reads ``kubernetes.<name>`` from K8S_ENV_PREFIX + <NAME>; these are the ones the spawner sets.
 NAMESPACE_ENV = K8S_ENV_PREFIX + "NAMESPACE"

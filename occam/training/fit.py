@@ -204,6 +204,7 @@ def fit(
         raise KeyboardInterrupt(message)
     lost = _lost_executors(cluster, executors_at_start, follower.events) if error is not None else []
     result = _result(cluster, model, results, error, follower.events, checkpoint_dir, lost)
+    result.dataset_key = dataset.key
     if follower.callback_error is not None:
         raise follower.callback_error
     return result
