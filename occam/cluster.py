@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import html
-import os
 import threading
 import time
 import weakref
@@ -236,11 +235,7 @@ class Cluster:
         url = self._spark.sparkContext.uiWebUrl
         if not url:
             return None
-        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
-        if prefix:
-            port = url.rsplit(":", 1)[-1].strip("/")
-            return f"{prefix.rstrip('/')}/proxy/{port}/jobs/"
-        return url
+        return config.jupyter_proxy_path(url.rsplit(":", 1)[-1].strip("/"), "jobs/") or url
 
     def status(self) -> dict[str, Any]:
         """A snapshot: name, backend, executors registered and asked for, resources, Spark UI link."""

@@ -1,0 +1,90 @@
+"""What a model service makes of a client's input (occam.models.deepaas_model), without TensorFlow: JSON arrays,
+image files (real PNG/JPEG bytes through Pillow), the top classes, and where JupyterHub's proxy serves a port."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from occam import config
+from occam.models.deepaas_model import BadInput, image_to_array, instances_to_array, top_classes
+
+SHAPE = (8, 8, 1)
+
+
+def encoded(image: Image.Image, kind: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=kind)
+    return buffer.getvalue()
+
+
+def test_one_example_or_a_batch_of_them_as_a_batch() -> None:
+    one = np.arange(64, dtype=np.float32).reshape(SHAPE)
+    assert instances_to_array(one.tolist(), SHAPE, "float32").shape == (1, 8, 8, 1)
+    batch = instances_to_array([one.tolist()] * 3, SHAPE, "float32")
+    assert batch.shape == (3, 8, 8, 1) and batch.dtype == np.float32 and np.array_equal(batch[2], one)
+    # A form field carries the array as JSON text.
+    assert instances_to_array("[" + str(one.tolist()) + "]", SHAPE, "float32").shape == (1, 8, 8, 1)
+    # A dimension of any size (None) takes any size.
+    assert instances_to_array([[1, 2, 3]], (None,), "int64").shape == (1, 3)
+
+
+@pytest.mark.parametrize(
+    ("instances", "message"),
+    [
+        ([1.0, 2.0, 3.0], r"has shape \(3,\); send .*\(8, 8, 1\) or \(n, 8, 8, 1\)"),
+        ([[[1.0]]], r"has shape \(1, 1, 1\)"),
+        ([[1.0, 2.0], [3.0]], "not a rectangular array of numbers"),
+        ([["a", "b"]], "not a rectangular array of numbers"),
+        ("[1, 2", "not valid JSON"),
+        ([], r"has shape \(0,\)"),
+    ],
+)
+def test_arrays_that_cannot_be_an_input_say_what_is_expected(instances: object, message: str) -> None:
+    with pytest.raises(BadInput, match=message):
+        instances_to_array(instances, SHAPE, "float32")
+
+
+def test_an_image_is_resized_converted_and_scaled_to_the_input() -> None:
+    pixels = np.zeros((16, 16), dtype=np.uint8)
+    pixels[:, 8:] = 255
+    batch = image_to_array(encoded(Image.fromarray(pixels, mode="L")), SHAPE, "float32")
+    assert batch.shape == (1, 8, 8, 1) and batch.dtype == np.float32
+    assert np.allclose(batch[0, :, :3, 0], 0.0) and np.allclose(batch[0, :, 5:, 0], 1.0)  # resampling blurs the edge
+    # Colour to greyscale, JPEG too; an integer input keeps 0-255; three channels stay three.
+    rgb = Image.new("RGB", (5, 7), (255, 255, 255))
+    assert np.allclose(image_to_array(encoded(rgb, "JPEG"), SHAPE, "float32"), 1.0)
+    assert image_to_array(encoded(rgb), (4, 4, 3), "uint8").max() == 255
+
+
+def test_what_is_not_an_image_or_not_an_image_model_is_refused() -> None:
+    with pytest.raises(BadInput, match="not an image Pillow can read.*multipart field 'data'"):
+        image_to_array(b"\x89PNG but not really", SHAPE, "float32")
+    with pytest.raises(BadInput, match="not an image"):
+        image_to_array(encoded(Image.new("L", (4, 4))), (64,), "float32")
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("occam.models.deepaas_model.MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(BadInput, match="refused"):
+        image_to_array(encoded(Image.new("L", (64, 64))), SHAPE, "float32")
+
+
+def test_top_classes_best_first_with_labels_and_every_probability() -> None:
+    probabilities = np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]])
+    first, second = top_classes(probabilities, ["cat", "dog", "eel"], 2)
+    assert first["label"] == "dog" and first["probability"] == pytest.approx(0.7)
+    assert [t["label"] for t in first["top"]] == ["dog", "eel"] and [t["class"] for t in second["top"]] == [0, 2]
+    assert second["probabilities"] == pytest.approx([0.5, 0.2, 0.3])
+    # Without labels (or labels that do not fit the output), classes are named by their index.
+    assert top_classes(probabilities, ["only one"], 1)[0]["label"] == "1"
+
+
+def test_the_jupyter_proxy_path_of_a_port() -> None:
+    env = {"JUPYTERHUB_SERVICE_PREFIX": "/user/ada/"}
+    assert config.jupyter_proxy_path(4040, "jobs/", environ=env) == "/user/ada/proxy/4040/jobs/"
+    assert config.jupyter_proxy_path(5000, absolute=True, environ=env) == "/user/ada/proxy/absolute/5000/"
+    assert config.jupyter_proxy_path(4040, environ={}) is None
