@@ -13,7 +13,11 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -249,11 +253,6 @@ def test_stop_leaves_no_process_no_port_and_no_folder(published: Published) -> N
 
 
 def test_occam_serve_runs_in_the_foreground_until_ctrl_c(published: Published) -> None:
-    import signal
-    import subprocess
-    import sys
-    import time
-
     process = subprocess.Popen(
         [sys.executable, "-m", "occam.cli", "serve", published.ref],
         stdout=subprocess.PIPE,
@@ -284,6 +283,36 @@ def test_occam_serve_runs_in_the_foreground_until_ctrl_c(published: Published) -
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_killed_notebook_leaves_no_service_behind(published: Published) -> None:
+    """The kernel that started the service dies by SIGKILL (no atexit): the service and its worker still end."""
+    script = (
+        "import json, sys, time\n"
+        "from occam.models.serving import serve\n"
+        f"service = serve({published.ref!r})\n"
+        "print(json.dumps({'pid': service.pid, 'port': service.port, 'dir': service._work_dir}), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    kernel = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert kernel.stdout is not None
+        facts = json.loads(kernel.stdout.readline())
+        server = psutil.Process(facts["pid"])
+        family = [server, *server.children(recursive=True)]
+        kernel.send_signal(signal.SIGKILL)
+        kernel.wait(timeout=30)
+        _, alive = psutil.wait_procs(family, timeout=60)
+        assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], alive
+        assert _free(facts["port"])
+        deadline = time.monotonic() + 30
+        while os.path.exists(facts["dir"]) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not os.path.exists(facts["dir"])
+    finally:
+        if kernel.poll() is None:
+            kernel.kill()
+            kernel.wait()
 
 
 def test_bad_arguments_and_a_service_that_cannot_start_say_why(published: Published, tmp_path: Path) -> None:
