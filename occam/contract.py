@@ -65,12 +65,18 @@ APP_NAME = "occam"
 NOTEBOOK_COMPONENT = "notebook"
 EXECUTOR_COMPONENT = "executor"
 DRIVER_COMPONENT = "driver"
+#: A model service's pods (occam.kubernetes.serving).
+SERVING_COMPONENT = "model-service"
+#: On a model service's objects: which model it serves (the name, as a label value).
+MODEL_LABEL = "occam.io/model"
 
 # ---- ports: fixed in the notebook pod, so the namespace's NetworkPolicy can open exactly these ----
 
 DRIVER_PORT = 7078
 BLOCK_MANAGER_PORT = 7079
 UI_PORT = 4040
+#: The port a model service listens on in its own pod (its ClusterIP Service forwards port 80 to it).
+SERVING_PORT = 5000
 
 # ---- GPUs ----
 

@@ -4,7 +4,8 @@ Started by :func:`occam.models.serving.serve` as ``python -m occam.models.servin
 reads its token from the first line of stdin (never argv or the environment, which others may read) and keeps
 stdin open as its lifeline: when it reaches end of file, because the parent stopped the service or died, the
 process shuts down; it also does if the parent process is gone. When the socket listens and the model is loaded
-it writes ``{"port": N}`` to ``--ready-file``.
+it writes ``{"port": N}`` to ``--ready-file``. In a pod of its own (:mod:`occam.kubernetes.serving`) it
+reads the token from ``--token-file`` (a mounted Secret) instead, and Kubernetes ends it.
 
 The model is registered with DEEPaaS in-process (``deepaas.model.v2.MODELS``) rather than through a
 ``deepaas.v2.model`` entry point, so nothing needs to be installed to serve a model. Two middlewares wrap
@@ -209,7 +210,8 @@ async def run(args: argparse.Namespace, token: str) -> None:
     await site.start()
     finished = asyncio.Event()
     loop = asyncio.get_running_loop()
-    _watch_parent(lambda: _call_soon(loop, finished.set))
+    if not args.token_file:  # in its own pod, Kubernetes ends the service; else the parent's lifeline does
+        _watch_parent(lambda: _call_soon(loop, finished.set))
     ready = Path(args.ready_file)
     ready.with_suffix(".tmp").write_text(json.dumps({"port": port, "base_path": base_path}))
     ready.with_suffix(".tmp").rename(ready)
@@ -227,10 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-file", required=True, help="written with the port once serving")
     parser.add_argument("--max-bytes", type=int, required=True, help="largest request body accepted")
     parser.add_argument("--proxy-base", default="", help="path prefix, '{port}' filled in (JupyterHub)")
+    parser.add_argument(
+        "--token-file", default=None, help="read the token here (a Kubernetes Secret), not stdin; no lifeline"
+    )
     args = parser.parse_args(argv)
-    token = sys.stdin.readline().strip()
+    token = (Path(args.token_file).read_text() if args.token_file else sys.stdin.readline()).strip()
     if not token:
-        print("no token on stdin: the service never runs without one", file=sys.stderr)
+        print("no token given: the service never runs without one", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(run(args, token))
