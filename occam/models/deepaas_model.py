@@ -214,26 +214,33 @@ class StoreModel:
     # ---- input ----
 
     def input_batch(self, data: Any, instances: Any) -> np.ndarray:
-        """The batch the request carries: DEEPaaS hands an upload over as a temporary file, removed here."""
-        if data is not None and instances is not None:
+        """The batch the request carries: DEEPaaS hands an upload over as a temporary file, removed here first."""
+        content = _take_upload(data)
+        if content is not None and instances is not None:
             raise BadInput(f"send either 'data' or 'instances', not both: {self.expected}")
-        if data is not None:
-            path = getattr(data, "filename", None)
-            if not path:
-                raise BadInput(f"'data' must be a file upload (multipart/form-data); send {self.expected}")
-            try:
-                with open(path, "rb") as upload:
-                    content = upload.read()
-            finally:
-                os.unlink(path)
+        if content is not None:
             return image_to_array(content, self.input_shape, self.input_dtype)
         if instances is not None:
             return instances_to_array(instances, self.input_shape, self.input_dtype)
+        if data is not None:
+            raise BadInput(f"'data' must be a file upload (multipart/form-data); send {self.expected}")
         raise BadInput(f"nothing to predict: send {self.expected}")
 
     @property
     def expected(self) -> str:
         return expected_input(self.input_shape, self.input_dtype)
+
+
+def _take_upload(data: Any) -> bytes | None:
+    """The bytes of an uploaded file (DEEPaaS's ``UploadedFile``), its temporary file removed; None otherwise."""
+    path = getattr(data, "filename", None)
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as upload:
+            return upload.read()
+    finally:
+        os.unlink(path)
 
 
 def _model(path: str) -> Any:

@@ -4,13 +4,14 @@ image files (real PNG/JPEG bytes through Pillow), the top classes, and where Jup
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from occam import config
-from occam.models.deepaas_model import BadInput, image_to_array, instances_to_array, top_classes
+from occam.models.deepaas_model import BadInput, StoreModel, image_to_array, instances_to_array, top_classes
 
 SHAPE = (8, 8, 1)
 
@@ -88,3 +89,35 @@ def test_the_jupyter_proxy_path_of_a_port() -> None:
     assert config.jupyter_proxy_path(4040, "jobs/", environ=env) == "/user/ada/proxy/4040/jobs/"
     assert config.jupyter_proxy_path(5000, absolute=True, environ=env) == "/user/ada/proxy/absolute/5000/"
     assert config.jupyter_proxy_path(4040, environ={}) is None
+
+
+def store_model() -> StoreModel:
+    metadata = {"name": "digits", "owner": "ada", "version": 2, "input_shape": [8, 8, 1], "input_dtype": "float32"}
+    return StoreModel("/nonexistent/model.keras", {**metadata, "labels": ["a"], "metrics": {"accuracy": 0.5}})
+
+
+def test_an_upload_is_read_and_its_temporary_file_removed_whatever_the_answer(tmp_path: Path) -> None:
+    from deepaas.model.v2.wrapper import UploadedFile
+
+    model = store_model()
+    upload = tmp_path / "upload"
+
+    def uploaded() -> UploadedFile:
+        upload.write_bytes(encoded(Image.new("L", (8, 8), 255)))
+        return UploadedFile(name="data", filename=str(upload), content_type="image/png", original_filename="x.png")
+
+    assert model.input_batch(uploaded(), None).shape == (1, 8, 8, 1) and not upload.exists()
+    with pytest.raises(BadInput, match="not both"):
+        model.input_batch(uploaded(), [[0.0]])
+    assert not upload.exists()
+    with pytest.raises(BadInput, match="nothing to predict"):
+        model.input_batch(None, None)
+    with pytest.raises(BadInput, match="must be a file upload"):
+        model.input_batch("just text", None)
+
+
+def test_metadata_for_the_api() -> None:
+    meta = store_model().get_metadata()
+    assert meta["id"] == "ada/digits:2" and meta["version"] == "2" and meta["author"] == "ada"
+    assert meta["input_shape"] == [8, 8, 1] and meta["labels"] == ["a"] and meta["metrics"] == {"accuracy": 0.5}
+    assert "multipart field 'data'" in meta["expected_input"]
