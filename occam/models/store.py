@@ -3,7 +3,8 @@
 A version is immutable once it shows: it is written into a hidden staging folder beside the versions
 (``.staging-*``, same filesystem), its files synced, then renamed to its number in one step, so a reader sees a
 whole version or none. Two publishes that pick the same number race on that rename: the loser takes the next
-number. Versions are removed the same way round (renamed to a hidden name, then deleted).
+number. Versions are removed the same way round (renamed to a hidden name, then deleted); a removed number
+is never given again while the model has other versions (``.removed-<n>`` markers).
 
 Access: private models are ``0500``/``0400`` (only the owner reads them; nobody writes them, not even the
 owner's next publish); shared ones are ``0555``/``0444``. On one machine that is what keeps a private model
@@ -33,6 +34,8 @@ MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
 STAGING_PREFIX = ".staging-"
 REMOVING_PREFIX = ".removing-"
+#: Left behind when one version is removed, so that its number is never given to another model.
+REMOVED_PREFIX = ".removed-"
 
 #: A model's name: letters, digits, ``.``, ``_``, ``-``; starts with a letter or digit; at most 100 characters.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -121,6 +124,12 @@ def versions(name_dir: Path) -> list[int]:
     except (FileNotFoundError, NotADirectoryError, PermissionError):
         return []
     return sorted(int(n) for n in names if n.isdigit())
+
+
+def _next_version(name_dir: Path) -> int:
+    """One more than any version there is or was (removed versions leave a marker): a number names one model."""
+    removed = [int(n[len(REMOVED_PREFIX) :]) for n in os.listdir(name_dir) if n.startswith(REMOVED_PREFIX)]
+    return max([*versions(name_dir), *removed], default=0) + 1
 
 
 def read_metadata(version_dir: Path) -> ModelMetadata | None:
@@ -252,7 +261,7 @@ def write_version(
         _fsync(model_path)
         os.chmod(model_path, file_mode)
         while True:
-            version = max(versions(name_dir), default=0) + 1
+            version = _next_version(name_dir)
             metadata = replace(metadata, version=version)
             _write_metadata(staging, metadata, file_mode)
             _fsync(staging)
@@ -293,12 +302,17 @@ def remove(ref: str, *, root: str | os.PathLike[str] | None = None) -> list[Mode
     removed = []
     for version in targets:
         metadata = read_metadata(name_dir / str(version))
+        (name_dir / f"{REMOVED_PREFIX}{version}").touch()
         doomed = name_dir / f"{REMOVING_PREFIX}{uuid.uuid4().hex}"
         os.rename(name_dir / str(version), doomed)  # it disappears from readers in one step
         _delete_tree(doomed)
         if metadata is not None:
             removed.append(metadata)
-    if not os.listdir(name_dir):
+    if not versions(name_dir):
+        # The whole model is gone: its name (and its numbers, from 1) are free again.
+        for leftover in os.listdir(name_dir):
+            if leftover.startswith(REMOVED_PREFIX):
+                (name_dir / leftover).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             name_dir.rmdir()
     return removed

@@ -213,9 +213,11 @@ def test_latest_is_the_highest_version_the_reader_may_read(monkeypatch):
 def test_remove_takes_one_version_or_all_and_only_your_own(monkeypatch, models_root):
     for _ in range(3):
         publish(share="course")
+    assert [m.version for m in store.remove("cnn:3")] == [3]
+    assert publish(share="course").version == 4, "a removed version's number names no other model"
     assert [m.version for m in store.remove("cnn:2")] == [2]
-    assert store.versions(models_root / "alice" / "cnn") == [1, 3]
-    with pytest.raises(ModelNotFoundError, match=r"no model cnn:2 \(its versions: 1, 3\)"):
+    assert store.versions(models_root / "alice" / "cnn") == [1, 4]
+    with pytest.raises(ModelNotFoundError, match=r"no model cnn:2 \(its versions: 1, 4\)"):
         store.remove("cnn:2")
     as_user(monkeypatch, "bob")
     with pytest.raises(ModelPermissionError, match="only its owner may remove it"):
@@ -223,7 +225,7 @@ def test_remove_takes_one_version_or_all_and_only_your_own(monkeypatch, models_r
     with pytest.raises(ModelNotFoundError, match="you have no model cnn"):
         store.remove("cnn")
     as_user(monkeypatch, "alice")
-    assert [m.version for m in store.remove("alice/cnn")] == [1, 3]
+    assert [m.version for m in store.remove("alice/cnn")] == [1, 4]
     assert not (models_root / "alice" / "cnn").exists()
     assert store.list_models() == []
 
