@@ -2,7 +2,7 @@
 digits 5-9, with ``occam.models.load`` inside ``model_fn`` on every rank, against the same head on top of the
 same network with random, frozen weights (the same trainable parameters, the same data and epochs).
 
-    python -m occam.examples.transfer_digits [--head-epochs 1] [--per-class 20]
+    python -m occam.examples.transfer_digits [--head-epochs 3] [--per-class 20]
 
 or, in a notebook, ``compare(cluster)``. Prints both held-out accuracies on digits 5-9; exits 1 if the
 published features do not beat the random ones.
@@ -78,11 +78,8 @@ def head_model(base_ref: str | None, learning_rate: float, seed: int = 0) -> Any
 
     import occam.models
 
-    if base_ref is None:
-        tf.keras.utils.set_random_seed(seed)
-        base = build_cnn()
-    else:
-        base = occam.models.load(base_ref, compile=False)
+    tf.keras.utils.set_random_seed(seed)  # the same new head's start in both runs (rank 0's, broadcast)
+    base = build_cnn() if base_ref is None else occam.models.load(base_ref, compile=False)
     model = replace_head(freeze(base), n_classes=5, cut=CUT)
     model.compile(
         optimizer=tf.keras.optimizers.Adam(learning_rate),
@@ -100,7 +97,7 @@ def compare(
     cluster: Cluster,
     *,
     base_epochs: int = 5,
-    head_epochs: int = 1,
+    head_epochs: int = 3,
     per_class: int | None = 20,
     learning_rate: float = 0.003,
     batch_size: int = 16,
@@ -137,7 +134,7 @@ def compare(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-epochs", type=int, default=5)
-    parser.add_argument("--head-epochs", type=int, default=1)
+    parser.add_argument("--head-epochs", type=int, default=3)
     parser.add_argument("--per-class", type=int, default=20, help="training images per new digit")
     args = parser.parse_args(argv)
 
