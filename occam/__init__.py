@@ -6,6 +6,7 @@ with start_cluster(n=2) as cluster:
     result = cluster.fit(build_model, data, epochs=5, batch_size=64)
 """
 
+from occam import models
 from occam.cluster import Cluster, connect, list_clusters, start_cluster
 from occam.data.dataset import Dataset
 from occam.errors import (
@@ -13,6 +14,9 @@ from occam.errors import (
     ClusterStoppedError,
     ConfigError,
     DatasetError,
+    ModelError,
+    ModelNotFoundError,
+    ModelPermissionError,
     OccamError,
     ServerStartError,
     TrainingError,
@@ -30,6 +34,9 @@ __all__ = [
     "ConfigError",
     "Dataset",
     "DatasetError",
+    "ModelError",
+    "ModelNotFoundError",
+    "ModelPermissionError",
     "OccamError",
     "ServerStartError",
     "TrainingError",
@@ -37,6 +44,7 @@ __all__ = [
     "connect",
     "list_clusters",
     "mlflow_ui",
+    "models",
     "runs",
     "start_cluster",
     "tensorboard",

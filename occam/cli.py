@@ -137,6 +137,32 @@ def _add_course_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     course.set_defaults(run=_course)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """Serve a published model in the foreground until Ctrl-C (or SIGTERM); the service stops with it."""
+    import signal
+    import threading
+
+    from occam.models.serving import serve
+
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with serve(args.name, host=args.host, port=args.port) as service:
+        print(f"serving {service.ref} at {service.url}")
+        print(f"  API page:  {service.link}")
+        print(f"  predict:   curl -H 'Authorization: token <token>' -F data=@image.png {service.predict_url}")
+        # The token goes to the terminal of the user who started the service, never to a log or argv.
+        print(f"  token:     {service.token}")
+        print("Ctrl-C stops it.", flush=True)
+        try:
+            while not done.wait(1.0):
+                if not service.running:
+                    print(f"occam: the service stopped on its own; its log:\n{service.log()[-3000:]}", file=sys.stderr)
+                    return 1
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
 def _version(args: argparse.Namespace) -> int:
     from occam import __version__
 
@@ -183,6 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
     conf.set_defaults(run=_conf)
 
     _add_course_commands(commands)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve a published model as a web API (DEEPaaS, with its Swagger UI) until Ctrl-C",
+        description="Serve a published model (name, name:3, owner/name:3) on this machine until Ctrl-C.",
+    )
+    serve.add_argument("name", help="the model: name, name:VERSION, or owner/name[:VERSION]")
+    serve.add_argument("--port", type=int, default=None, help="port to listen on (default: any free port)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine)")
+    serve.set_defaults(run=_serve)
 
     version = commands.add_parser("version", help="print Occam's version")
     version.set_defaults(run=_version)

@@ -33,6 +33,11 @@ DEFAULTS: dict[str, Any] = {
     "tracking": True,
     "tracking_uri": None,
     "tracking_experiment": "occam",
+    # The model store (occam.models): the shared work volume's models folder on Kubernetes.
+    "models_dir": "~/.cache/occam/models",
+    # Model services (occam.models.serve): the largest request body, and how long start-up may take.
+    "serve_max_bytes": 8 * 1024 * 1024,
+    "serve_timeout": 120.0,
     # The Kubernetes backend; the spawner sets the notebook pod's facts (occam.kubernetes.settings).
     "kubernetes.namespace": None,
     "kubernetes.pod_name": None,
@@ -72,6 +77,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "timeout": float,
     "executor_idle_minutes": float,
     "tracking": boolean,
+    "serve_max_bytes": int,
+    "serve_timeout": float,
 }
 
 

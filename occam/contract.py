@@ -23,6 +23,13 @@ CACHE_DIR_ENV = ENV_PREFIX + "CACHE_DIR"
 CHECKPOINT_DIR_ENV = ENV_PREFIX + "CHECKPOINT_DIR"
 #: Where every fit is recorded (occam.tracking): a course MLflow server when the spawner sets it.
 TRACKING_URI_ENV = ENV_PREFIX + "TRACKING_URI"
+#: The model store's root (occam.models); Horovod's ranks get it too, so ``occam.models.load`` in a model_fn works.
+MODELS_DIR_ENV = ENV_PREFIX + "MODELS_DIR"
+#: The notebook's user name, set by JupyterHub: the owner of the models a notebook publishes.
+JUPYTERHUB_USER_ENV = "JUPYTERHUB_USER"
+#: The notebook server's base URL under JupyterHub (``/user/alice/``): jupyter-server-proxy serves local ports
+#: under it (the Spark UI, model services).
+JUPYTERHUB_SERVICE_PREFIX_ENV = "JUPYTERHUB_SERVICE_PREFIX"
 
 # occam.config reads ``kubernetes.<name>`` from K8S_ENV_PREFIX + <NAME>; these are the ones the spawner sets.
 NAMESPACE_ENV = K8S_ENV_PREFIX + "NAMESPACE"
@@ -72,12 +79,18 @@ APP_NAME = "occam"
 NOTEBOOK_COMPONENT = "notebook"
 EXECUTOR_COMPONENT = "executor"
 DRIVER_COMPONENT = "driver"
+#: A model service's pods (occam.kubernetes.serving).
+SERVING_COMPONENT = "model-service"
+#: On a model service's objects: which model it serves (the name, as a label value).
+MODEL_LABEL = "occam.io/model"
 
 # ---- ports: fixed in the notebook pod, so the namespace's NetworkPolicy can open exactly these ----
 
 DRIVER_PORT = 7078
 BLOCK_MANAGER_PORT = 7079
 UI_PORT = 4040
+#: The port a model service listens on in its own pod (its ClusterIP Service forwards port 80 to it).
+SERVING_PORT = 5000
 
 # ---- GPUs ----
 

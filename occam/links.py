@@ -11,8 +11,7 @@ import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-#: The variable JupyterHub sets in a single-user server: that server's URL path, e.g. ``/user/alice/``.
-SERVICE_PREFIX_ENV = "JUPYTERHUB_SERVICE_PREFIX"
+from occam.contract import JUPYTERHUB_SERVICE_PREFIX_ENV as SERVICE_PREFIX_ENV
 
 
 def browser_link(url: str, path: str = "/", environ: Mapping[str, str] | None = None) -> str:
@@ -32,3 +31,16 @@ def browser_link(url: str, path: str = "/", environ: Mapping[str, str] | None = 
             raise ValueError(f"{url!r} names no port; jupyter-server-proxy forwards by port")
         return f"{prefix.rstrip('/')}/proxy/{port}{path}"
     return url.rstrip("/") + path
+
+
+def proxy_path(
+    port: int | str, path: str = "", *, absolute: bool = False, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """Where the notebook's Jupyter server proxies local ``port`` under JupyterHub (jupyter-server-proxy):
+    ``{prefix}proxy/{port}/{path}``, or ``{prefix}proxy/absolute/{port}/{path}`` for a server that expects the
+    whole path (it then serves under that prefix itself). None outside JupyterHub."""
+    prefix = (os.environ if environ is None else environ).get(SERVICE_PREFIX_ENV)
+    if not prefix:
+        return None
+    kind = "proxy/absolute" if absolute else "proxy"
+    return f"{prefix.rstrip('/')}/{kind}/{port}/{path.lstrip('/')}"

@@ -27,6 +27,7 @@ from occam.contract import (
     GPU_NODE_SELECTOR_ENV,
     GPU_TOLERATIONS_ENV,
     IMAGE_PULL_POLICY_ENV,
+    MODELS_DIR_ENV,
     NAMESPACE_ENV,
     POD_IP_ENV,
     POD_NAME_ENV,
@@ -97,14 +98,16 @@ def notebook_env(
 #: Folders of the shared work volume that hold Occam's dataset cache and fit checkpoints.
 SHARED_CACHE_FOLDER = "cache"
 SHARED_CHECKPOINT_FOLDER = "checkpoints"
+SHARED_MODELS_FOLDER = "models"
 
 
 def shared_work_env(source: Mapping[str, Any], path: str) -> list[dict[str, Any]]:
     """The variables that tell Occam about the shared work volume ``source`` mounted at ``path``.
 
     ``OCCAM_K8S_SHARED_VOLUME``/``OCCAM_K8S_SHARED_PATH`` make the Kubernetes backend mount it in every
-    executor; ``OCCAM_CACHE_DIR`` and ``OCCAM_CHECKPOINT_DIR`` put the dataset cache and checkpoints on it
-    (``<path>/cache``, ``<path>/checkpoints``), where executors and the notebook both see them. A
+    executor; ``OCCAM_CACHE_DIR``, ``OCCAM_CHECKPOINT_DIR`` and ``OCCAM_MODELS_DIR`` put the dataset cache,
+    checkpoints and the student's model store on it (``<path>/cache``, ``<path>/checkpoints``, ``<path>/models``),
+    where executors and the notebook both see them (``occam.models.load`` in a model_fn). A
     ``cache_dir=``/``checkpoint_dir=`` argument still wins over these.
     """
     source = {kind: dict(fields) for kind, fields in source.items()}
@@ -115,6 +118,7 @@ def shared_work_env(source: Mapping[str, Any], path: str) -> list[dict[str, Any]
         {"name": SHARED_PATH_ENV, "value": path},
         {"name": CACHE_DIR_ENV, "value": posixpath.join(path, SHARED_CACHE_FOLDER)},
         {"name": CHECKPOINT_DIR_ENV, "value": posixpath.join(path, SHARED_CHECKPOINT_FOLDER)},
+        {"name": MODELS_DIR_ENV, "value": posixpath.join(path, SHARED_MODELS_FOLDER)},
     ]
 
 

@@ -241,6 +241,7 @@ def fit(
     lost = _lost_executors(cluster, executors_at_start, follower.events) if error is not None else []
     try:
         result = _result(cluster, model, results, error, follower.events, checkpoint_dir, lost)
+        result.dataset_key = dataset.key
     except BaseException:
         recorder.finish(FAILED)
         raise

@@ -17,6 +17,7 @@ class FitResult:
     averaged over ranks. ``epochs`` are the epochs this fit ran (1-based; after a resume, the later ones),
     ``seconds`` rank 0's training time and ``samples_per_second`` its throughput over all ranks.
     ``checkpoint`` is the last checkpoint written; ``fit(..., resume=True)`` goes on from it.
+    ``dataset_key`` is the training dataset's content key (``Dataset.key``): what ``occam.models.publish`` records.
 
     ``events`` are the messages the ranks sent while training, in arrival order, as the dataclasses of
     :mod:`occam.training.messages`: :class:`~occam.training.messages.RankStarted`,
@@ -33,6 +34,7 @@ class FitResult:
     samples_per_second: float
     checkpoint: str | None
     events: list[Message] = field(default_factory=list, repr=False)
+    dataset_key: str | None = None
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{html.escape(k)}</th>" for k in ["epoch", *self.history])
