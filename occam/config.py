@@ -24,6 +24,10 @@ DEFAULTS: dict[str, Any] = {
     "timeout": 180.0,
     "cache_dir": "~/.cache/occam",
     "checkpoint_dir": "~/occam-checkpoints",
+    # fit's live view: auto (widgets in a notebook, text elsewhere), widgets, html or text.
+    "dashboard": "auto",
+    # What the libraries under Occam print on the console: error (quiet), warn, info or debug (verbose=True).
+    "log_level": "error",
     # The Kubernetes backend; the spawner sets the notebook pod's facts (occam.kubernetes.settings).
     "kubernetes.namespace": None,
     "kubernetes.pod_name": None,

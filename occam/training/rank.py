@@ -12,6 +12,7 @@ from occam.training.events import EventClient
 from occam.training.job import TrainingJob
 from occam.training.keras_setup import built_input_shape, checkpoint_manager, distribute, epochs_done
 from occam.training.messages import BatchProgress, EpochEnded, RankFailed, RankOutcome, RankStarted
+from occam.training.monitor import monitor_callback
 
 BATCH_EVENT_SECONDS = 1.0
 
@@ -75,7 +76,8 @@ def _progress_callback(tf: Any, job: TrainingJob, events: EventClient, steps: in
             now = time.perf_counter()
             if now - self.last_sent >= BATCH_EVENT_SECONDS:
                 self.last_sent = now
-                events.send(BatchProgress(epoch=self.epoch, batch=batch + 1, steps=steps))
+                metrics = {k: float(v) for k, v in (logs or {}).items() if getattr(v, "ndim", 0) == 0}
+                events.send(BatchProgress(epoch=self.epoch, batch=batch + 1, steps=steps, metrics=metrics))
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             metrics = {k: float(v) for k, v in (logs or {}).items()}
@@ -127,6 +129,7 @@ def _train(job: TrainingJob, hvd: Any, rank: int, size: int, events: EventClient
     # (early stopping...) then decide the same in every rank (occam.training.callbacks).
     callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()]
     callbacks += rank_callbacks(job.callbacks, rank)
+    callbacks.append(monitor_callback(tf, events, rank, job.batch_size))
     if rank == 0:
         callbacks += [_checkpoint_callback(tf, manager), _progress_callback(tf, job, events, steps)]
         events.send(RankStarted(size=size, initial_epoch=initial_epoch, steps=steps))
