@@ -62,6 +62,7 @@ def start_cluster(
     timeout: float | None = None,
     name: str | None = None,
     progress: bool = True,
+    verbose: bool | None = None,
 ) -> Cluster:
     """Start a Spark cluster with ``n`` executors and return it once all of them have registered.
 
@@ -77,7 +78,10 @@ def start_cluster(
             :class:`~occam.errors.ClusterStartError` says how many registered and shows their logs, and
             the half-started cluster is removed.
         name: a name for the cluster (default: ``occam-`` and a random suffix).
-        progress: show a progress bar while executors start.
+        progress: show a progress bar while executors start (in a notebook or on a terminal; a log gets none).
+        verbose: let Spark's warnings and TensorFlow's start-up notices through to this notebook (default: the
+            ``OCCAM_LOG_LEVEL`` setting, ``error``: they go to the cluster's log only). See
+            :data:`occam.config.LOG_LEVELS`.
 
     Bad input raises :class:`~occam.errors.ConfigError` before anything starts. Use the cluster as a
     context manager, or call :meth:`Cluster.stop`; clusters still running at interpreter exit are stopped.
@@ -87,9 +91,27 @@ def start_cluster(
     """
     backend_cls = select_backend(config.get("backend", backend))
     spec = backend_cls.request(n, gpu=gpu, cores=cores, memory=memory, timeout=timeout, name=name)
+    spec = dataclasses.replace(spec, log_level=config.log_level(verbose))
+    quiet_tensorflow(spec.log_level)
     cluster = Cluster(spec, backend_cls(spec))
     cluster._start(progress=progress)
     return cluster
+
+
+def quiet_tensorflow(log_level: str) -> None:
+    """Keep TensorFlow's C++ start-up notices (CPU features, oneDNN) out of this process's output, unless the
+    log level asks for them. Only before TensorFlow is first imported (it reads the variable then), and never
+    over a value the user set."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", config.TF_CPP_LEVELS[log_level])
+
+
+def _interactive() -> bool:
+    """Whether a redrawn progress bar can be seen: a notebook kernel, or a terminal (not a log file, not CI)."""
+    import sys
+
+    from occam.training.dashboard import front_end
+
+    return front_end() != "text" or sys.stderr.isatty()
 
 
 class Cluster:
@@ -131,7 +153,7 @@ class Cluster:
             total=target,
             desc=f"{self.spec.name}: executors",
             unit="executor",
-            disable=not progress,
+            disable=not progress or not _interactive(),
             leave=False,
         ) as bar:
             while True:

@@ -47,7 +47,21 @@ DEFAULTS: dict[str, Any] = {
 #: Key prefix (before the last dot) -> the prefix of its environment variables.
 SECTIONS = {"": ENV_PREFIX, "kubernetes": K8S_ENV_PREFIX}
 
-_PARSERS: dict[str, Callable[[str], Any]] = {"n": int, "cores": int, "timeout": float}
+#: What ``log_level`` may be, quietest first: which of the libraries' lines (Spark's log, TensorFlow's C++ log)
+#: reach the console. Occam's own lines are always printed.
+LOG_LEVELS = ("error", "warn", "info", "debug")
+#: ``TF_CPP_MIN_LOG_LEVEL`` for each log level: 2 hides TensorFlow's start-up notices (CPU features, oneDNN).
+TF_CPP_LEVELS = {"error": "2", "warn": "1", "info": "0", "debug": "0"}
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{env_key('log_level')}={text!r} is not one of {', '.join(LOG_LEVELS)}; fix or unset it")
+    return level
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {"n": int, "cores": int, "timeout": float, "log_level": _log_level}
 
 
 def env_key(key: str) -> str:
@@ -92,3 +106,8 @@ def get(
 def path(key: str, override: str | os.PathLike[str] | None = None) -> str:
     """Like :func:`get` for directory settings, with ``~`` expanded."""
     return os.path.expanduser(os.fspath(get(key, override)))
+
+
+def log_level(verbose: bool | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """The libraries' console log level: ``info`` for ``verbose=True``, else ``OCCAM_LOG_LEVEL``, else ``error``."""
+    return get("log_level", "info" if verbose else None, environ)

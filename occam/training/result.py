@@ -50,12 +50,16 @@ class FitResult:
 
     def plot(self) -> Figure:
         """The training curves, a matplotlib figure: one panel per metric (loss first), train and validation
-        per epoch. Made without pyplot, so nothing is shown twice or kept open; a notebook shows the figure
-        returned by a cell."""
-        from matplotlib.figure import Figure
+        per epoch. A notebook shows it when a cell ends with ``result.plot()``; ``figure.savefig(path)``
+        writes it to a file."""
+        import matplotlib.pyplot as plt
 
         names = metric_panels(self.history)
-        figure = Figure(figsize=(4.0 * max(len(names), 1), 3.0), layout="constrained")
+        figure = plt.figure(figsize=(4.0 * max(len(names), 1), 3.0), layout="constrained")
+        # Closed at once: pyplot keeps no reference, and a notebook shows the returned figure once, not a
+        # second time when the cell ends. (pyplot, not a bare Figure: importing it is what makes a notebook
+        # kernel display figures.)
+        plt.close(figure)
         axes = figure.subplots(1, max(len(names), 1), squeeze=False)[0]
         for ax, name in zip(axes, names, strict=False):
             for key, label in ((name, "train"), (f"val_{name}", "validation")):

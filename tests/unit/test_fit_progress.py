@@ -60,7 +60,9 @@ def test_within_an_epoch_the_dashboard_is_redrawn_at_most_every_update_seconds()
 
 def test_without_progress_nothing_is_printed_but_on_epoch_end_is_still_called(capsys):
     calls = []
-    f = ProgressFollower(queue.Queue(), epochs=4, progress=False, on_epoch_end=lambda epoch, metrics: calls.append(epoch))
+    f = ProgressFollower(
+        queue.Queue(), epochs=4, progress=False, on_epoch_end=lambda epoch, metrics: calls.append(epoch)
+    )
     f.handle(RankStarted(size=2, initial_epoch=1, steps=10))
     f.handle(ended(2))
     f.finish(timeout=1)

@@ -63,7 +63,10 @@ def test_whole_numbers_are_accepted_where_floats_are_expected():
         (b'{"kind":"batch_progress","epoch":1,"batch":2,"steps":3,"metrics":{},"extra":4}', "unknown fields ['extra']"),
         (b'{"kind":"batch_progress","epoch":1,"batch":2,"metrics":{}}', "missing fields ['steps']"),
         (b'{"kind":"batch_progress","epoch":1,"batch":"2","steps":3,"metrics":{}}', "batch_progress.batch must be int"),
-        (b'{"kind":"batch_progress","epoch":true,"batch":2,"steps":3,"metrics":{}}', "batch_progress.epoch must be int"),
+        (
+            b'{"kind":"batch_progress","epoch":true,"batch":2,"steps":3,"metrics":{}}',
+            "batch_progress.epoch must be int",
+        ),
         (b'{"kind":"batch_progress","epoch":1.5,"batch":2,"steps":3,"metrics":{}}', "batch_progress.epoch must be int"),
         (
             b'{"kind":"epoch_ended","epoch":1,"epochs":2,"metrics":{"loss":"low"},"seconds":3}',
