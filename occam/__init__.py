@@ -16,6 +16,7 @@ from occam.errors import (
     OccamError,
     TrainingError,
 )
+from occam.scaling import scaling
 
 __version__ = "0.1.0"
 
@@ -31,5 +32,6 @@ __all__ = [
     "__version__",
     "connect",
     "list_clusters",
+    "scaling",
     "start_cluster",
 ]

@@ -124,8 +124,12 @@ def fit(
     shuffle: bool = defaults.SHUFFLE,
     steps_per_epoch: int | None = None,
     validation_steps: int | None = None,
+    profile_steps: int = 0,
 ) -> FitResult:
-    """What :meth:`occam.cluster.Cluster.fit` does; its docstring is the reference for every argument."""
+    """What :meth:`occam.cluster.Cluster.fit` does; its docstring is the reference for every argument.
+
+    ``profile_steps`` (for :func:`occam.scaling`): each rank times that many input batches and gradient
+    exchanges after training and sends a :class:`~occam.training.messages.StepProfile` (in ``events``)."""
     if not callable(model_fn):
         raise ConfigError("model_fn must be a function that builds and compiles a Keras model")
     if not isinstance(dataset, Dataset):
@@ -175,6 +179,8 @@ def fit(
             shuffle=shuffle,
             steps=steps_per_epoch,
             val_steps=validation_steps,
+            monitor=progress,
+            profile_steps=profile_steps,
         )
         follower = ProgressFollower(server.events, epochs=epochs, progress=progress, on_epoch_end=on_epoch_end)
         follower.start()

@@ -72,6 +72,18 @@ class RankStats:
 
 
 @dataclass(frozen=True)
+class StepProfile:
+    """A rank's timing of one training step's parts, sent once after training when the fit asked for it
+    (:mod:`occam.training.profile` says how each is measured)."""
+
+    kind: ClassVar[str] = "step_profile"
+    rank: int
+    step_seconds: float
+    input_seconds: float
+    exchange_seconds: float
+
+
+@dataclass(frozen=True)
 class EpochEnded:
     """Rank 0 finished ``epoch`` (1-based) of ``epochs``: its metrics, averaged over ranks, and its duration."""
 
@@ -104,10 +116,10 @@ class RankFailed:
         return cls(rank=rank, error=error[:MAX_ERROR_CHARS], traceback=trace)
 
 
-Message = RankStarted | BatchProgress | RankStats | EpochEnded | RankFailed
+Message = RankStarted | BatchProgress | RankStats | EpochEnded | StepProfile | RankFailed
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
-    cls.kind: cls for cls in (RankStarted, BatchProgress, RankStats, EpochEnded, RankFailed)
+    cls.kind: cls for cls in (RankStarted, BatchProgress, RankStats, EpochEnded, StepProfile, RankFailed)
 }
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 import time
@@ -47,8 +48,13 @@ class ProgressFollower(threading.Thread):
         self._last_update = 0.0
         self._display_failed = False
         self._done = threading.Event()
+        # The creator's context: a notebook kernel finds in it the cell this fit's output belongs to.
+        self._context = contextvars.copy_context()
 
     def run(self) -> None:
+        self._context.run(self._follow)
+
+    def _follow(self) -> None:
         while not (self._done.is_set() and self.messages.empty()):
             try:
                 message = self.messages.get(timeout=POLL_SECONDS)

@@ -13,6 +13,7 @@ from occam.training.job import TrainingJob
 from occam.training.keras_setup import built_input_shape, checkpoint_manager, distribute, epochs_done
 from occam.training.messages import BatchProgress, EpochEnded, RankFailed, RankOutcome, RankStarted
 from occam.training.monitor import monitor_callback
+from occam.training.profile import profile_rank, step_timer
 
 BATCH_EVENT_SECONDS = 1.0
 
@@ -129,7 +130,11 @@ def _train(job: TrainingJob, hvd: Any, rank: int, size: int, events: EventClient
     # (early stopping...) then decide the same in every rank (occam.training.callbacks).
     callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()]
     callbacks += rank_callbacks(job.callbacks, rank)
-    callbacks.append(monitor_callback(tf, events, rank, job.batch_size))
+    if job.monitor:
+        callbacks.append(monitor_callback(tf, events, rank, job.batch_size))
+    timer = step_timer(tf) if job.profile_steps else None
+    if timer is not None:
+        callbacks.append(timer)
     if rank == 0:
         callbacks += [_checkpoint_callback(tf, manager), _progress_callback(tf, job, events, steps)]
         events.send(RankStarted(size=size, initial_epoch=initial_epoch, steps=steps))
@@ -162,8 +167,9 @@ def _train(job: TrainingJob, hvd: Any, rank: int, size: int, events: EventClient
                 "validation_data": _to_xy(job.validation, val_data, model_dtype),
                 "validation_steps": job.validation_steps(size),
             }
+        train_xy = _to_xy(job.train, train_data, model_dtype)
         history = model.fit(
-            _to_xy(job.train, train_data, model_dtype),
+            train_xy,
             steps_per_epoch=steps,
             epochs=job.epochs,
             initial_epoch=initial_epoch,
@@ -172,6 +178,8 @@ def _train(job: TrainingJob, hvd: Any, rank: int, size: int, events: EventClient
             verbose=0,
             **fit_args,
         )
+        if timer is not None:
+            events.send(profile_rank(hvd, tf, model, train_xy, timer, job.profile_steps))
     if rank != 0:
         return None
     return RankOutcome(

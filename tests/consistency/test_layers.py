@@ -22,6 +22,7 @@ LAYERS: list[set[str]] = [
     {"demo"},  # what the entry points run
     {"examples"},  # the digits data and model; a batch script
     {"__init__"},  # the public API re-exports
+    {"scaling"},  # occam.scaling: starts a cluster per configuration
     {"cluster", "submit"},  # orchestration: start_cluster, occam submit
     {"training"},  # what runs on a cluster, asking its backend
     {"data"},

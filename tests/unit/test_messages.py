@@ -17,6 +17,7 @@ from occam.training.messages import (
     RankFailed,
     RankStarted,
     RankStats,
+    StepProfile,
     decode,
     encode,
 )
@@ -24,6 +25,7 @@ from occam.training.messages import (
 EXAMPLES = [
     RankStarted(size=2, initial_epoch=3, steps=40),
     BatchProgress(epoch=4, batch=12, steps=40, metrics={"loss": 0.5}),
+    StepProfile(rank=0, step_seconds=0.02, input_seconds=0.005, exchange_seconds=0.004),
     RankStats(rank=1, epoch=2, samples_per_second=512.5, resources={"cpu_percent": 97.0, "memory_mb": 800.0}),
     EpochEnded(epoch=4, epochs=6, metrics={"loss": 0.25, "val_accuracy": 0.9}, seconds=1.5),
     RankFailed(rank=1, error="ValueError('bad shape')", traceback="Traceback (most recent call last):\n ..."),
