@@ -345,7 +345,9 @@ class Cluster:
             resume: continue from the last checkpoint there, at the next epoch. Without it old checkpoints
                 in that directory are removed first.
             scale_lr: multiply the optimizer's learning rate by the number of ranks (linear scaling).
-            progress: show a progress bar and a line per epoch as training goes.
+            progress: show the live dashboard while training runs: curves, throughput per rank, the ranks'
+                CPU/memory/GPU, epoch time and ETA; a widget in a notebook, plain lines in a log
+                (:mod:`occam.training.dashboard`; ``OCCAM_DASHBOARD`` picks). ``False`` turns it off.
             on_epoch_end: called on the driver as ``on_epoch_end(epoch, metrics)`` after every epoch, while
                 training continues.
             start_timeout: seconds Horovod waits for all ranks to start (default: the cluster's timeout).
