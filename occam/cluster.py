@@ -327,6 +327,7 @@ class Cluster:
         shuffle: bool = fit_defaults.SHUFFLE,
         steps_per_epoch: int | None = None,
         validation_steps: int | None = None,
+        profile: bool = False,
     ) -> FitResult:
         """Train ``model_fn()``'s Keras model on ``dataset``: data-parallel, one Horovod rank per executor.
 
@@ -362,6 +363,10 @@ class Cluster:
             steps_per_epoch: batches each rank runs per epoch (default: so that the ranks together see the
                 whole dataset once).
             validation_steps: batches each rank runs per validation (default: the whole validation set once).
+            profile: after training, each rank times where a step's time goes (its input pipeline alone, one
+                gradient allreduce alone, the step itself; :mod:`occam.training.profile`) and sends a
+                :class:`~occam.training.messages.StepProfile`, kept in ``result.events``. :func:`occam.scaling`
+                uses it.
 
         Returns a :class:`~occam.training.result.FitResult`. Bad arguments, and a ``model_fn`` that raises
         or returns no compiled Keras model, raise :class:`~occam.errors.ConfigError` before any Spark job
@@ -388,6 +393,7 @@ class Cluster:
             shuffle=shuffle,
             steps_per_epoch=steps_per_epoch,
             validation_steps=validation_steps,
+            profile=profile,
         )
 
     def evaluate(

@@ -25,7 +25,6 @@ from occam.data.dataset import Dataset
 from occam.errors import ConfigError
 from occam.training import defaults
 from occam.training.messages import EpochEnded, RankStarted, StepProfile
-from occam.training.profile import PROFILE_STEPS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -245,15 +244,12 @@ def scaling(
                 continue
             runnable.append((n, use_gpu))
 
-    from occam.training.fit import fit
-
     rows = []
     for n, use_gpu in runnable:
         checkpoints = tempfile.mkdtemp(prefix="occam-scaling-")
         try:
             with start_cluster(n=n, gpu=use_gpu, cores=cores, memory=memory, backend=backend, progress=progress) as c:
-                result = fit(
-                    c,
+                result = c.fit(
                     model_fn,
                     dataset,
                     epochs=epochs,
@@ -261,7 +257,7 @@ def scaling(
                     validation=validation,
                     checkpoint_dir=checkpoints,
                     progress=progress,
-                    profile_steps=PROFILE_STEPS,
+                    profile=True,
                 )
         finally:
             shutil.rmtree(checkpoints, ignore_errors=True)

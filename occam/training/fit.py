@@ -23,6 +23,7 @@ from occam.training.job import TrainingJob
 from occam.training.keras_setup import CHECKPOINT_PREFIX, compiled_model_problem, take_weights
 from occam.training.messages import EpochEnded, Message, RankFailed, RankOutcome
 from occam.training.network import local_interfaces
+from occam.training.profile import PROFILE_STEPS
 from occam.training.progress import ProgressFollower
 from occam.training.rank import run_rank
 from occam.training.result import FitResult
@@ -124,12 +125,9 @@ def fit(
     shuffle: bool = defaults.SHUFFLE,
     steps_per_epoch: int | None = None,
     validation_steps: int | None = None,
-    profile_steps: int = 0,
+    profile: bool = False,
 ) -> FitResult:
-    """What :meth:`occam.cluster.Cluster.fit` does; its docstring is the reference for every argument.
-
-    ``profile_steps`` (for :func:`occam.scaling`): each rank times that many input batches and gradient
-    exchanges after training and sends a :class:`~occam.training.messages.StepProfile` (in ``events``)."""
+    """What :meth:`occam.cluster.Cluster.fit` does; its docstring is the reference for every argument."""
     if not callable(model_fn):
         raise ConfigError("model_fn must be a function that builds and compiles a Keras model")
     if not isinstance(dataset, Dataset):
@@ -180,7 +178,7 @@ def fit(
             steps=steps_per_epoch,
             val_steps=validation_steps,
             monitor=progress,
-            profile_steps=profile_steps,
+            profile_steps=PROFILE_STEPS if profile else 0,
         )
         follower = ProgressFollower(server.events, epochs=epochs, progress=progress, on_epoch_end=on_epoch_end)
         follower.start()
