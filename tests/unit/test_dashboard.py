@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import time
 
 import pytest
 
@@ -180,3 +181,31 @@ def test_the_html_dashboard_replaces_its_display(monkeypatch):
     tracker.add(EpochEnded(epoch=1, epochs=1, metrics={"loss": 0.5}, seconds=1))
     dashboard.close(tracker.snapshot())
     assert len(shown) == 2 and "epoch 1/1" in shown[-1] and "<svg" in shown[-1]
+
+
+def test_a_rank_reads_its_own_cpu_and_memory():
+    pytest.importorskip("psutil")
+    from occam.training.monitor import ProcessProbe
+
+    probe = ProcessProbe()
+    sum(i * i for i in range(200_000))  # some CPU to measure
+    reading = probe.read()
+    assert set(reading) == {"cpu_percent", "memory_mb"} and reading["memory_mb"] > 10
+
+
+def test_the_gpu_probe_asks_nvidia_smi_about_the_ranks_gpu(tmp_path):
+    """A stand-in ``nvidia-smi`` (a shell script: no GPU here) that records its arguments and answers."""
+    from occam.training.monitor import GpuProbe
+
+    script = tmp_path / "nvidia-smi"
+    script.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/args\necho "61, 2048"\n')
+    script.chmod(0o755)
+    probe = GpuProbe(str(script), "3")
+    probe.start()
+    deadline = time.monotonic() + 10
+    while not probe.latest and time.monotonic() < deadline:
+        time.sleep(0.05)
+    probe.stop()
+    probe.join(timeout=10)
+    assert probe.latest == {"gpu_percent": 61.0, "gpu_memory_mb": 2048.0} and not probe.is_alive()
+    assert "--id=3" in (tmp_path / "args").read_text()
