@@ -21,6 +21,7 @@ from occam.errors import (
     ServerStartError,
     TrainingError,
 )
+from occam.scaling import scaling
 from occam.tracking.mlflow_store import runs
 from occam.tracking.mlflow_ui import mlflow_ui
 from occam.tracking.tensorboard import tensorboard
@@ -46,6 +47,7 @@ __all__ = [
     "mlflow_ui",
     "models",
     "runs",
+    "scaling",
     "start_cluster",
     "tensorboard",
 ]

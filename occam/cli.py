@@ -21,6 +21,7 @@ def _demo(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         backend=args.backend,
         progress=not args.no_progress,
+        verbose=args.verbose or None,
     )
     if result.held_out_accuracy < args.min_accuracy:
         print(f"held-out accuracy {result.held_out_accuracy:.4f} is below --min-accuracy {args.min_accuracy}")
@@ -59,7 +60,13 @@ def _submit(args: argparse.Namespace) -> int:
 
     job = Job(script=args.script, module=args.module, args=tuple(args.script_args))
     spec = job_spec(
-        args.executors, gpu=args.gpu, cores=args.cores, memory=args.memory, timeout=args.timeout, name=args.name
+        args.executors,
+        gpu=args.gpu,
+        cores=args.cores,
+        memory=args.memory,
+        timeout=args.timeout,
+        name=args.name,
+        verbose=args.verbose or None,
     )
     return submit(
         job, spec, backend=args.backend, detach=args.detach, keep=args.keep, service_account=args.service_account
@@ -181,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--backend", default=None, help="embedded, or auto (default: OCCAM_BACKEND or auto)")
     demo.add_argument("--min-accuracy", type=float, default=0.0, help="exit 1 if held-out accuracy is lower")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
+    demo.add_argument("--verbose", action="store_true", help="show Spark's warnings and TensorFlow's notices too")
     demo.set_defaults(run=_demo)
 
     status = commands.add_parser("status", help="list this namespace's Occam clusters (Kubernetes)")
@@ -201,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--timeout", type=float, default=None, help="seconds to wait for start-up (OCCAM_TIMEOUT)")
     submit.add_argument("--detach", action="store_true", help="Kubernetes: return once the driver pod is created")
     submit.add_argument("--keep", action="store_true", help="Kubernetes: keep the driver pod (and its log) at the end")
+    submit.add_argument("--verbose", action="store_true", help="show Spark's warnings and TensorFlow's notices too")
     submit.set_defaults(run=_submit, script_args=[])
 
     conf = commands.add_parser("conf", help="print spark-defaults.conf lines for plain spark-submit")

@@ -65,6 +65,7 @@ def start_cluster(
     timeout: float | None = None,
     name: str | None = None,
     progress: bool = True,
+    verbose: bool | None = None,
 ) -> Cluster:
     """Start a Spark cluster with ``n`` executors and return it once all of them have registered.
 
@@ -80,7 +81,10 @@ def start_cluster(
             :class:`~occam.errors.ClusterStartError` says how many registered and shows their logs, and
             the half-started cluster is removed.
         name: a name for the cluster (default: ``occam-`` and a random suffix).
-        progress: show a progress bar while executors start.
+        progress: show a progress bar while executors start (in a notebook or on a terminal; a log gets none).
+        verbose: let Spark's warnings and TensorFlow's start-up notices through to this notebook (default: the
+            ``OCCAM_LOG_LEVEL`` setting, ``error``: they go to the cluster's log only). See
+            :data:`occam.config.LOG_LEVELS`.
 
     Bad input raises :class:`~occam.errors.ConfigError` before anything starts. Use the cluster as a
     context manager, or call :meth:`Cluster.stop`; clusters still running at interpreter exit are stopped.
@@ -90,9 +94,27 @@ def start_cluster(
     """
     backend_cls = select_backend(config.get("backend", backend))
     spec = backend_cls.request(n, gpu=gpu, cores=cores, memory=memory, timeout=timeout, name=name)
+    spec = dataclasses.replace(spec, log_level=config.log_level(verbose))
+    quiet_tensorflow(spec.log_level)
     cluster = Cluster(spec, backend_cls(spec))
     cluster._start(progress=progress)
     return cluster
+
+
+def quiet_tensorflow(log_level: str) -> None:
+    """Keep TensorFlow's C++ start-up notices (CPU features, oneDNN) out of this process's output, unless the
+    log level asks for them. Only before TensorFlow is first imported (it reads the variable then), and never
+    over a value the user set."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", config.TF_CPP_LEVELS[log_level])
+
+
+def _interactive() -> bool:
+    """Whether a redrawn progress bar can be seen: a notebook kernel, or a terminal (not a log file, not CI)."""
+    import sys
+
+    from occam.training.dashboard import front_end
+
+    return front_end() != "text" or sys.stderr.isatty()
 
 
 class Cluster:
@@ -165,7 +187,7 @@ class Cluster:
             total=target,
             desc=f"{self.spec.name}: executors",
             unit="executor",
-            disable=not progress,
+            disable=not progress or not _interactive(),
             leave=False,
         ) as bar:
             while True:
@@ -347,6 +369,7 @@ class Cluster:
         validation_steps: int | None = None,
         tensorboard: bool | str | os.PathLike[str] | None = None,
         track: bool | None = None,
+        profile: bool = False,
     ) -> FitResult:
         """Train ``model_fn()``'s Keras model on ``dataset``: data-parallel, one Horovod rank per executor.
 
@@ -365,7 +388,9 @@ class Cluster:
             resume: continue from the last checkpoint there, at the next epoch. Without it old checkpoints
                 in that directory are removed first.
             scale_lr: multiply the optimizer's learning rate by the number of ranks (linear scaling).
-            progress: show a progress bar and a line per epoch as training goes.
+            progress: show the live dashboard while training runs: curves, throughput per rank, the ranks'
+                CPU/memory/GPU, epoch time and ETA; a widget in a notebook, plain lines in a log
+                (:mod:`occam.training.dashboard`; ``OCCAM_DASHBOARD`` picks). ``False`` turns it off.
             on_epoch_end: called on the driver as ``on_epoch_end(epoch, metrics)`` after every epoch, while
                 training continues.
             start_timeout: seconds Horovod waits for all ranks to start (default: the cluster's timeout).
@@ -387,6 +412,10 @@ class Cluster:
             track: record this fit as an MLflow run (parameters, metrics per epoch, the model and history as
                 artifacts; see :func:`occam.runs` and :func:`occam.mlflow_ui`). Default: on, unless
                 ``OCCAM_TRACKING=0``. A tracking store that fails never fails the fit: it warns once.
+            profile: after training, each rank times where a step's time goes (its input pipeline alone, one
+                gradient allreduce alone, the step itself; :mod:`occam.training.profile`) and sends a
+                :class:`~occam.training.messages.StepProfile`, kept in ``result.events``. :func:`occam.scaling`
+                uses it.
 
         Returns a :class:`~occam.training.result.FitResult`. Bad arguments, and a ``model_fn`` that raises
         or returns no compiled Keras model, raise :class:`~occam.errors.ConfigError` before any Spark job
@@ -416,6 +445,7 @@ class Cluster:
                 validation_steps=validation_steps,
                 tensorboard=tensorboard,
                 track=track,
+                profile=profile,
             )
 
     def evaluate(

@@ -38,6 +38,10 @@ DEFAULTS: dict[str, Any] = {
     # Model services (occam.models.serve): the largest request body, and how long start-up may take.
     "serve_max_bytes": 8 * 1024 * 1024,
     "serve_timeout": 120.0,
+    # fit's live view: auto (widgets in a notebook, text elsewhere), widgets, html or text.
+    "dashboard": "auto",
+    # What the libraries under Occam print on the console: error (quiet), warn, info or debug (verbose=True).
+    "log_level": "error",
     # The Kubernetes backend; the spawner sets the notebook pod's facts (occam.kubernetes.settings).
     "kubernetes.namespace": None,
     "kubernetes.pod_name": None,
@@ -71,6 +75,20 @@ def boolean(text: str) -> bool:
     raise ValueError(f"{text!r} is not one of 1/true/yes/on or 0/false/no/off")
 
 
+#: What ``log_level`` may be, quietest first: which of the libraries' lines (Spark's log, TensorFlow's C++ log)
+#: reach the console. Occam's own lines are always printed.
+LOG_LEVELS = ("error", "warn", "info", "debug")
+#: ``TF_CPP_MIN_LOG_LEVEL`` for each log level: 2 hides TensorFlow's start-up notices (CPU features, oneDNN).
+TF_CPP_LEVELS = {"error": "2", "warn": "1", "info": "0", "debug": "0"}
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{env_key('log_level')}={text!r} is not one of {', '.join(LOG_LEVELS)}; fix or unset it")
+    return level
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "n": int,
     "cores": int,
@@ -79,6 +97,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "tracking": boolean,
     "serve_max_bytes": int,
     "serve_timeout": float,
+    "log_level": _log_level,
 }
 
 
@@ -124,3 +143,8 @@ def get(
 def path(key: str, override: str | os.PathLike[str] | None = None) -> str:
     """Like :func:`get` for directory settings, with ``~`` expanded."""
     return os.path.expanduser(os.fspath(get(key, override)))
+
+
+def log_level(verbose: bool | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """The libraries' console log level: ``info`` for ``verbose=True``, else ``OCCAM_LOG_LEVEL``, else ``error``."""
+    return get("log_level", "info" if verbose else None, environ)

@@ -27,6 +27,7 @@ from occam.training.job import TrainingJob
 from occam.training.keras_setup import CHECKPOINT_PREFIX, compiled_model_problem, take_weights
 from occam.training.messages import EpochEnded, Message, RankFailed, RankOutcome
 from occam.training.network import local_interfaces
+from occam.training.profile import PROFILE_STEPS
 from occam.training.progress import ProgressFollower
 from occam.training.rank import run_rank
 from occam.training.result import FitResult
@@ -131,6 +132,7 @@ def fit(
     validation_steps: int | None = None,
     tensorboard: bool | str | os.PathLike[str] | None = None,
     track: bool | None = None,
+    profile: bool = False,
 ) -> FitResult:
     """What :meth:`occam.cluster.Cluster.fit` does; its docstring is the reference for every argument."""
     if not callable(model_fn):
@@ -210,6 +212,8 @@ def fit(
             shuffle=shuffle,
             steps=steps_per_epoch,
             val_steps=validation_steps,
+            monitor=progress,
+            profile_steps=PROFILE_STEPS if profile else 0,
         )
         follower = ProgressFollower(server.events, epochs=epochs, progress=progress, on_epoch_end=on_epoch_end)
         follower.start()

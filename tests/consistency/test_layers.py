@@ -23,6 +23,7 @@ LAYERS: list[set[str]] = [
     {"examples"},  # the digits data and model; a batch script
     {"__init__"},  # the public API re-exports
     {"models"},  # the model store: publish, load, transfer learning, serving
+    {"scaling"},  # occam.scaling: starts a cluster per configuration
     {"cluster", "submit", "course"},  # orchestration: start_cluster, occam submit; occam course (admins)
     {"training"},  # what runs on a cluster, asking its backend
     {"tracking"},  # runs the student looks back at: TensorBoard, MLflow, their UIs
