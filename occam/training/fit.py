@@ -169,6 +169,7 @@ def fit(
     model = _driver_model(model_fn)
     if isinstance(validation, float):
         dataset, validation = dataset.split(1 - validation, spark=cluster.spark)
+    validation_set = validation if isinstance(validation, Dataset) else None
     # The run is recorded from here on (by a thread of its own, from what the driver already sees).
     recorder = recorder_for(
         tracking,
@@ -181,7 +182,7 @@ def fit(
             epochs=epochs,
             batch_size=batch_size,
             dataset=dataset,
-            validation=validation if isinstance(validation, Dataset) else None,
+            validation=validation_set,
             scale_lr=scale_lr,
             resume=resume,
             steps_per_epoch=steps_per_epoch,
@@ -200,7 +201,7 @@ def fit(
         job = TrainingJob(
             model_fn=model_fn,
             train=dataset,
-            validation=validation if isinstance(validation, Dataset) else None,
+            validation=validation_set,
             epochs=epochs,
             batch_size=batch_size,
             scale_lr=scale_lr,
