@@ -23,6 +23,7 @@ from typing import Any
 from occam.errors import ConfigError
 from occam.kubernetes.api import REQUEST_TIMEOUT_SECONDS, call
 from spawner.namespace import adoption_problem
+from spawner.network_policy import withdrawn_policies
 
 #: The field manager the API server records as the owner of every field the spawner applies.
 FIELD_MANAGER = "occam-spawner"
@@ -32,6 +33,7 @@ APPLY_PATCH = "application/apply-patch+yaml"
 
 CREATED = "created"
 APPLIED = "applied"
+DELETED = "deleted"
 
 #: kind -> (the typed API class of ``kubernetes.client``, its patch method). Namespace is the only
 #: cluster-scoped kind; the others are patched in their namespace.
@@ -47,7 +49,8 @@ PATCH_METHODS: dict[str, tuple[str, str]] = {
 
 _REFUSED = (
     "the hub's service account needs a ClusterRole that lets it create and patch namespaces, service "
-    "accounts, roles, role bindings, resource quotas, limit ranges and network policies, and that holds "
+    "accounts, roles, role bindings, resource quotas, limit ranges and network policies (and delete network "
+    "policies), and that holds "
     "every permission the notebook's Role grants (Kubernetes refuses to let an account grant what it does "
     "not have); spawner.hub_rbac.hub_cluster_role and the chart's hub ClusterRole are that role"
 )
@@ -128,7 +131,8 @@ def prepare_namespace(
     api_client: Any, objects: list[dict[str, Any]], *, timeout: float = REQUEST_TIMEOUT_SECONDS
 ) -> list[Applied]:
     """Apply ``objects`` (:func:`~spawner.namespace.namespace_objects`, the Namespace first) in order; return
-    what was done with each.
+    what was done with each, and with each optional NetworkPolicy the settings no longer want
+    (:func:`~spawner.network_policy.withdrawn_policies`: deleted, if it was there).
 
     ``api_client`` is a ``kubernetes.client.ApiClient`` with the hub's credentials. Safe to call at every
     spawn: the API server writes only what differs. Every request gives up after ``timeout`` seconds. A
@@ -139,13 +143,42 @@ def prepare_namespace(
     for desired in objects:
         if desired["kind"] == "Namespace":
             check_adoption(api_client, desired, timeout)
-    return [_apply_one(api_client, desired, timeout) for desired in objects]
+    done = [_apply_one(api_client, desired, timeout) for desired in objects]
+    for namespace, name in withdrawn_policies(objects):
+        if _delete_policy(api_client, namespace, name, timeout):
+            done.append(Applied("NetworkPolicy", name, DELETED))
+    return done
+
+
+def _delete_policy(api_client: Any, namespace: str, name: str, timeout: float) -> bool:
+    """Delete the NetworkPolicy ``namespace/name``; False if there was none."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        call(
+            api_client,
+            f"delete NetworkPolicy {namespace}/{name}",
+            client.NetworkingV1Api(api_client).delete_namespaced_network_policy,
+            name,
+            namespace,
+            who="the spawner",
+            refused=_REFUSED,
+            unreachable=_UNREACHABLE,
+            timeout=timeout,
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
 
 
 __all__ = [
     "APPLIED",
     "APPLY_PATCH",
     "CREATED",
+    "DELETED",
     "FIELD_MANAGER",
     "PATCH_METHODS",
     "Applied",

@@ -34,7 +34,8 @@ SPAWNER_RULES: list[dict[str, Any]] = [
         "verbs": ["create", "patch"],
     },
     {"apiGroups": [_RBAC], "resources": ["roles", "rolebindings"], "verbs": ["create", "patch"]},
-    {"apiGroups": [_NETWORKING], "resources": ["networkpolicies"], "verbs": ["create", "patch"]},
+    # delete: an optional policy the course's settings no longer want (spawner.network_policy.OPTIONAL).
+    {"apiGroups": [_NETWORKING], "resources": ["networkpolicies"], "verbs": ["create", "delete", "patch"]},
     # KubeSpawner watches notebook pods and their events in every student namespace at once.
     {"apiGroups": [_CORE], "resources": ["pods"], "verbs": ["get", "list", "watch", "create", "delete"]},
     {"apiGroups": [_CORE], "resources": ["events"], "verbs": ["list", "watch"]},

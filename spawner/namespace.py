@@ -3,8 +3,9 @@
 Each student gets a namespace of their own (:func:`namespace_name`). In it, the notebook pod runs as the
 ServiceAccount :data:`SERVICE_ACCOUNT`, bound to a Role (:func:`role`) that allows exactly what
 ``start_cluster`` does there and nothing cluster-wide; a ResourceQuota and a LimitRange carry the course's
-:class:`~spawner.limits.CourseLimits`; a NetworkPolicy lets only the student's own executors reach the
-notebook's Spark ports, and only the hub's proxy reach Jupyter. Every object is labelled
+:class:`~spawner.limits.CourseLimits`; NetworkPolicies (:mod:`spawner.network_policy`) deny every connection
+in and out but those Occam needs: DNS, the API server, the hub and its proxy, the student's own pods
+among themselves, and the internet if the course allows it. Every object is labelled
 ``app.kubernetes.io/managed-by: occam-spawner`` and ``occam.io/user``.
 
 The Namespace itself carries Pod Security admission labels (:func:`pod_security_labels`: every pod in it
@@ -19,20 +20,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from occam.contract import (
-    APP_LABEL,
-    APP_NAME,
-    BLOCK_MANAGER_PORT,
-    COMPONENT_LABEL,
-    DRIVER_PORT,
-    GPU_RESOURCE,
-    MANAGED_BY_LABEL,
-    NOTEBOOK_COMPONENT,
-    UI_PORT,
-    USER_LABEL,
-)
+from occam.contract import GPU_RESOURCE, MANAGED_BY_LABEL, USER_LABEL
 from occam.kubernetes.objects import label_value, parse_quantity
 from spawner.limits import CourseLimits
+from spawner.network_policy import NOTEBOOK, NOTEBOOK_SELECTOR, NetworkAccess, network_policies
 
 MANAGED_BY = "occam-spawner"
 
@@ -42,7 +33,8 @@ SERVICE_ACCOUNT = "occam-notebook"
 ROLE = "occam-notebook"
 RESOURCE_QUOTA = "occam-quota"
 LIMIT_RANGE = "occam-limits"
-NETWORK_POLICY = "occam-notebook"
+#: The NetworkPolicy that guards the notebook pod (one of :func:`spawner.network_policy.network_policies`).
+NETWORK_POLICY = NOTEBOOK
 
 #: The Namespace's annotation holding the exact username it was made for (labels cannot hold every name).
 USERNAME_ANNOTATION = "occam.io/username"
@@ -64,13 +56,8 @@ RESTRICTED_VOLUME_KINDS = frozenset(
 )
 _POD_SECURITY = "pod-security.kubernetes.io"
 
-#: Labels the spawner puts on the notebook pod; the NetworkPolicy selects the pod by them.
-NOTEBOOK_LABELS: dict[str, str] = {APP_LABEL: APP_NAME, COMPONENT_LABEL: NOTEBOOK_COMPONENT}
-#: Pods of the namespace allowed to reach the notebook's Spark ports: every pod Occam makes (executors).
-OCCAM_PODS: dict[str, str] = {APP_LABEL: APP_NAME}
-
-#: The Jupyter server's port in the notebook pod, reached by the hub and its proxy.
-NOTEBOOK_PORT = 8888
+#: Labels the spawner puts on the notebook pod; the NetworkPolicies select the pod by them.
+NOTEBOOK_LABELS: dict[str, str] = dict(NOTEBOOK_SELECTOR)
 
 #: A container that sets no CPU or memory gets this much (capped at the course's per-container maximum).
 DEFAULT_CONTAINER_CPU = "1"
@@ -372,71 +359,6 @@ def limit_range(username: str, limits: CourseLimits, *, prefix: str = NAMESPACE_
     }
 
 
-def _tcp(ports: Sequence[int]) -> list[dict[str, Any]]:
-    return [{"protocol": "TCP", "port": port} for port in ports]
-
-
-def network_policy(
-    username: str,
-    *,
-    hub_namespace: str,
-    hub_selector: Mapping[str, str],
-    notebook_selector: Mapping[str, str] | None = None,
-    spark_ports: Sequence[int] = (DRIVER_PORT, BLOCK_MANAGER_PORT, UI_PORT),
-    notebook_port: int = NOTEBOOK_PORT,
-    horovod_ports: bool = True,
-    prefix: str = NAMESPACE_PREFIX,
-) -> dict[str, Any]:
-    """Who may connect to the notebook pod: nobody, except as listed.
-
-    - Occam's pods in the same namespace (``app.kubernetes.io/name=occam``: the student's executors) on
-      the Spark driver, block manager and UI ports (``spark_ports``).
-    - Pods matching ``hub_selector`` in ``hub_namespace`` (the hub and its proxy) on ``notebook_port``.
-    - With ``horovod_ports`` (the default), the same executors on every other unprivileged TCP port but
-      ``notebook_port``: ``cluster.fit`` runs ``horovod.spark.run``, whose driver and rendezvous services
-      listen on the notebook pod on ports chosen at random, and the ranks in the executors connect to
-      them. Pass ``horovod_ports=False`` for the Spark ports alone (then ``cluster.fit`` cannot work
-      under a CNI that enforces network policies).
-
-    Executor pods are not selected: this policy guards the notebook, where the student's Jupyter runs.
-    """
-    if not hub_selector:
-        raise ValueError("hub_selector must name at least one label of the hub's pods, or every pod would match")
-    executors = [{"podSelector": {"matchLabels": dict(OCCAM_PODS)}}]
-    ingress: list[dict[str, Any]] = [
-        {"from": executors, "ports": _tcp(spark_ports)},
-        {
-            "from": [
-                {
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": hub_namespace}},
-                    "podSelector": {"matchLabels": dict(hub_selector)},
-                }
-            ],
-            "ports": _tcp([notebook_port]),
-        },
-    ]
-    if horovod_ports:
-        ranges = [(1024, notebook_port - 1), (notebook_port + 1, 65535)]
-        ingress.append(
-            {
-                "from": executors,
-                "ports": [{"protocol": "TCP", "port": low, "endPort": high} for low, high in ranges if low <= high],
-            }
-        )
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _metadata(NETWORK_POLICY, username, namespace_name(username, prefix=prefix)),
-        "spec": {
-            "podSelector": {
-                "matchLabels": dict(notebook_selector if notebook_selector is not None else NOTEBOOK_LABELS)
-            },
-            "policyTypes": ["Ingress"],
-            "ingress": ingress,
-        },
-    }
-
-
 def namespace_objects(
     username: str,
     limits: CourseLimits,
@@ -444,12 +366,22 @@ def namespace_objects(
     hub_namespace: str,
     hub_selector: Mapping[str, str],
     gpu_resource: str = GPU_RESOURCE,
-    notebook_selector: Mapping[str, str] | None = None,
-    horovod_ports: bool = True,
     prefix: str = NAMESPACE_PREFIX,
     pod_security_level: str = POD_SECURITY_LEVEL,
+    api_server_cidrs: Sequence[str] = (),
+    dns_cidrs: Sequence[str] = (),
+    internet: bool = False,
 ) -> list[dict[str, Any]]:
-    """Everything the student's namespace holds, in the order to create it (the Namespace first)."""
+    """Everything the student's namespace holds, in the order to create it (the Namespace first, the
+    NetworkPolicies of :func:`spawner.network_policy.network_policies` last)."""
+    access = NetworkAccess(
+        hub_namespace=hub_namespace,
+        hub_selector=dict(hub_selector),
+        api_server_cidrs=tuple(api_server_cidrs),
+        dns_cidrs=tuple(dns_cidrs),
+        internet=internet,
+    )
+    ns = namespace_name(username, prefix=prefix)
     return [
         namespace(username, prefix=prefix, pod_security_level=pod_security_level),
         service_account(username, prefix=prefix),
@@ -457,12 +389,5 @@ def namespace_objects(
         role_binding(username, prefix=prefix),
         resource_quota(username, limits, gpu_resource=gpu_resource, prefix=prefix),
         limit_range(username, limits, prefix=prefix),
-        network_policy(
-            username,
-            hub_namespace=hub_namespace,
-            hub_selector=hub_selector,
-            notebook_selector=notebook_selector,
-            horovod_ports=horovod_ports,
-            prefix=prefix,
-        ),
+        *network_policies(ns, labels(username), access),
     ]

@@ -4,8 +4,8 @@ Before the notebook pod is made, it is checked against the cluster's nodes (``ch
 :mod:`spawner.placement`): a pod no node could ever take fails the spawn at once, saying why. Then the
 student's namespace (:func:`spawner.namespace.namespace_name`) is created or brought up to date with
 :func:`spawner.apply.prepare_namespace` (server-side apply): the notebook's ServiceAccount and Role, the
-course's ResourceQuota and LimitRange, and the NetworkPolicy. The pod then
-runs as that ServiceAccount, with the labels the NetworkPolicy selects and the ``OCCAM_K8S_*``
+course's ResourceQuota and LimitRange, and the NetworkPolicies (:mod:`spawner.network_policy`). The pod then
+runs as that ServiceAccount, with the labels the NetworkPolicies select and the ``OCCAM_K8S_*``
 environment the Kubernetes backend reads (see :mod:`spawner.notebook_pod`). When the server stops,
 for any reason (a stop, a cull, a notebook pod that was already gone), every executor pod and Secret
 Occam made in the namespace is deleted.
@@ -43,6 +43,7 @@ from spawner.namespace import (
     namespace_objects,
     restricted_volume_problem,
 )
+from spawner.network_policy import cidr_problem
 from spawner.placement import unplaceable_reason
 
 #: Occam's pods and Secrets in a student's namespace other than the notebook pod and batch jobs (which outlive the
@@ -147,8 +148,8 @@ class OccamSpawner(KubeSpawner):
         config=True,
         help="""
         The namespace of the hub and its proxy: the notebook pod's NetworkPolicy lets pods there that
-        match hub_selector reach the Jupyter port. Default: the hub's own namespace when it runs in a
-        pod, else "default".
+        match hub_selector reach the Jupyter port, and the notebook reach them on ports 8081 and 8000.
+        Default: the hub's own namespace when it runs in a pod, else "default".
         """,
     )
 
@@ -156,8 +157,42 @@ class OccamSpawner(KubeSpawner):
         {"app": "jupyterhub"},
         config=True,
         help="""
-        Labels of the pods in hub_namespace that may reach the notebook's Jupyter port (the hub and its
-        proxy). Must name at least one label. The default matches Zero to JupyterHub's hub and proxy.
+        Labels of the pods in hub_namespace that may reach the notebook's Jupyter port, and that the
+        notebook may reach on 8081 (the hub's API) and 8000 (the proxy's public port). Must name at
+        least one label. The default matches Zero to JupyterHub's hub and proxy.
+        """,
+    )
+
+    api_server_cidrs = List(
+        trait=Unicode(),
+        config=True,
+        help="""
+        The API server's addresses as pods reach them after the kubernetes Service (its endpoints: kubectl
+        get endpointslices -n default -l kubernetes.io/service-name=kubernetes), e.g. ["10.0.0.5/32"]:
+        the notebook and batch drivers may connect there on ports 443 and 6443; nothing else in a student
+        namespace may. Empty (the default): no pod may, so start_cluster fails on a cluster that enforces
+        NetworkPolicies (spawner.network_policy).
+        """,
+    )
+
+    dns_cidrs = List(
+        trait=Unicode(),
+        config=True,
+        help="""
+        Addresses of the cluster's DNS other than kube-system's kube-dns pods, which are always allowed
+        on port 53, e.g. ["169.254.20.10/32"] for NodeLocal DNSCache. Empty: none.
+        """,
+    )
+
+    allow_internet = Bool(
+        False,
+        config=True,
+        help="""
+        Let every pod of a student namespace connect to the internet: any address but the private ranges
+        (10/8, 172.16/12, 192.168/16), 100.64/10 and link-local 169.254/16, the cloud's metadata service
+        included. False (the default): no connection leaves the cluster but to the API server, DNS and
+        the hub. The NetworkPolicy occam-internet is deleted from every namespace at its next spawn
+        when this is turned off.
         """,
     )
 
@@ -287,6 +322,14 @@ class OccamSpawner(KubeSpawner):
             )
         return dict(value)
 
+    @validate("api_server_cidrs", "dns_cidrs")
+    def _validate_cidrs(self, proposal: Any) -> list[str]:
+        name, value = proposal["trait"].name, list(proposal["value"])
+        problem = cidr_problem(name, value)
+        if problem is not None:
+            raise TraitError(f"OccamSpawner.{problem}")
+        return value
+
     @validate("gpu_node_selector")
     def _validate_gpu_node_selector(self, proposal: Any) -> dict[str, str]:
         value = proposal["value"]
@@ -367,6 +410,9 @@ class OccamSpawner(KubeSpawner):
                 hub_selector=self.hub_selector,
                 prefix=prefix,
                 pod_security_level=self.pod_security_level,
+                api_server_cidrs=self.api_server_cidrs,
+                dns_cidrs=self.dns_cidrs,
+                internet=self.allow_internet,
             )
             return prepare_namespace(api_client, objects, timeout=REQUEST_TIMEOUT_SECONDS)
         finally:

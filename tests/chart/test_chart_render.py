@@ -240,7 +240,10 @@ def test_notes_say_what_to_do_next() -> None:
 
 @pytest.mark.parametrize("allowed", [[], ["student-batch", "course.low"]])
 def test_the_admission_policies_are_exactly_what_the_builders_make(allowed: list[str]) -> None:
-    values = {**ADMIN_DEFAULTS, "occam": {"admissionPolicy": {"enabled": True, "allowedPriorityClasses": allowed}}}
+    values = {
+        **ADMIN_DEFAULTS,
+        "occam": {**ADMIN_DEFAULTS["occam"], "admissionPolicy": {"enabled": True, "allowedPriorityClasses": allowed}},
+    }
     items = objects(values)
     rendered = [*by_kind(items, "ValidatingAdmissionPolicy"), *by_kind(items, "ValidatingAdmissionPolicyBinding")]
     wanted = admission_objects(allowed, prefix=f"{RELEASE}-{NAMESPACE}-")
@@ -255,10 +258,18 @@ def test_the_admission_policies_are_exactly_what_the_builders_make(allowed: list
 
 
 def test_the_admission_policies_can_be_left_out_and_bad_class_names_are_refused() -> None:
-    items = objects({**ADMIN_DEFAULTS, "occam": {"admissionPolicy": {"enabled": False}}})
+    items = objects({**ADMIN_DEFAULTS, "occam": {**ADMIN_DEFAULTS["occam"], "admissionPolicy": {"enabled": False}}})
     assert not by_kind(items, "ValidatingAdmissionPolicy") and not by_kind(items, "ValidatingAdmissionPolicyBinding")
     with pytest.raises(Exception, match="allowedPriorityClasses"):
-        objects({**ADMIN_DEFAULTS, "occam": {"admissionPolicy": {"allowedPriorityClasses": ["High'); true || ('"]}}})
+        objects(
+            {
+                **ADMIN_DEFAULTS,
+                "occam": {
+                    **ADMIN_DEFAULTS["occam"],
+                    "admissionPolicy": {"allowedPriorityClasses": ["High'); true || ('"]},
+                },
+            }
+        )
 
 
 def test_the_chart_refuses_the_dummy_authenticator_unless_the_admin_says_so_loudly() -> None:
@@ -267,6 +278,6 @@ def test_the_chart_refuses_the_dummy_authenticator_unless_the_admin_says_so_loud
 
     with pytest.raises(helm.HelmRenderError, match="anyone who reaches the hub logs in as any student"):
         render({})
-    notes = render({"occam": {"insecureAllowAnyLogin": True}})["occam/templates/NOTES.txt"]
+    notes = render({"occam": {**ADMIN_DEFAULTS["occam"], "insecureAllowAnyLogin": True}})["occam/templates/NOTES.txt"]
     assert "WARNING: occam.insecureAllowAnyLogin is true" in notes
     assert "WARNING" not in render()["occam/templates/NOTES.txt"]

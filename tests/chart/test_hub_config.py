@@ -158,6 +158,18 @@ def test_the_shared_work_volume_reaches_the_spawner(tmp_path: Path, monkeypatch:
     assert "OCCAM_K8S_SHARED_VOLUME" not in without.get_env()
 
 
+def test_the_network_values_reach_the_spawner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    values = values_file("minimal.yaml")
+    values["occam"]["network"] = {"apiServerCIDRs": ["10.0.0.5/32"], "dnsCIDRs": ["169.254.20.10/32"], "internet": True}
+    spawner = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values), "cpu")
+    assert spawner.api_server_cidrs == ["10.0.0.5/32"]
+    assert spawner.dns_cidrs == ["169.254.20.10/32"]
+    assert spawner.allow_internet is True
+    default = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values_file("minimal.yaml")), "cpu")
+    assert default.allow_internet is False
+    assert default.dns_cidrs == []
+
+
 def test_the_default_values_make_a_working_spawner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     c = _run_as_z2jh(tmp_path, monkeypatch, None)
     for slug, gpus in (("cpu", 0), ("gpu", 3)):

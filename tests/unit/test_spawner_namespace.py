@@ -8,12 +8,11 @@ import re
 import pytest
 
 from occam.errors import ConfigError
-from occam.kubernetes.objects import APP_LABEL, USER_LABEL, parse_quantity
+from occam.kubernetes.objects import USER_LABEL, parse_quantity
 from spawner.limits import CourseLimits
 from spawner.namespace import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
-    NOTEBOOK_LABELS,
     NOTEBOOK_RULES,
     POD_SECURITY_VERSION,
     SERVICE_ACCOUNT,
@@ -23,7 +22,6 @@ from spawner.namespace import (
     namespace,
     namespace_name,
     namespace_objects,
-    network_policy,
     pod_security_labels,
     resource_quota,
     restricted_volume_problem,
@@ -107,7 +105,7 @@ def test_namespace_objects_come_in_apply_order_all_labelled_and_in_the_namespace
         "RoleBinding",
         "ResourceQuota",
         "LimitRange",
-        "NetworkPolicy",
+        *["NetworkPolicy"] * 4,  # default deny, DNS, the student's cluster, the notebook (no API server given)
     ]
     ns = namespace_name("Ada Lovelace")
     assert objects[0]["metadata"]["name"] == ns
@@ -305,54 +303,6 @@ def test_course_limits_refuse_impossible_values_saying_what_to_write(kwargs, mes
 def test_course_limits_are_frozen():
     with pytest.raises(AttributeError):
         LIMITS.cpu = "100"  # type: ignore[misc]
-
-
-# --- network policy -----------------------------------------------------------------------------
-
-
-def _ports(rule):
-    return {(p["protocol"], p["port"], p.get("endPort")) for p in rule["ports"]}
-
-
-def test_network_policy_guards_the_notebook_pod_for_ingress_only():
-    spec = network_policy("ada", **HUB)["spec"]
-    assert spec["podSelector"] == {"matchLabels": NOTEBOOK_LABELS}
-    assert spec["policyTypes"] == ["Ingress"]
-
-
-def test_network_policy_lets_same_namespace_occam_pods_reach_the_spark_ports():
-    spark, hub, horovod = network_policy("ada", **HUB)["spec"]["ingress"]
-    assert spark["from"] == [
-        {"podSelector": {"matchLabels": {APP_LABEL: "occam"}}}
-    ]  # no namespaceSelector: same namespace
-    assert _ports(spark) == {("TCP", 7078, None), ("TCP", 7079, None), ("TCP", 4040, None)}
-    assert horovod["from"] == spark["from"]
-    assert _ports(horovod) == {("TCP", 1024, 8887), ("TCP", 8889, 65535)}  # never Jupyter's 8888
-
-
-def test_network_policy_lets_only_the_hub_reach_jupyter():
-    _, hub, _ = network_policy("ada", **HUB)["spec"]["ingress"]
-    assert hub["from"] == [
-        {
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "jhub"}},
-            "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "jupyterhub"}},
-        }
-    ]
-    assert _ports(hub) == {("TCP", 8888, None)}
-
-
-def test_network_policy_can_allow_the_spark_ports_alone():
-    ingress = network_policy("ada", horovod_ports=False, notebook_selector={"a": "b"}, **HUB)["spec"]["ingress"]
-    assert len(ingress) == 2
-    assert all(p.get("endPort") is None for rule in ingress for p in rule["ports"])
-    assert network_policy("ada", notebook_selector={"a": "b"}, **HUB)["spec"]["podSelector"] == {
-        "matchLabels": {"a": "b"}
-    }
-
-
-def test_network_policy_refuses_an_empty_hub_selector():
-    with pytest.raises(ValueError, match="hub_selector"):
-        network_policy("ada", hub_namespace="jhub", hub_selector={})
 
 
 def test_a_namespace_prefix_names_every_object_s_namespace():

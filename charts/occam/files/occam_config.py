@@ -106,6 +106,16 @@ def shared_work(values: dict[str, Any]) -> dict[str, Any]:
     return {"shared_work_volume": dict(work["volume"]), "shared_work_path": work["mountPath"]}
 
 
+def network(values: dict[str, Any]) -> dict[str, Any]:
+    """OccamSpawner's api_server_cidrs, dns_cidrs and allow_internet from ``occam.network``."""
+    net = values.get("network") or {}
+    return {
+        "api_server_cidrs": list(net.get("apiServerCIDRs") or []),
+        "dns_cidrs": list(net.get("dnsCIDRs") or []),
+        "allow_internet": bool(net.get("internet", False)),
+    }
+
+
 def hub_config(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Traitlets settings by section (``{"OccamSpawner": {...}, ...}``) from the chart's values file."""
     first = values["profiles"][0]
@@ -118,6 +128,7 @@ def hub_config(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "pod_security_level": values["spawner"].get("podSecurityLevel", "restricted"),
         "hub_namespace": values["hubNamespace"],
         "hub_selector": dict(values["hubSelector"]),
+        **network(values),
         **shared_work(values),
     }
     return {

@@ -125,4 +125,7 @@
 {{- fail (printf "jupyterhub.hub.config.JupyterHub.authenticator_class is %q: with it anyone who reaches the hub logs in as any student. Set an authenticator (e.g. generic-oauth for your university's OIDC, github; docs/admin-guide.md, Authentication), or, for a throwaway test install only, occam.insecureAllowAnyLogin: true." $auth) }}
 {{- end }}
 {{- end }}
+{{- if not (dig "network" "apiServerCIDRs" list .Values.occam) }}
+{{- fail "occam.network.apiServerCIDRs is empty: every student namespace denies all traffic but what Occam needs, and the notebook creates its executors through the API server. List its endpoints as networks, e.g. [\"10.0.0.5/32\"] (kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes)." }}
+{{- end }}
 {{- end }}
