@@ -96,7 +96,7 @@ def test_a_spawn_through_the_hub_prepares_the_namespace_and_the_notebook_pod(
     limits = core.read_namespaced_limit_range(LIMIT_RANGE, ns)
     assert limits.spec.limits[0].max["cpu"] == "2"
     policy = client.NetworkingV1Api(kube.admin).read_namespaced_network_policy(NETWORK_POLICY, ns)
-    hub_peer = policy.spec.ingress[1]._from[0]
+    hub_peer = policy.spec.ingress[0]._from[0]
     assert hub_peer.namespace_selector.match_labels == {"kubernetes.io/metadata.name": HUB_NAMESPACE}
 
     # The notebook pod: Occam's labels, account, environment and the CPU profile's resources.

@@ -109,6 +109,8 @@ def _notebook_client(kube: Kube, ns: str) -> Any:
 
 
 def test_prepare_namespace_creates_every_object(kube: Kube, new_user: Callable[[], str]) -> None:
+    from kubernetes import client
+
     username = new_user()
     ns = namespace_name(username)
     applied = prepare_namespace(kube.admin, namespace_objects(username, LIMITS, **HUB))
@@ -119,7 +121,7 @@ def test_prepare_namespace_creates_every_object(kube: Kube, new_user: Callable[[
         ("RoleBinding", CREATED),
         ("ResourceQuota", CREATED),
         ("LimitRange", CREATED),
-        ("NetworkPolicy", CREATED),
+        *[("NetworkPolicy", CREATED)] * 4,  # default deny, DNS, the student's cluster, the notebook
     ]
     objects = _read_all(kube.admin, ns)
     for obj in objects.values():
@@ -150,7 +152,9 @@ def test_prepare_namespace_creates_every_object(kube: Kube, new_user: Callable[[
     assert metadata["annotations"][USERNAME_ANNOTATION] == username
     _quota_counted(kube, ns)  # the quota controller accepts and counts it
     ports = {p["port"] for rule in objects["NetworkPolicy"]["spec"]["ingress"] for p in rule["ports"]}
-    assert {7078, 7079, 4040, 8888} <= ports
+    assert ports == {8888}  # the notebook's policy: Jupyter, for the hub and proxy
+    names = {p.metadata.name for p in client.NetworkingV1Api(kube.admin).list_namespaced_network_policy(ns).items}
+    assert names == {"occam-default-deny", "occam-dns", "occam-cluster", "occam-notebook"}
 
 
 def _quota_counted(kube: Kube, ns: str) -> None:
@@ -236,7 +240,7 @@ def test_a_field_edited_by_hand_is_reset_by_the_next_apply(kube: Kube, new_user:
     objects = _read_all(kube.admin, ns)
     assert objects["ResourceQuota"]["spec"]["hard"]["pods"] == "3"
     wanted = namespace_objects(username, LIMITS, **HUB)
-    (policy,) = [obj for obj in wanted if obj["kind"] == "NetworkPolicy"]
+    (policy,) = [obj for obj in wanted if obj["metadata"]["name"] == NETWORK_POLICY]
     assert len(objects["NetworkPolicy"]["spec"]["ingress"]) == len(policy["spec"]["ingress"])
     assert {} not in objects["NetworkPolicy"]["spec"]["ingress"]
 

@@ -199,13 +199,11 @@ def test_without_enforcement_every_path_connects(pods: Pods, metadata: MetadataS
 
 
 @pytest.fixture(scope="module")
-def enforced(pods: Pods, metadata: MetadataStandIn, real_node: RealNode, kube: Kube) -> Iterator[PolicyEnforcer]:
-    assert kube.control_plane is not None
-    with PolicyEnforcer(kube.control_plane, kube.admin, real_node.name) as enforcer:
-        # Policies take effect once the enforcer has seen the pods: wait for the first hostile path to close.
-        name, source, target, port = HOSTILE[0]
-        wait_until(f"the enforcer to drop {name}", lambda: probe(pods, source, target, port) == "timeout", timeout=60)
-        yield enforcer
+def enforced(pods: Pods, metadata: MetadataStandIn, policy_enforcer: PolicyEnforcer) -> PolicyEnforcer:
+    # Policies take effect once the enforcer has seen the pods: wait for the first hostile path to close.
+    name, source, target, port = HOSTILE[0]
+    wait_until(f"the enforcer to drop {name}", lambda: probe(pods, source, target, port) == "timeout", timeout=60)
+    return policy_enforcer
 
 
 @pytest.mark.parametrize(("name", "source", "target", "port"), ALLOWED, ids=[a[0] for a in ALLOWED])
