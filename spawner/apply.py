@@ -17,6 +17,7 @@ with a :class:`~occam.errors.ConfigError` that says so and what an admin can do.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,17 +43,16 @@ PATCH_METHODS: dict[str, tuple[str, str]] = {
     "ServiceAccount": ("CoreV1Api", "patch_namespaced_service_account"),
     "ResourceQuota": ("CoreV1Api", "patch_namespaced_resource_quota"),
     "LimitRange": ("CoreV1Api", "patch_namespaced_limit_range"),
-    "Role": ("RbacAuthorizationV1Api", "patch_namespaced_role"),
     "RoleBinding": ("RbacAuthorizationV1Api", "patch_namespaced_role_binding"),
     "NetworkPolicy": ("NetworkingV1Api", "patch_namespaced_network_policy"),
 }
 
 _REFUSED = (
     "the hub's service account needs a ClusterRole that lets it create and patch namespaces, service "
-    "accounts, roles, role bindings, resource quotas, limit ranges and network policies (and delete network "
-    "policies), and that holds "
-    "every permission the notebook's Role grants (Kubernetes refuses to let an account grant what it does "
-    "not have); spawner.hub_rbac.hub_cluster_role and the chart's hub ClusterRole are that role"
+    "accounts, role bindings, resource quotas, limit ranges and network policies (and delete network "
+    "policies), and bind the notebook's and the hub's in-namespace ClusterRoles (Kubernetes refuses a "
+    "RoleBinding to a ClusterRole the account may not bind); spawner.hub_rbac.hub_cluster_role and the "
+    "chart's hub ClusterRole are that role"
 )
 _UNREACHABLE = (
     "Check that the cluster is up and that the hub may reach it (its address, certificates and network policies)"
@@ -174,6 +174,56 @@ def _delete_policy(api_client: Any, namespace: str, name: str, timeout: float) -
     return True
 
 
+def own_username(api_client: Any, timeout: float = REQUEST_TIMEOUT_SECONDS) -> str:
+    """The username the API server knows ``api_client``'s credentials by (a SelfSubjectReview, which every
+    authenticated account may make), e.g. ``system:serviceaccount:jhub:occam-hub``."""
+    from kubernetes import client
+
+    review = call(
+        api_client,
+        "review its own identity",
+        client.AuthenticationV1Api(api_client).create_self_subject_review,
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        who="the spawner",
+        refused="every authenticated account may ask who it is (Kubernetes 1.28+)",
+        unreachable=_UNREACHABLE,
+        timeout=timeout,
+    )
+    return str(review.status.user_info.username)
+
+
+def wait_until_allowed(
+    api_client: Any, namespace: str, verb: str, resource: str, *, timeout: float = 15.0, interval: float = 0.2
+) -> None:
+    """Return once ``api_client``'s account may ``verb`` ``resource`` in ``namespace`` (SelfSubjectAccessReview);
+    a RoleBinding just applied takes a moment to reach the API server's authorizer. ConfigError after
+    ``timeout`` seconds."""
+    from kubernetes import client
+
+    api = client.AuthorizationV1Api(api_client)
+    body = {"spec": {"resourceAttributes": {"namespace": namespace, "verb": verb, "resource": resource}}}
+    deadline = time.monotonic() + timeout
+    while True:
+        review = call(
+            api_client,
+            f"check that it may {verb} {resource} in {namespace}",
+            api.create_self_subject_access_review,
+            body,
+            who="the spawner",
+            refused="every authenticated account may ask what it may do",
+            unreachable=_UNREACHABLE,
+        )
+        if review.status.allowed:
+            return
+        if time.monotonic() > deadline:
+            raise ConfigError(
+                f"after {timeout:g} s the hub still may not {verb} {resource} in namespace {namespace}, although "
+                f"the RoleBinding that allows it was applied: check that the hub's ClusterRole may bind the "
+                "ClusterRole it names (the chart's hub ClusterRole, spawner.hub_rbac)"
+            )
+        time.sleep(interval)
+
+
 __all__ = [
     "APPLIED",
     "APPLY_PATCH",
@@ -183,5 +233,7 @@ __all__ = [
     "PATCH_METHODS",
     "Applied",
     "check_adoption",
+    "own_username",
     "prepare_namespace",
+    "wait_until_allowed",
 ]

@@ -1,8 +1,9 @@
 """Pure builders of a student's namespace and what the notebook needs in it: plain dicts, in apply order.
 
 Each student gets a namespace of their own (:func:`namespace_name`). In it, the notebook pod runs as the
-ServiceAccount :data:`SERVICE_ACCOUNT`, bound to a Role (:func:`role`) that allows exactly what
-``start_cluster`` does there and nothing cluster-wide; a ResourceQuota and a LimitRange carry the course's
+ServiceAccount :data:`SERVICE_ACCOUNT`, bound there (:func:`role_binding`) to the ClusterRole of
+:data:`NOTEBOOK_RULES`, which allows exactly what ``start_cluster`` does and nothing cluster-wide; the
+hub's own account is bound there (:func:`hub_role_binding`) to what it does in the namespace; a ResourceQuota and a LimitRange carry the course's
 :class:`~spawner.limits.CourseLimits`; NetworkPolicies (:mod:`spawner.network_policy`) deny every connection
 in and out but those Occam needs: DNS, the API server, the hub and its proxy, the student's own pods
 among themselves, and the internet if the course allows it. Every object is labelled
@@ -30,7 +31,17 @@ MANAGED_BY = "occam-spawner"
 NAMESPACE_PREFIX = "occam-"
 #: The account the notebook pod runs as; the Role below is bound to it.
 SERVICE_ACCOUNT = "occam-notebook"
+#: Namespaces made by older spawners hold a Role of this name (the notebook's rules) and a RoleBinding;
+#: they are left as they are (they grant what NOTEBOOK_BINDING grants).
 ROLE = "occam-notebook"
+#: The RoleBinding of the notebook's ClusterRole (a new name: a RoleBinding's roleRef cannot change).
+NOTEBOOK_BINDING = "occam-notebook-access"
+#: The ClusterRole with :data:`NOTEBOOK_RULES` (the chart's and spawner.hub_rbac's).
+NOTEBOOK_CLUSTER_ROLE = "occam-notebook"
+#: The RoleBinding that lets the hub manage the notebook pod and clean up in the namespace.
+HUB_BINDING = "occam-hub"
+#: The ClusterRole of what the hub does inside a student namespace (spawner.hub_rbac.HUB_NAMESPACE_RULES).
+HUB_NAMESPACE_ROLE = "occam-hub-namespace"
 RESOURCE_QUOTA = "occam-quota"
 LIMIT_RANGE = "occam-limits"
 #: The NetworkPolicy that guards the notebook pod (one of :func:`spawner.network_policy.network_policies`).
@@ -253,25 +264,32 @@ def service_account(username: str, *, prefix: str = NAMESPACE_PREFIX) -> dict[st
     }
 
 
-def role(username: str, *, prefix: str = NAMESPACE_PREFIX) -> dict[str, Any]:
-    """The Role with :data:`NOTEBOOK_RULES`, in the student's namespace only."""
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": _metadata(ROLE, username, namespace_name(username, prefix=prefix)),
-        "rules": [{key: list(value) for key, value in rule.items()} for rule in NOTEBOOK_RULES],
-    }
-
-
-def role_binding(username: str, *, prefix: str = NAMESPACE_PREFIX) -> dict[str, Any]:
-    """Binds :func:`role` to :func:`service_account`, both in the student's namespace."""
+def role_binding(
+    username: str, *, cluster_role: str = NOTEBOOK_CLUSTER_ROLE, prefix: str = NAMESPACE_PREFIX
+) -> dict[str, Any]:
+    """Binds the notebook's ClusterRole (:data:`NOTEBOOK_RULES`, spawner.hub_rbac.notebook_cluster_role) to
+    :func:`service_account`, in the student's namespace only."""
     ns = namespace_name(username, prefix=prefix)
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
-        "metadata": _metadata(ROLE, username, ns),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ROLE},
+        "metadata": _metadata(NOTEBOOK_BINDING, username, ns),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
         "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": ns}],
+    }
+
+
+def hub_role_binding(
+    username: str, hub_user: str, *, cluster_role: str = HUB_NAMESPACE_ROLE, prefix: str = NAMESPACE_PREFIX
+) -> dict[str, Any]:
+    """Binds the hub's in-namespace ClusterRole (spawner.hub_rbac.hub_namespace_cluster_role) to the hub's
+    own identity ``hub_user`` (``system:serviceaccount:<namespace>:<name>``), in the student's namespace only."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _metadata(HUB_BINDING, username, namespace_name(username, prefix=prefix)),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": hub_user}],
     }
 
 
@@ -365,15 +383,20 @@ def namespace_objects(
     *,
     hub_namespace: str,
     hub_selector: Mapping[str, str],
+    hub_user: str | None = None,
     gpu_resource: str = GPU_RESOURCE,
     prefix: str = NAMESPACE_PREFIX,
     pod_security_level: str = POD_SECURITY_LEVEL,
     api_server_cidrs: Sequence[str] = (),
     dns_cidrs: Sequence[str] = (),
     internet: bool = False,
+    notebook_cluster_role: str = NOTEBOOK_CLUSTER_ROLE,
+    hub_namespace_role: str = HUB_NAMESPACE_ROLE,
 ) -> list[dict[str, Any]]:
     """Everything the student's namespace holds, in the order to create it (the Namespace first, the
-    NetworkPolicies of :func:`spawner.network_policy.network_policies` last)."""
+    NetworkPolicies of :func:`spawner.network_policy.network_policies` last). ``hub_user``: the hub's own
+    identity, bound to ``hub_namespace_role`` in the namespace (None: no such binding, for an admin's
+    account that needs none)."""
     access = NetworkAccess(
         hub_namespace=hub_namespace,
         hub_selector=dict(hub_selector),
@@ -382,11 +405,16 @@ def namespace_objects(
         internet=internet,
     )
     ns = namespace_name(username, prefix=prefix)
+    hub = (
+        []
+        if hub_user is None
+        else [hub_role_binding(username, hub_user, cluster_role=hub_namespace_role, prefix=prefix)]
+    )
     return [
         namespace(username, prefix=prefix, pod_security_level=pod_security_level),
         service_account(username, prefix=prefix),
-        role(username, prefix=prefix),
-        role_binding(username, prefix=prefix),
+        role_binding(username, cluster_role=notebook_cluster_role, prefix=prefix),
+        *hub,
         resource_quota(username, limits, gpu_resource=gpu_resource, prefix=prefix),
         limit_range(username, limits, prefix=prefix),
         *network_policies(ns, labels(username), access),

@@ -32,10 +32,12 @@ from occam.errors import ConfigError
 from occam.kubernetes.api import REQUEST_TIMEOUT_SECONDS
 from occam.kubernetes.shared import check_shared_work
 from spawner import notebook_pod
-from spawner.apply import CREATED, Applied, prepare_namespace
+from spawner.apply import CREATED, Applied, own_username, prepare_namespace, wait_until_allowed
 from spawner.limits import CourseLimits
 from spawner.namespace import (
+    HUB_NAMESPACE_ROLE,
     NAMESPACE_PREFIX,
+    NOTEBOOK_CLUSTER_ROLE,
     POD_SECURITY_LEVEL,
     check_pod_security_level,
     check_prefix,
@@ -92,6 +94,8 @@ class OccamSpawner(KubeSpawner):
 
     # (when, nodes) of the last node list, shared by the hub's spawners (see _list_nodes).
     _node_list: tuple[float, list[dict[str, Any]]] | None = None
+    # The hub's own username as the API server knows it (_prepare_blocking), asked once per hub process.
+    _hub_user: str | None = None
 
     course_limits = Dict(
         {"max_executors": 2, "cpu": "4", "memory": "8Gi", "gpus": 0},
@@ -160,6 +164,26 @@ class OccamSpawner(KubeSpawner):
         Labels of the pods in hub_namespace that may reach the notebook's Jupyter port, and that the
         notebook may reach on 8081 (the hub's API) and 8000 (the proxy's public port). Must name at
         least one label. The default matches Zero to JupyterHub's hub and proxy.
+        """,
+    )
+
+    notebook_cluster_role = Unicode(
+        NOTEBOOK_CLUSTER_ROLE,
+        config=True,
+        help="""
+        The ClusterRole with the notebook's rules (spawner.hub_rbac.notebook_cluster_role; the chart's is
+        named after the release), bound to the notebook's account in each student namespace. The hub's
+        ClusterRole must allow "bind" on it.
+        """,
+    )
+
+    hub_namespace_role = Unicode(
+        HUB_NAMESPACE_ROLE,
+        config=True,
+        help="""
+        The ClusterRole of what the hub does inside a student namespace (notebook pod, home volume claim,
+        deleting executors and their Secrets; spawner.hub_rbac.hub_namespace_cluster_role), bound to the
+        hub's own account in each namespace it prepares. The hub's ClusterRole must allow "bind" on it.
         """,
     )
 
@@ -403,18 +427,26 @@ class OccamSpawner(KubeSpawner):
     def _prepare_blocking(self, username: str, limits: CourseLimits, prefix: str) -> list[Applied]:
         api_client = self.make_api_client()
         try:
+            if OccamSpawner._hub_user is None:
+                OccamSpawner._hub_user = own_username(api_client)
             objects = namespace_objects(
                 username,
                 limits,
                 hub_namespace=self.hub_namespace,
                 hub_selector=self.hub_selector,
+                hub_user=OccamSpawner._hub_user,
+                notebook_cluster_role=self.notebook_cluster_role,
+                hub_namespace_role=self.hub_namespace_role,
                 prefix=prefix,
                 pod_security_level=self.pod_security_level,
                 api_server_cidrs=self.api_server_cidrs,
                 dns_cidrs=self.dns_cidrs,
                 internet=self.allow_internet,
             )
-            return prepare_namespace(api_client, objects, timeout=REQUEST_TIMEOUT_SECONDS)
+            applied = prepare_namespace(api_client, objects, timeout=REQUEST_TIMEOUT_SECONDS)
+            # KubeSpawner makes the notebook pod next, with the permission the hub's RoleBinding just gave.
+            wait_until_allowed(api_client, namespace_name(username, prefix=prefix), "create", "pods")
+            return applied
         finally:
             api_client.close()
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from spawner.admission_policy import admission_objects
-from spawner.hub_rbac import hub_rules
+from spawner.admission_policy import HUB_POLICY, admission_objects, hub_binding, hub_policy
+from spawner.hub_rbac import hub_namespace_cluster_role, hub_rules, notebook_cluster_role
 
 from . import z2jh_facts
 from .rendering import (
@@ -60,13 +60,11 @@ def test_lint_is_clean_but_for_the_dependency_that_cannot_be_fetched_here(tmp_pa
 def test_good_values_render_the_hub_config_and_rbac(name: str) -> None:
     items = objects(values_file(name))
     assert sorted(item["kind"] for item in items) == [
-        "ClusterRole",
+        *["ClusterRole"] * 3,  # the hub's, the notebook's, the hub's in student namespaces
         "ClusterRoleBinding",
         "ConfigMap",
-        "ValidatingAdmissionPolicy",
-        "ValidatingAdmissionPolicy",
-        "ValidatingAdmissionPolicyBinding",
-        "ValidatingAdmissionPolicyBinding",
+        *["ValidatingAdmissionPolicy"] * 3,  # student pods, student Services, the hub's scope
+        *["ValidatingAdmissionPolicyBinding"] * 3,
     ]
     (config_map,) = by_kind(items, "ConfigMap")
     assert config_map["metadata"]["name"] == "occam-hub-config"
@@ -118,24 +116,44 @@ def test_course_limits_and_profiles_reach_the_hub_config() -> None:
     }
 
 
-def test_the_cluster_role_is_exactly_what_the_spawner_needs() -> None:
-    (role,) = by_kind(objects(), "ClusterRole")
-    rendered = sorted((r["apiGroups"], r["resources"], sorted(r["verbs"])) for r in role["rules"])
-    wanted = sorted((r["apiGroups"], r["resources"], sorted(r["verbs"])) for r in hub_rules())
-    assert rendered == wanted, (
-        "templates/hub-rbac.yaml must hold spawner.hub_rbac.hub_rules(); they are now:\n"
-        + yaml.safe_dump(hub_rules(), default_flow_style=None, sort_keys=False)
+def _rule_set(rules: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (r["apiGroups"], r["resources"], sorted(r["verbs"]), sorted(r.get("resourceNames", []))) for r in rules
     )
-    for rule in role["rules"]:
-        assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
-        assert "resourceNames" not in rule and "nonResourceURLs" not in rule
+
+
+def test_the_cluster_roles_are_exactly_what_the_spawner_needs() -> None:
+    roles = {r["metadata"]["name"]: r for r in by_kind(objects(), "ClusterRole")}
+    hub, notebook, in_namespace = (f"occam-{kind}-{NAMESPACE}-{RELEASE}" for kind in ("hub", "notebook", "hub-ns"))
+    assert set(roles) == {hub, notebook, in_namespace}
+    wanted = hub_rules(notebook, in_namespace)
+    assert _rule_set(roles[hub]["rules"]) == _rule_set(wanted), (
+        "templates/hub-rbac.yaml must hold spawner.hub_rbac.hub_rules(); they are now:\n"
+        + yaml.safe_dump(wanted, default_flow_style=None, sort_keys=False)
+    )
+    assert _rule_set(roles[notebook]["rules"]) == _rule_set(notebook_cluster_role()["rules"])
+    assert _rule_set(roles[in_namespace]["rules"]) == _rule_set(hub_namespace_cluster_role()["rules"])
+    for role in roles.values():
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
+            assert "nonResourceURLs" not in rule
+            assert "resourceNames" not in rule or rule["verbs"] == ["bind"]
     (binding,) = by_kind(objects(), "ClusterRoleBinding")
-    assert binding["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io",
-        "kind": "ClusterRole",
-        "name": role["metadata"]["name"],
-    }
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": hub}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "occam-hub", "namespace": "jhub"}]
+    (config_map,) = by_kind(objects(), "ConfigMap")
+    values = json.loads(config_map["data"]["occam-values.json"])
+    assert (values["notebookClusterRole"], values["hubNamespaceRole"]) == (notebook, in_namespace)
+
+
+def test_the_hub_s_scope_policy_is_what_the_builder_makes() -> None:
+    items = objects()
+    name = f"{RELEASE}-{NAMESPACE}-{HUB_POLICY}"
+    (policy,) = [i for i in by_kind(items, "ValidatingAdmissionPolicy") if i["metadata"]["name"] == name]
+    (made,) = [i for i in by_kind(items, "ValidatingAdmissionPolicyBinding") if i["metadata"]["name"] == name]
+    want = hub_policy(f"system:serviceaccount:{NAMESPACE}:occam-hub", name=name)
+    assert policy["spec"] == want["spec"]
+    assert made["spec"] == hub_binding(want)["spec"]
 
 
 def test_two_releases_get_distinct_cluster_scoped_names() -> None:
@@ -245,7 +263,11 @@ def test_the_admission_policies_are_exactly_what_the_builders_make(allowed: list
         "occam": {**ADMIN_DEFAULTS["occam"], "admissionPolicy": {"enabled": True, "allowedPriorityClasses": allowed}},
     }
     items = objects(values)
-    rendered = [*by_kind(items, "ValidatingAdmissionPolicy"), *by_kind(items, "ValidatingAdmissionPolicyBinding")]
+    rendered = [
+        i
+        for i in [*by_kind(items, "ValidatingAdmissionPolicy"), *by_kind(items, "ValidatingAdmissionPolicyBinding")]
+        if not i["metadata"]["name"].endswith(HUB_POLICY)
+    ]
     wanted = admission_objects(allowed, prefix=f"{RELEASE}-{NAMESPACE}-")
     assert [(i["kind"], i["metadata"]["name"]) for i in rendered] == [
         (i["kind"], i["metadata"]["name"]) for i in wanted

@@ -204,6 +204,15 @@ def test_the_pod_manifest_meets_the_restricted_pod_security_standard():
     run(check)
 
 
+@pytest.fixture(autouse=True)
+def no_identity_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No API server here: the hub's identity and the check that its RoleBinding took effect are stood in for
+    (the kubernetes tier makes both calls for real)."""
+    monkeypatch.setattr(spawner_module, "own_username", lambda api_client: "system:serviceaccount:jhub:hub")
+    monkeypatch.setattr(spawner_module, "wait_until_allowed", lambda *args, **kwargs: None)
+    monkeypatch.setattr(spawner_module.OccamSpawner, "_hub_user", None)
+
+
 def test_namespace_preparation_runs_in_a_thread_with_the_settings(monkeypatch: pytest.MonkeyPatch):
     calls: list[dict[str, Any]] = []
 
@@ -228,6 +237,7 @@ def test_namespace_preparation_runs_in_a_thread_with_the_settings(monkeypatch: p
         course_limits_from(LIMITS),
         hub_namespace="jhub",
         hub_selector={"component": "proxy"},
+        hub_user="system:serviceaccount:jhub:hub",
         prefix="occam-",
     )
 

@@ -9,6 +9,7 @@ import pytest
 
 from occam.errors import ConfigError
 from occam.kubernetes.objects import USER_LABEL, parse_quantity
+from spawner.hub_rbac import notebook_cluster_role
 from spawner.limits import CourseLimits
 from spawner.namespace import (
     MANAGED_BY,
@@ -18,6 +19,7 @@ from spawner.namespace import (
     SERVICE_ACCOUNT,
     USERNAME_ANNOTATION,
     adoption_problem,
+    hub_role_binding,
     limit_range,
     namespace,
     namespace_name,
@@ -25,7 +27,6 @@ from spawner.namespace import (
     pod_security_labels,
     resource_quota,
     restricted_volume_problem,
-    role,
     role_binding,
 )
 from tests.unit import factories
@@ -101,7 +102,6 @@ def test_namespace_objects_come_in_apply_order_all_labelled_and_in_the_namespace
     assert kinds == [
         "Namespace",
         "ServiceAccount",
-        "Role",
         "RoleBinding",
         "ResourceQuota",
         "LimitRange",
@@ -118,6 +118,11 @@ def test_namespace_objects_come_in_apply_order_all_labelled_and_in_the_namespace
         assert factories.DNS_LABEL.fullmatch(obj["metadata"]["name"])
         if obj["kind"] != "Namespace":
             assert obj["metadata"]["namespace"] == ns
+
+
+def role(username: str) -> dict:
+    """The notebook's rules as the spawner binds them in ``username``'s namespace (one ClusterRole for all)."""
+    return notebook_cluster_role()
 
 
 def test_builders_return_fresh_objects():
@@ -150,7 +155,7 @@ def _allowed(rules, resource, verb, group=""):
 
 def test_role_has_no_wildcards_and_nothing_cluster_scoped_or_escalating():
     obj = role("ada")
-    assert obj["kind"] == "Role"
+    assert obj["kind"] == "ClusterRole"  # bound per namespace only, never cluster-wide
     for rule in obj["rules"]:
         for key in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[key], rule
@@ -207,15 +212,30 @@ def test_role_refuses_what_start_cluster_does_not_need(resource, verb):
     assert not _allowed(role("ada")["rules"], resource, verb)
 
 
-def test_role_binding_binds_the_role_to_the_notebook_account_in_the_namespace():
+def test_role_binding_binds_the_notebook_cluster_role_to_the_notebook_account_in_the_namespace():
     binding = role_binding("ada")
     ns = namespace_name("ada")
+    assert binding["kind"] == "RoleBinding" and binding["metadata"]["namespace"] == ns
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
-        "kind": "Role",
+        "kind": "ClusterRole",
         "name": role("ada")["metadata"]["name"],
     }
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": ns}]
+    assert (
+        role_binding("ada", cluster_role="occam-notebook-jhub-occam")["roleRef"]["name"] == "occam-notebook-jhub-occam"
+    )
+
+
+def test_the_hub_is_bound_to_its_in_namespace_role_in_the_student_s_namespace_only():
+    hub = "system:serviceaccount:jhub:occam-hub"
+    binding = hub_role_binding("ada", hub, cluster_role="occam-hub-ns-jhub-occam")
+    assert binding["metadata"]["namespace"] == namespace_name("ada")
+    assert binding["roleRef"]["kind"] == "ClusterRole" and binding["roleRef"]["name"] == "occam-hub-ns-jhub-occam"
+    assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": hub}]
+    kinds = [o["kind"] for o in namespace_objects("ada", LIMITS, **HUB, hub_user=hub)]
+    assert kinds.count("RoleBinding") == 2
+    assert [o["kind"] for o in namespace_objects("ada", LIMITS, **HUB)].count("RoleBinding") == 1
 
 
 # --- quota and limits ---------------------------------------------------------------------------

@@ -128,6 +128,8 @@ def hub_config(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "pod_security_level": values["spawner"].get("podSecurityLevel", "restricted"),
         "hub_namespace": values["hubNamespace"],
         "hub_selector": dict(values["hubSelector"]),
+        "notebook_cluster_role": values["notebookClusterRole"],
+        "hub_namespace_role": values["hubNamespaceRole"],
         **network(values),
         **shared_work(values),
     }

@@ -11,6 +11,14 @@
 {{- printf "occam-hub-%s-%s" .Release.Namespace .Release.Name | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{- /* The notebook's ClusterRole and the hub's in-namespace one, which the spawner binds per student namespace. */}}
+{{- define "occam.notebookClusterRoleName" -}}
+{{- printf "occam-notebook-%s-%s" .Release.Namespace .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- define "occam.hubNamespaceRoleName" -}}
+{{- printf "occam-hub-ns-%s-%s" .Release.Namespace .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{- define "occam.labels" -}}
 app.kubernetes.io/name: occam
 app.kubernetes.io/instance: {{ .Release.Name | quote }}
@@ -30,6 +38,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- $values := deepCopy .Values.occam -}}
 {{- $_ := set $values "hubNamespace" .Release.Namespace -}}
 {{- $_ := set $values "hubSelector" (include "occam.hubSelector" . | fromJson) -}}
+{{- $_ := set $values "notebookClusterRole" (include "occam.notebookClusterRoleName" .) -}}
+{{- $_ := set $values "hubNamespaceRole" (include "occam.hubNamespaceRoleName" .) -}}
 {{- $spawner := $values.spawner | default dict -}}
 {{- $_ := set $spawner "namespacePrefix" ($spawner.namespacePrefix | default "occam-") -}}
 {{- $_ := set $spawner "namespacePrepareTimeout" ($spawner.namespacePrepareTimeout | default 120) -}}
