@@ -94,15 +94,21 @@ class PolicyEnforcer(Harness):
         self.dir = Path(tempfile.mkdtemp(prefix="occam-knp-"))
         core, rbac = client.CoreV1Api(self.admin), client.RbacAuthorizationV1Api(self.admin)
         meta = {"name": ACCOUNT}
-        core.create_namespaced_service_account("kube-system", {"metadata": meta})
-        rbac.create_cluster_role({"metadata": meta, "rules": RULES})
-        rbac.create_cluster_role_binding(
-            {
-                "metadata": meta,
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": ACCOUNT},
-                "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": "kube-system"}],
-            }
-        )
+        binding = {
+            "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": ACCOUNT},
+            "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": "kube-system"}],
+        }
+        for create in (
+            lambda: core.create_namespaced_service_account("kube-system", {"metadata": meta}),
+            lambda: rbac.create_cluster_role({"metadata": meta, "rules": RULES}),
+            lambda: rbac.create_cluster_role_binding(binding),
+        ):
+            try:
+                create()
+            except client.ApiException as exc:
+                if exc.status != 409:  # left by a session that was killed: the same objects
+                    raise
         token = core.create_namespaced_service_account_token(
             ACCOUNT, "kube-system", {"spec": {"expirationSeconds": 3600}}
         ).status.token
