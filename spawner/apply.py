@@ -45,6 +45,7 @@ PATCH_METHODS: dict[str, tuple[str, str]] = {
     "LimitRange": ("CoreV1Api", "patch_namespaced_limit_range"),
     "RoleBinding": ("RbacAuthorizationV1Api", "patch_namespaced_role_binding"),
     "NetworkPolicy": ("NetworkingV1Api", "patch_namespaced_network_policy"),
+    "PersistentVolumeClaim": ("CoreV1Api", "patch_namespaced_persistent_volume_claim"),
 }
 
 _REFUSED = (

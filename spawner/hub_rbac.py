@@ -41,7 +41,12 @@ _NETWORKING = "networking.k8s.io"
 HUB_NAMESPACE_RULES: list[dict[str, Any]] = [
     {"apiGroups": [_CORE], "resources": ["pods"], "verbs": ["create", "delete", "deletecollection"]},
     {"apiGroups": [_CORE], "resources": ["secrets"], "verbs": ["deletecollection"]},
-    {"apiGroups": [_CORE], "resources": ["persistentvolumeclaims"], "verbs": ["create", "delete", "get", "list"]},
+    # patch: the student's work volume claim (spawner.work_volume), server-side applied.
+    {
+        "apiGroups": [_CORE],
+        "resources": ["persistentvolumeclaims"],
+        "verbs": ["create", "delete", "get", "list", "patch"],
+    },
 ]
 
 #: What the spawner does across the cluster (see the module); :func:`hub_rules` adds ``bind``.

@@ -41,12 +41,14 @@ from spawner.namespace import (
     POD_SECURITY_LEVEL,
     check_pod_security_level,
     check_prefix,
+    labels,
     namespace_name,
     namespace_objects,
     restricted_volume_problem,
 )
 from spawner.network_policy import cidr_problem
 from spawner.placement import unplaceable_reason
+from spawner.work_volume import check_work_storage, work_claim, work_volume_source
 
 #: Occam's pods and Secrets in a student's namespace other than the notebook pod and batch jobs (which outlive the
 #: notebook, docs/batch-jobs.md): what ``stop`` deletes.
@@ -253,6 +255,25 @@ class OccamSpawner(KubeSpawner):
         """,
     )
 
+    work_storage_class = Unicode(
+        "",
+        config=True,
+        help="""
+        A StorageClass that provisions ReadWriteMany volumes (NFS, CephFS, a cloud file store): the
+        spawner then makes each student's own work volume, the claim occam-work of work_storage_size in
+        their namespace (counted by the storage quota), and mounts it as the shared work volume unless
+        shared_work_volume names another. Empty (the default): no claim is made.
+        """,
+    )
+
+    work_storage_size = Unicode(
+        "10Gi",
+        config=True,
+        help="""
+        The size of each student's work volume claim (work_storage_class), a Kubernetes quantity.
+        """,
+    )
+
     shared_work_path = Unicode(
         "/home/jovyan/occam-work",
         config=True,
@@ -354,6 +375,18 @@ class OccamSpawner(KubeSpawner):
             raise TraitError(f"OccamSpawner.{problem}")
         return value
 
+    @validate("work_storage_class", "work_storage_size")
+    def _validate_work_storage(self, proposal: Any) -> str:
+        value = str(proposal["value"])
+        storage_class = value if proposal["trait"].name == "work_storage_class" else self.work_storage_class
+        size = value if proposal["trait"].name == "work_storage_size" else self.work_storage_size
+        if storage_class:
+            try:
+                check_work_storage(storage_class, size)
+            except ValueError as exc:
+                raise TraitError(f"OccamSpawner.{exc}") from None
+        return value
+
     @validate("gpu_node_selector")
     def _validate_gpu_node_selector(self, proposal: Any) -> dict[str, str]:
         value = proposal["value"]
@@ -401,6 +434,14 @@ class OccamSpawner(KubeSpawner):
         return namespace_name(self.user.name, prefix=self.namespace_prefix)
 
     @property
+    def work_volume(self) -> dict[str, Any]:
+        """The shared work volume pods mount: ``shared_work_volume``, else the student's own claim when
+        ``work_storage_class`` is set, else none (empty)."""
+        if self.shared_work_volume:
+            return dict(self.shared_work_volume)
+        return work_volume_source() if self.work_storage_class else {}
+
+    @property
     def limits(self) -> CourseLimits:
         """The course's limits, from ``course_limits``."""
         return course_limits_from(self.course_limits)
@@ -444,8 +485,13 @@ class OccamSpawner(KubeSpawner):
                 internet=self.allow_internet,
             )
             applied = prepare_namespace(api_client, objects, timeout=REQUEST_TIMEOUT_SECONDS)
-            # KubeSpawner makes the notebook pod next, with the permission the hub's RoleBinding just gave.
-            wait_until_allowed(api_client, namespace_name(username, prefix=prefix), "create", "pods")
+            # KubeSpawner makes the notebook pod next, with the permission the hub's RoleBinding just gave;
+            # the work volume's claim, too, needs that binding.
+            ns = namespace_name(username, prefix=prefix)
+            wait_until_allowed(api_client, ns, "create", "pods")
+            if self.work_storage_class:
+                claim = work_claim(ns, labels(username), self.work_storage_class, self.work_storage_size)
+                applied += prepare_namespace(api_client, [claim], timeout=REQUEST_TIMEOUT_SECONDS)
             return applied
         finally:
             api_client.close()
@@ -478,7 +524,7 @@ class OccamSpawner(KubeSpawner):
         # after the profile is applied and before the pod is made: instead of a bare namespace, check that
         # some node could run the pod, then make everything the student needs. It is private to
         # KubeSpawner: tests/unit/test_spawner_kubespawner.py fails on an upgrade until this is re-checked.
-        problem = restricted_volume_problem(self.shared_work_volume, self.pod_security_level)
+        problem = restricted_volume_problem(self.work_volume, self.pod_security_level)
         if problem is not None:
             # Executors mount it too: Spark's pod creation would be refused, and start_cluster time out.
             raise ConfigError(problem)
@@ -540,10 +586,8 @@ class OccamSpawner(KubeSpawner):
     def get_env(self) -> dict[str, Any]:
         env = super().get_env()
         env.update(notebook_pod.env_by_name(self.occam_env()))
-        if self.shared_work_volume:
-            env.update(
-                notebook_pod.env_by_name(notebook_pod.shared_work_env(self.shared_work_volume, self.shared_work_path))
-            )
+        if self.work_volume:
+            env.update(notebook_pod.env_by_name(notebook_pod.shared_work_env(self.work_volume, self.shared_work_path)))
         prefix = env.get("JUPYTERHUB_SERVICE_PREFIX")
         if prefix:
             env.update(notebook_pod.spark_ui_env(prefix, self.spark_ui_port))
@@ -568,11 +612,11 @@ class OccamSpawner(KubeSpawner):
                 V1SecurityContext,
                 notebook_pod.restricted_container_security(serialize(container.security_context) or {}),
             )
-        if self.shared_work_volume:
+        if self.work_volume:
             from kubernetes_asyncio.client import V1Volume, V1VolumeMount
             from kubespawner.utils import get_k8s_model
 
-            volume, mount = notebook_pod.shared_work_mount(self.shared_work_volume, self.shared_work_path)
+            volume, mount = notebook_pod.shared_work_mount(self.work_volume, self.shared_work_path)
             pod.spec.volumes = [*(pod.spec.volumes or []), get_k8s_model(V1Volume, volume)]
             container = pod.spec.containers[0]  # KubeSpawner's notebook container comes first
             container.volume_mounts = [*(container.volume_mounts or []), get_k8s_model(V1VolumeMount, mount)]

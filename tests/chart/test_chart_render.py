@@ -36,7 +36,7 @@ from .rendering import (
 
 helm = pytest.importorskip("helm_python", reason="the chart tier needs helm-python-sdk (the dev extra)")
 
-GOOD = ["minimal.yaml", "gpu-course.yaml", "shared-volume.yaml"]
+GOOD = ["minimal.yaml", "gpu-course.yaml", "shared-volume.yaml", "shared-work-per-student.yaml"]
 BAD = sorted(p.name for p in (Path(__file__).with_name("values")).glob("bad-*.yaml"))
 
 

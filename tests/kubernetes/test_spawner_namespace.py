@@ -473,3 +473,37 @@ def test_the_notebooks_stop_selector_spares_batch_jobs_on_the_real_api_server(ad
         admin.create_namespaced_pod(namespace.name, pod(name, component, batch))
     selected = admin.list_namespaced_pod(namespace.name, label_selector=EXECUTOR_SELECTOR).items
     assert sorted(p.metadata.name for p in selected) == ["nb-exec"]
+
+
+def test_the_hub_makes_each_student_s_own_work_claim_counted_by_the_quota(
+    kube: Kube, new_user: Callable[[], str], tmp_path: Path
+) -> None:
+    """The claim is made with the hub's own account once its in-namespace binding is in force, as the spawner
+    does; no provisioner runs here, so it stays Pending, but the quota counts its size."""
+    from kubernetes import client, config
+
+    from spawner.namespace import labels
+    from spawner.work_volume import WORK_CLAIM, work_claim
+    from tests.hub.hubprocess import hub_account_kubeconfig
+
+    hub = config.new_client_from_config(str(hub_account_kubeconfig(kube.admin, tmp_path / "hub.kubeconfig")))
+    try:
+        username = new_user()
+        ns = namespace_name(username)
+        prepare_namespace(hub, namespace_objects(username, LIMITS, **HUB, hub_user=own_username(hub)))
+        wait_until_allowed(hub, ns, "create", "pods")
+        _quota_counted(kube, ns)
+        claim = work_claim(ns, labels(username), "occam-test-rwx", "3Gi")
+        assert [a.action for a in prepare_namespace(hub, [claim])] == [CREATED]
+        made = client.CoreV1Api(kube.admin).read_namespaced_persistent_volume_claim(WORK_CLAIM, ns)
+        assert made.spec.access_modes == ["ReadWriteMany"] and made.spec.storage_class_name == "occam-test-rwx"
+        wait_until(
+            "the quota to count the claim",
+            lambda: client.CoreV1Api(kube.admin)
+            .read_namespaced_resource_quota(RESOURCE_QUOTA, ns)
+            .status.used.get("requests.storage")
+            == "3Gi",
+        )
+        assert [a.action for a in prepare_namespace(hub, [claim])] == [APPLIED]  # the next spawn changes nothing
+    finally:
+        hub.close()

@@ -26,6 +26,7 @@ from spawner.apply import (
 )
 from spawner.limits import CourseLimits
 from spawner.namespace import namespace_name, namespace_objects
+from spawner.work_volume import work_claim
 
 LIMITS = CourseLimits(max_executors=2, cpu="4", memory="8Gi")
 HUB = {"hub_namespace": "jhub", "hub_selector": {"app": "jupyterhub"}}
@@ -36,7 +37,8 @@ def _objects() -> list[dict[str, Any]]:
 
 
 def test_every_kind_the_builders_make_has_a_patch_method_that_takes_an_apply():
-    assert {obj["kind"] for obj in _objects()} == set(PATCH_METHODS)
+    claim = work_claim(namespace_name("ada"), {}, "nfs-client", "10Gi")
+    assert {obj["kind"] for obj in [*_objects(), claim]} == set(PATCH_METHODS)
     for api_class, method in PATCH_METHODS.values():
         parameters = inspect.signature(getattr(getattr(client, api_class), f"{method}_with_http_info")).parameters
         assert {"field_manager", "force", "_content_type", "_request_timeout"} <= set(parameters), method

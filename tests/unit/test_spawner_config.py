@@ -347,3 +347,33 @@ def test_an_nfs_shared_volume_under_restricted_fails_the_spawn_saying_what_to_us
             await spawner._ensure_namespace()
 
     run(check)
+
+
+def test_a_work_storage_class_mounts_the_student_s_own_claim_unless_a_volume_is_named():
+    async def check() -> None:
+        spawner = make(work_storage_class="nfs-client", shared_work_path="/srv/work")
+        assert spawner.work_volume == {"persistentVolumeClaim": {"claimName": "occam-work"}}
+        assert spawner.get_env()["OCCAM_K8S_SHARED_PATH"] == "/srv/work"
+        named = make(work_storage_class="nfs-client", shared_work_volume={"nfs": {"server": "n", "path": "/x"}})
+        assert named.work_volume == {"nfs": {"server": "n", "path": "/x"}}
+        assert make().work_volume == {}
+        with pytest.raises(TraitError, match="work_storage_size"):
+            make(work_storage_class="nfs-client", work_storage_size="lots")
+
+    run(check)
+
+
+def test_the_work_claim_is_applied_after_the_hub_may_act_in_the_namespace(monkeypatch: pytest.MonkeyPatch):
+    calls: list[list[str]] = []
+
+    def fake_prepare(api_client: Any, objects: list[dict[str, Any]], **kwargs: Any) -> list[Applied]:
+        calls.append([o["kind"] for o in objects])
+        return []
+
+    monkeypatch.setattr(spawner_module, "prepare_namespace", fake_prepare)
+
+    async def check() -> None:
+        await make(work_storage_class="nfs-client", check_node_fit=False).prepare_user_namespace()
+
+    run(check)
+    assert calls[1] == ["PersistentVolumeClaim"] and "PersistentVolumeClaim" not in calls[0]

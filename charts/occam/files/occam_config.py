@@ -99,11 +99,18 @@ def shared_data(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
 
 
 def shared_work(values: dict[str, Any]) -> dict[str, Any]:
-    """OccamSpawner's shared_work_volume and shared_work_path for ``occam.sharedWork`` (empty when it is off)."""
+    """OccamSpawner's shared_work_volume (or work_storage_class and work_storage_size: each student's own claim)
+    and shared_work_path for ``occam.sharedWork`` (empty when it is off)."""
     work = values.get("sharedWork") or {}
     if not work.get("enabled"):
         return {}
-    return {"shared_work_volume": dict(work["volume"]), "shared_work_path": work["mountPath"]}
+    settings: dict[str, Any] = {"shared_work_path": work["mountPath"]}
+    if work.get("volume"):
+        settings["shared_work_volume"] = dict(work["volume"])
+    if work.get("storageClass"):
+        settings["work_storage_class"] = work["storageClass"]
+        settings["work_storage_size"] = work.get("size") or "10Gi"
+    return settings
 
 
 def network(values: dict[str, Any]) -> dict[str, Any]:
