@@ -62,7 +62,9 @@ def node_start(node: RealNode, admin: Any, index: int, workdir: Path, *, policie
     from kubernetes import client
 
     core: Any = client.CoreV1Api(admin)
-    ns = create_student_namespace(admin, f"bench-node-{index}", workdir)
+    # The node tier's namespaces keep the cluster's default Pod Security level: the driver's hostPath
+    # stand-in for the shared work volume (tests/node/driverproc.py) is refused by restricted.
+    ns = create_student_namespace(admin, f"bench-node-{index}", workdir, restricted=False)
     if policies:
         # The student namespace's NetworkPolicies, as the spawner makes them (spawner.network_policy).
         access = NetworkAccess(
