@@ -14,8 +14,12 @@ from occam.errors import (
     ConfigError,
     DatasetError,
     OccamError,
+    ServerStartError,
     TrainingError,
 )
+from occam.tracking.mlflow_store import runs
+from occam.tracking.mlflow_ui import mlflow_ui
+from occam.tracking.tensorboard import tensorboard
 
 __version__ = "0.1.0"
 
@@ -27,9 +31,13 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "OccamError",
+    "ServerStartError",
     "TrainingError",
     "__version__",
     "connect",
     "list_clusters",
+    "mlflow_ui",
+    "runs",
     "start_cluster",
+    "tensorboard",
 ]

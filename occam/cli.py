@@ -89,6 +89,54 @@ def _add_job_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _course(args: argparse.Namespace) -> int:
+    from occam.course import commands
+
+    token = commands.hub_token(getattr(args, "token_file", None))
+    if args.course_command == "status":
+        print(commands.status(args.kubeconfig, args.hub_url, token), end="")
+    elif args.course_command == "metrics":
+        print(commands.metrics(args.kubeconfig), end="")
+    else:
+        code = None
+        if args.code_file:
+            with open(args.code_file) as f:
+                code = f.read()
+        ok, text = commands.check(
+            args.hub_url, token, code=code, spawn_timeout=args.spawn_timeout, code_timeout=args.code_timeout
+        )
+        print(text, end="")
+        return 0 if ok else 1
+    return 0
+
+
+def _add_course_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    course = commands.add_parser("course", help="for a course's admin: who holds what, metrics, a smoke test")
+    sub = course.add_subparsers(dest="course_command", required=True)
+    token_help = "a file holding the hub's admin API token (default: $OCCAM_HUB_TOKEN)"
+    status = sub.add_parser("status", help="each student's notebook, clusters, executors, GPUs and idle time")
+    status.add_argument(
+        "--kubeconfig", default=None, help="the admin's kubeconfig (default: $KUBECONFIG, ~/.kube/config)"
+    )
+    status.add_argument(
+        "--hub-url", default=None, help="the hub's address, for idle times (e.g. https://occam.example.org)"
+    )
+    status.add_argument("--token-file", default=None, help=token_help)
+    metrics = sub.add_parser("metrics", help="executors and GPUs per namespace, in Prometheus' text format")
+    metrics.add_argument(
+        "--kubeconfig", default=None, help="the admin's kubeconfig (default: $KUBECONFIG, ~/.kube/config)"
+    )
+    check = sub.add_parser("check", help="spawn a test user, train a few steps in its notebook, clean up")
+    check.add_argument("--hub-url", required=True, help="the hub's address, as students open it")
+    check.add_argument("--token-file", default=None, help=token_help)
+    check.add_argument(
+        "--code-file", default=None, help="run this Python file in the notebook instead of the default check"
+    )
+    check.add_argument("--spawn-timeout", type=float, default=600, help="seconds to wait for the server (600)")
+    check.add_argument("--code-timeout", type=float, default=900, help="seconds the code may take (900)")
+    course.set_defaults(run=_course)
+
+
 def _version(args: argparse.Namespace) -> int:
     from occam import __version__
 
@@ -133,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_job_options(conf)
     conf.add_argument("--template-dir", default=None, help="Kubernetes: where to write the pod templates")
     conf.set_defaults(run=_conf)
+
+    _add_course_commands(commands)
 
     version = commands.add_parser("version", help="print Occam's version")
     version.set_defaults(run=_version)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import html
 import os
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from occam import config
 from occam.backends import Backend, select_backend
 from occam.errors import ClusterStartError, ClusterStoppedError, ConfigError
+from occam.idle import IdleWatcher
+from occam.links import SERVICE_PREFIX_ENV, browser_link
 from occam.spec import ClusterSpec
 from occam.training import defaults as fit_defaults
 
@@ -106,6 +109,9 @@ class Cluster:
         self._stopped = False
         self._lock = threading.Lock()
         self.started_at: float | None = None
+        self._idle: IdleWatcher | None = None
+        #: Why the cluster stopped when the student did not stop it (the idle limit), for the next call's error.
+        self.stopped_because: str | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -119,6 +125,34 @@ class Cluster:
             self.stop()
             raise
         self.started_at = time.time()
+        minutes = config.get("executor_idle_minutes")
+        if minutes < 0:
+            raise ConfigError(f"executor_idle_minutes={minutes!r} must be 0 (never) or more minutes")
+        if minutes > 0:
+            self._idle = IdleWatcher(minutes * 60, self._job_activity, lambda: self._release_idle(minutes)).start()
+
+    def _job_activity(self) -> tuple[bool, int]:
+        """(a Spark job runs now, the newest job id Spark knows): what the idle watcher looks at."""
+        spark = self._spark
+        if spark is None:
+            return False, -1
+        tracker = spark.sparkContext.statusTracker()
+        jobs = tracker.getJobIdsForGroup(None)
+        return bool(tracker.getActiveJobsIds()), max(jobs, default=-1)
+
+    def _release_idle(self, minutes: float) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self.stopped_because = (
+                f"its executors were released after {minutes:g} minutes with no Spark job and no fit (the course's "
+                "idle limit, OCCAM_EXECUTOR_IDLE_MINUTES), so that others can use them"
+            )
+        self.stop()
+
+    def _busy(self) -> contextlib.AbstractContextManager[None]:
+        """Work the idle watcher must count as activity while it lasts (fit, evaluate, predict)."""
+        return self._idle.busy() if self._idle is not None else contextlib.nullcontext()
 
     def _wait_for_executors(self, progress: bool, target: int | None = None, timeout: float | None = None) -> None:
         """Wait until exactly ``target`` executors (default: the spec's n) are registered."""
@@ -180,6 +214,9 @@ class Cluster:
             _live_clusters.discard(self)
             self._spark = None
             self.backend.stop()
+        # Outside the lock: a watcher in the middle of releasing the cluster waits for it.
+        if self._idle is not None:
+            self._idle.stop()
 
     def __enter__(self) -> Cluster:
         return self
@@ -197,8 +234,9 @@ class Cluster:
     def spark(self) -> SparkSession:
         """The driver's SparkSession; its jobs run on this cluster's executors."""
         if self._stopped or self._spark is None:
+            why = f" ({self.stopped_because})" if self.stopped_because else ""
             raise ClusterStoppedError(
-                f"cluster {self.spec.name} is stopped; start a new one with occam.start_cluster()"
+                f"cluster {self.spec.name} is stopped{why}; start a new one with occam.start_cluster()"
             )
         return self._spark
 
@@ -236,10 +274,8 @@ class Cluster:
         url = self._spark.sparkContext.uiWebUrl
         if not url:
             return None
-        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
-        if prefix:
-            port = url.rsplit(":", 1)[-1].strip("/")
-            return f"{prefix.rstrip('/')}/proxy/{port}/jobs/"
+        if os.environ.get(SERVICE_PREFIX_ENV):
+            return browser_link(url, "/jobs/")
         return url
 
     def status(self) -> dict[str, Any]:
@@ -256,6 +292,10 @@ class Cluster:
             "gpu": self.spec.gpu,
             "dashboard": self.dashboard_link,
         }
+        if self.stopped_because:
+            info["stopped because"] = self.stopped_because
+        elif self._idle is not None and not self._stopped:
+            info["idle for"] = f"{self._idle.idle_seconds() / 60:.1f} of {self._idle.limit / 60:g} minutes"
         if not self._stopped:
             info["application id"] = self.sc.applicationId
             info.update(self.backend.describe())
@@ -305,6 +345,8 @@ class Cluster:
         shuffle: bool = fit_defaults.SHUFFLE,
         steps_per_epoch: int | None = None,
         validation_steps: int | None = None,
+        tensorboard: bool | str | os.PathLike[str] | None = None,
+        track: bool | None = None,
     ) -> FitResult:
         """Train ``model_fn()``'s Keras model on ``dataset``: data-parallel, one Horovod rank per executor.
 
@@ -338,6 +380,13 @@ class Cluster:
             steps_per_epoch: batches each rank runs per epoch (default: so that the ranks together see the
                 whole dataset once).
             validation_steps: batches each rank runs per validation (default: the whole validation set once).
+            tensorboard: ``True`` makes rank 0 write TensorBoard logs to this run's folder,
+                ``<runs dir>/<run id>/tensorboard`` (runs dir: ``OCCAM_RUNS_DIR``, default ``<cache dir>/runs``,
+                on the shared work volume on Kubernetes); a folder writes them there instead. Show them with
+                :func:`occam.tensorboard`.
+            track: record this fit as an MLflow run (parameters, metrics per epoch, the model and history as
+                artifacts; see :func:`occam.runs` and :func:`occam.mlflow_ui`). Default: on, unless
+                ``OCCAM_TRACKING=0``. A tracking store that fails never fails the fit: it warns once.
 
         Returns a :class:`~occam.training.result.FitResult`. Bad arguments, and a ``model_fn`` that raises
         or returns no compiled Keras model, raise :class:`~occam.errors.ConfigError` before any Spark job
@@ -346,25 +395,28 @@ class Cluster:
         """
         from occam.training.fit import fit
 
-        return fit(
-            self,
-            model_fn,
-            dataset,
-            epochs=epochs,
-            batch_size=batch_size,
-            validation=validation,
-            checkpoint_dir=checkpoint_dir,
-            resume=resume,
-            scale_lr=scale_lr,
-            progress=progress,
-            on_epoch_end=on_epoch_end,
-            start_timeout=start_timeout,
-            callbacks=callbacks,
-            class_weight=class_weight,
-            shuffle=shuffle,
-            steps_per_epoch=steps_per_epoch,
-            validation_steps=validation_steps,
-        )
+        with self._busy():
+            return fit(
+                self,
+                model_fn,
+                dataset,
+                epochs=epochs,
+                batch_size=batch_size,
+                validation=validation,
+                checkpoint_dir=checkpoint_dir,
+                resume=resume,
+                scale_lr=scale_lr,
+                progress=progress,
+                on_epoch_end=on_epoch_end,
+                start_timeout=start_timeout,
+                callbacks=callbacks,
+                class_weight=class_weight,
+                shuffle=shuffle,
+                steps_per_epoch=steps_per_epoch,
+                validation_steps=validation_steps,
+                tensorboard=tensorboard,
+                track=track,
+            )
 
     def evaluate(
         self,
@@ -389,7 +441,8 @@ class Cluster:
         """
         from occam.training.evaluate import evaluate
 
-        return evaluate(self, model, dataset, batch_size=batch_size, custom_objects=custom_objects)
+        with self._busy():
+            return evaluate(self, model, dataset, batch_size=batch_size, custom_objects=custom_objects)
 
     def predict(
         self,
@@ -398,6 +451,8 @@ class Cluster:
         *,
         batch_size: int = fit_defaults.BATCH_SIZE,
         custom_objects: Mapping[str, Any] | None = None,
+        output: str = "numpy",
+        path: str | os.PathLike[str] | None = None,
     ) -> Any:
         """``model``'s outputs for every row of ``dataset``, computed on the executors, in the dataset's order.
 
@@ -406,9 +461,22 @@ class Cluster:
             dataset: a :class:`~occam.Dataset` the executors can read (labels, if any, are ignored).
             batch_size: rows per batch in each executor.
             custom_objects: custom layers Keras needs to load the model, by name.
+            output: ``"numpy"`` (default) returns the predictions in this process's memory; ``"dataframe"``
+                has the executors write them as Parquet, one dataset file at a time, and returns a Spark
+                DataFrame of them: for predictions larger than this notebook's memory.
+            path: with ``output="dataframe"``, a new or empty folder for the Parquet files (default: a new
+                folder under the dataset cache, ``<OCCAM_CACHE_DIR>/datasets/predictions/``); on Kubernetes it
+                must be on the shared work volume.
 
-        Returns a numpy array with one row of outputs per dataset row (held in this process's memory).
+        Returns, for ``"numpy"``, an array with one row of outputs per dataset row, or for a model with several
+        outputs a dict (by output name) or list of such arrays, as Keras' ``predict`` returns them. For
+        ``"dataframe"``, a DataFrame ordered as the dataset, with the column ``row`` (the row's position in the
+        dataset) and ``prediction`` (a number, or an array of numbers, per row), or one column per output
+        (its name, or ``output_0``, ``output_1``... for a list of outputs).
         """
         from occam.training.evaluate import predict
 
-        return predict(self, model, dataset, batch_size=batch_size, custom_objects=custom_objects)
+        with self._busy():
+            return predict(
+                self, model, dataset, batch_size=batch_size, custom_objects=custom_objects, output=output, path=path
+            )

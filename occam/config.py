@@ -24,12 +24,22 @@ DEFAULTS: dict[str, Any] = {
     "timeout": 180.0,
     "cache_dir": "~/.cache/occam",
     "checkpoint_dir": "~/occam-checkpoints",
+    # Minutes a cluster may sit with no Spark job and no fit before its executors are released; 0: never.
+    "executor_idle_minutes": 0.0,
+    # Training runs (occam.tracking): TensorBoard logs and MLflow artifacts under runs_dir (None: <cache_dir>/runs,
+    # so on the shared work volume on Kubernetes); every fit recorded as an MLflow run unless tracking is off;
+    # tracking_uri None: a SQLite store the student owns, sqlite:///<cache_dir>/mlflow.db.
+    "runs_dir": None,
+    "tracking": True,
+    "tracking_uri": None,
+    "tracking_experiment": "occam",
     # The Kubernetes backend; the spawner sets the notebook pod's facts (occam.kubernetes.settings).
     "kubernetes.namespace": None,
     "kubernetes.pod_name": None,
     "kubernetes.pod_ip": None,
     "kubernetes.pod_uid": None,
     "kubernetes.executor_image": None,
+    "kubernetes.gpu_executor_image": None,
     "kubernetes.image_pull_policy": "IfNotPresent",
     "kubernetes.service_account": None,
     "kubernetes.api_server": "https://kubernetes.default.svc",
@@ -38,12 +48,31 @@ DEFAULTS: dict[str, Any] = {
     "kubernetes.gpu_tolerations": None,
     "kubernetes.shared_volume": None,
     "kubernetes.shared_path": None,
+    "kubernetes.data_volume": None,
+    "kubernetes.data_path": None,
 }
 
 #: Key prefix (before the last dot) -> the prefix of its environment variables.
 SECTIONS = {"": ENV_PREFIX, "kubernetes": K8S_ENV_PREFIX}
 
-_PARSERS: dict[str, Callable[[str], Any]] = {"n": int, "cores": int, "timeout": float}
+
+def boolean(text: str) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off`` (any case) as a bool; anything else is a ``ValueError``."""
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{text!r} is not one of 1/true/yes/on or 0/false/no/off")
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "n": int,
+    "cores": int,
+    "timeout": float,
+    "executor_idle_minutes": float,
+    "tracking": boolean,
+}
 
 
 def env_key(key: str) -> str:

@@ -16,8 +16,13 @@ ENV_PREFIX = "OCCAM_"
 K8S_ENV_PREFIX = "OCCAM_K8S_"
 
 BACKEND_ENV = ENV_PREFIX + "BACKEND"
+#: Minutes a cluster may sit with no Spark job and no fit before its executors are released (occam.config's
+#: ``executor_idle_minutes``; the spawner sets it from the course's setting).
+EXECUTOR_IDLE_MINUTES_ENV = ENV_PREFIX + "EXECUTOR_IDLE_MINUTES"
 CACHE_DIR_ENV = ENV_PREFIX + "CACHE_DIR"
 CHECKPOINT_DIR_ENV = ENV_PREFIX + "CHECKPOINT_DIR"
+#: Where every fit is recorded (occam.tracking): a course MLflow server when the spawner sets it.
+TRACKING_URI_ENV = ENV_PREFIX + "TRACKING_URI"
 
 # occam.config reads ``kubernetes.<name>`` from K8S_ENV_PREFIX + <NAME>; these are the ones the spawner sets.
 NAMESPACE_ENV = K8S_ENV_PREFIX + "NAMESPACE"
@@ -25,6 +30,8 @@ POD_NAME_ENV = K8S_ENV_PREFIX + "POD_NAME"
 POD_IP_ENV = K8S_ENV_PREFIX + "POD_IP"
 POD_UID_ENV = K8S_ENV_PREFIX + "POD_UID"
 EXECUTOR_IMAGE_ENV = K8S_ENV_PREFIX + "EXECUTOR_IMAGE"
+#: The image GPU executors run, when it is not the executors' usual one (a CPU notebook borrowing GPUs).
+GPU_EXECUTOR_IMAGE_ENV = K8S_ENV_PREFIX + "GPU_EXECUTOR_IMAGE"
 IMAGE_PULL_POLICY_ENV = K8S_ENV_PREFIX + "IMAGE_PULL_POLICY"
 SERVICE_ACCOUNT_ENV = K8S_ENV_PREFIX + "SERVICE_ACCOUNT"
 USER_ENV = K8S_ENV_PREFIX + "USER"
@@ -33,6 +40,9 @@ GPU_TOLERATIONS_ENV = K8S_ENV_PREFIX + "GPU_TOLERATIONS"
 API_SERVER_ENV = K8S_ENV_PREFIX + "API_SERVER"
 SHARED_VOLUME_ENV = K8S_ENV_PREFIX + "SHARED_VOLUME"
 SHARED_PATH_ENV = K8S_ENV_PREFIX + "SHARED_PATH"
+#: The course's read-only data volume (the chart's ``occam.sharedData``): its source (JSON) and mount path.
+DATA_VOLUME_ENV = K8S_ENV_PREFIX + "DATA_VOLUME"
+DATA_PATH_ENV = K8S_ENV_PREFIX + "DATA_PATH"
 #: The account a Kubernetes batch job's driver pod runs as, when ``occam submit --service-account`` is not given.
 DRIVER_SERVICE_ACCOUNT_ENV = K8S_ENV_PREFIX + "DRIVER_SERVICE_ACCOUNT"
 
@@ -52,6 +62,10 @@ USER_LABEL = "occam.io/user"
 #: On a batch job's driver pod, executors, Secret and ConfigMap: they belong to the job, not to the notebook,
 #: so stopping or culling the notebook leaves them running (the driver pod owns the rest; occam stop ends it).
 BATCH_JOB_LABEL = "occam.io/batch-job"
+#: Value of :data:`MANAGED_BY_LABEL` on every student namespace (and what is in it) that the spawner made.
+SPAWNER_MANAGED_BY = "occam-spawner"
+#: The student namespace's annotation with the exact username it was made for (labels cannot hold every name).
+USERNAME_ANNOTATION = "occam.io/username"
 #: Value of :data:`APP_LABEL` on every Occam pod: what the namespace's NetworkPolicy and the spawner select.
 APP_NAME = "occam"
 #: Values of :data:`COMPONENT_LABEL`.
@@ -77,6 +91,8 @@ GPU_VENDOR = GPU_RESOURCE.rpartition("/")[0]
 
 #: Name of the shared work volume in the notebook pod, the executor pod template and a batch driver pod.
 SHARED_VOLUME_NAME = "occam-shared-work"
+#: Name of the course's read-only shared data volume in the notebook pod, executor pods and a batch driver pod.
+DATA_VOLUME_NAME = "occam-shared-data"
 
 # ---- Spark properties Occam sets for itself (``spark.occam.*``: Spark ignores them) ----
 

@@ -23,3 +23,7 @@ class DatasetError(OccamError, ValueError):
 
 class TrainingError(OccamError, RuntimeError):
     """A Horovod rank failed during cluster.fit; the message holds that rank's own traceback."""
+
+
+class ServerStartError(OccamError, RuntimeError):
+    """A web UI started next to the notebook (TensorBoard, the MLflow UI) did not answer; the message shows its log."""

@@ -41,6 +41,7 @@ DELETED = "deleted"
 PATCH_METHODS: dict[str, tuple[str, str]] = {
     "Namespace": ("CoreV1Api", "patch_namespace"),
     "ServiceAccount": ("CoreV1Api", "patch_namespaced_service_account"),
+    "Secret": ("CoreV1Api", "patch_namespaced_secret"),
     "ResourceQuota": ("CoreV1Api", "patch_namespaced_resource_quota"),
     "LimitRange": ("CoreV1Api", "patch_namespaced_limit_range"),
     "RoleBinding": ("RbacAuthorizationV1Api", "patch_namespaced_role_binding"),
@@ -126,6 +127,40 @@ def check_adoption(api_client: Any, desired: dict[str, Any], timeout: float = RE
     problem = adoption_problem(api_client.sanitize_for_serialization(existing), desired)
     if problem is not None:
         raise ConfigError(problem)
+
+
+def read_pull_secrets(
+    api_client: Any, namespace: str, names: list[str], *, timeout: float = REQUEST_TIMEOUT_SECONDS
+) -> list[dict[str, Any]]:
+    """The image pull Secrets ``names`` of the hub's ``namespace``, as dicts for
+    :func:`spawner.namespace.pull_secret_copy`; a missing one is a ConfigError naming it and the fix."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    found = []
+    for name in names:
+        try:
+            secret = call(
+                api_client,
+                f"read Secret {namespace}/{name}",
+                client.CoreV1Api(api_client).read_namespaced_secret,
+                name,
+                namespace,
+                who="the spawner",
+                refused=_REFUSED,
+                unreachable=_UNREACHABLE,
+                timeout=timeout,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                raise ConfigError(
+                    f"image pull Secret {name!r} (occam.imagePullSecrets, OccamSpawner.copied_pull_secrets) does not "
+                    f"exist in the hub's namespace {namespace}: create it there (kubectl -n {namespace} create secret "
+                    "docker-registry ...) or remove it from the setting"
+                ) from None
+            raise
+        found.append(api_client.sanitize_for_serialization(secret))
+    return found
 
 
 def prepare_namespace(
@@ -236,5 +271,6 @@ __all__ = [
     "check_adoption",
     "own_username",
     "prepare_namespace",
+    "read_pull_secrets",
     "wait_until_allowed",
 ]

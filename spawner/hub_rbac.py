@@ -13,7 +13,9 @@ hold what it hands out:
   volume's claim, delete executors and their Secrets) is the ClusterRole :data:`HUB_NAMESPACE_ROLE`
   (:func:`hub_namespace_cluster_role`), which the spawner binds to the hub itself in each namespace it
   manages. So the hub touches Secrets and creates pods only in its own namespace (Zero to JupyterHub's
-  Role) and in Occam's.
+  Role) and in Occam's. The copies of the course's image pull Secrets are applied through this binding
+  too; the hub reads the originals in its own namespace only, by name (:func:`pull_secret_reader_rules`,
+  the chart's pull-secret Role).
 
 Cluster-wide (:data:`SPAWNER_RULES`) it keeps only what cannot be per namespace: making namespaces and
 the objects the spawner applies in them, reading (never writing) pods and events (KubeSpawner watches
@@ -25,6 +27,7 @@ RoleBindings to Occam's namespaces and its namespace updates to those it made
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 from occam.contract import MANAGED_BY_LABEL
@@ -40,7 +43,9 @@ _NETWORKING = "networking.k8s.io"
 #: claim is KubeSpawner's, made in the student's namespace).
 HUB_NAMESPACE_RULES: list[dict[str, Any]] = [
     {"apiGroups": [_CORE], "resources": ["pods"], "verbs": ["create", "delete", "deletecollection"]},
-    {"apiGroups": [_CORE], "resources": ["secrets"], "verbs": ["deletecollection"]},
+    # create, patch: the copies of the hub's image pull Secrets (spawner.namespace.pull_secret_copy),
+    # server-side applied; deletecollection: executors' Secrets when a server stops.
+    {"apiGroups": [_CORE], "resources": ["secrets"], "verbs": ["create", "deletecollection", "patch"]},
     # patch: the student's work volume claim (spawner.work_volume), server-side applied.
     {
         "apiGroups": [_CORE],
@@ -85,6 +90,14 @@ def hub_rules(
         }
     )
     return rules
+
+
+def pull_secret_reader_rules(names: Sequence[str]) -> list[dict[str, Any]]:
+    """The hub's rules in its own namespace for ``occam.imagePullSecrets`` (OccamSpawner.copied_pull_secrets):
+    ``get`` on those Secrets by name, nothing else (the chart's pull-secret Role). Empty without names."""
+    if not names:
+        return []
+    return [{"apiGroups": [_CORE], "resources": ["secrets"], "verbs": ["get"], "resourceNames": sorted(set(names))}]
 
 
 def _cluster_role(name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
@@ -133,4 +146,5 @@ __all__ = [
     "hub_namespace_cluster_role",
     "hub_rules",
     "notebook_cluster_role",
+    "pull_secret_reader_rules",
 ]

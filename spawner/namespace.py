@@ -21,12 +21,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from occam.contract import GPU_RESOURCE, MANAGED_BY_LABEL, USER_LABEL
+from occam.contract import GPU_RESOURCE, MANAGED_BY_LABEL, SPAWNER_MANAGED_BY, USER_LABEL, USERNAME_ANNOTATION
 from occam.kubernetes.objects import label_value, parse_quantity
 from spawner.limits import CourseLimits
 from spawner.network_policy import NOTEBOOK, NOTEBOOK_SELECTOR, NetworkAccess, network_policies
 
-MANAGED_BY = "occam-spawner"
+MANAGED_BY = SPAWNER_MANAGED_BY
 
 NAMESPACE_PREFIX = "occam-"
 #: The account the notebook pod runs as; the Role below is bound to it.
@@ -44,11 +44,12 @@ HUB_BINDING = "occam-hub"
 HUB_NAMESPACE_ROLE = "occam-hub-namespace"
 RESOURCE_QUOTA = "occam-quota"
 LIMIT_RANGE = "occam-limits"
+#: Kinds the hub may make only through its RoleBinding in the namespace (spawner.hub_rbac.HUB_NAMESPACE_RULES),
+#: not with its cluster-wide rights: applied once that binding is in force.
+HUB_BOUND_KINDS = frozenset({"Secret", "PersistentVolumeClaim"})
 #: The NetworkPolicy that guards the notebook pod (one of :func:`spawner.network_policy.network_policies`).
 NETWORK_POLICY = NOTEBOOK
 
-#: The Namespace's annotation holding the exact username it was made for (labels cannot hold every name).
-USERNAME_ANNOTATION = "occam.io/username"
 
 #: The Pod Security Standard every pod of a student's namespace must meet: the notebook (the spawner sets
 #: its security context, spawner.notebook_pod), executors and batch drivers
@@ -255,12 +256,51 @@ def adoption_problem(existing: Mapping[str, Any], desired: Mapping[str, Any]) ->
     return None
 
 
-def service_account(username: str, *, prefix: str = NAMESPACE_PREFIX) -> dict[str, Any]:
-    """The notebook pod's ServiceAccount (its token is what the notebook's Kubernetes calls use)."""
-    return {
+def service_account(
+    username: str, *, prefix: str = NAMESPACE_PREFIX, pull_secrets: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The notebook pod's ServiceAccount (its token is what the notebook's Kubernetes calls use).
+
+    ``pull_secrets``: names of image pull Secrets in the namespace (:func:`pull_secret_copy`), listed in its
+    ``imagePullSecrets``: Kubernetes adds them to every pod that runs as this account and names none
+    itself, so the notebook, its executors and batch drivers pull from the private registry.
+    """
+    account: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": _metadata(SERVICE_ACCOUNT, username, namespace_name(username, prefix=prefix)),
+    }
+    if pull_secrets:
+        account["imagePullSecrets"] = [{"name": name} for name in pull_secrets]
+    return account
+
+
+#: The Secret types that hold registry credentials (what a pod's imagePullSecrets may name).
+PULL_SECRET_TYPES = ("kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg")
+
+
+def pull_secret_copy(username: str, source: Mapping[str, Any], *, prefix: str = NAMESPACE_PREFIX) -> dict[str, Any]:
+    """A copy, in the student's namespace, of the image pull Secret ``source`` (a v1 Secret as a dict, read from
+    the hub's namespace): its name, type and data, with Occam's labels and nothing else of the original.
+
+    A Secret of any other type raises ValueError: only registry credentials are copied to students, who can
+    read every Secret of their namespace.
+    """
+    metadata = source.get("metadata") or {}
+    name = metadata.get("name", "")
+    kind = source.get("type")
+    if kind not in PULL_SECRET_TYPES:
+        raise ValueError(
+            f"Secret {name!r} is of type {kind!r}, not an image pull secret ({' or '.join(PULL_SECRET_TYPES)}): "
+            "students can read it in their namespace, so only registry credentials are copied; make it with "
+            "kubectl create secret docker-registry"
+        )
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(name, username, namespace_name(username, prefix=prefix)),
+        "type": kind,
+        "data": dict(source.get("data") or {}),
     }
 
 
@@ -392,11 +432,17 @@ def namespace_objects(
     internet: bool = False,
     notebook_cluster_role: str = NOTEBOOK_CLUSTER_ROLE,
     hub_namespace_role: str = HUB_NAMESPACE_ROLE,
+    pull_secrets: Sequence[Mapping[str, Any]] = (),
 ) -> list[dict[str, Any]]:
     """Everything the student's namespace holds, in the order to create it (the Namespace first, the
     NetworkPolicies of :func:`spawner.network_policy.network_policies` last). ``hub_user``: the hub's own
     identity, bound to ``hub_namespace_role`` in the namespace (None: no such binding, for an admin's
-    account that needs none)."""
+    account that needs none).
+
+    ``pull_secrets``: image pull Secrets read from the hub's namespace; the ServiceAccount names them, and
+    their copies (:func:`pull_secret_copy`) come after the hub's RoleBinding, which lets the hub make them
+    (:data:`HUB_BOUND_KINDS`).
+    """
     access = NetworkAccess(
         hub_namespace=hub_namespace,
         hub_selector=dict(hub_selector),
@@ -410,11 +456,13 @@ def namespace_objects(
         if hub_user is None
         else [hub_role_binding(username, hub_user, cluster_role=hub_namespace_role, prefix=prefix)]
     )
+    copies = [pull_secret_copy(username, source, prefix=prefix) for source in pull_secrets]
     return [
         namespace(username, prefix=prefix, pod_security_level=pod_security_level),
-        service_account(username, prefix=prefix),
+        service_account(username, prefix=prefix, pull_secrets=[c["metadata"]["name"] for c in copies]),
         role_binding(username, cluster_role=notebook_cluster_role, prefix=prefix),
         *hub,
+        *copies,
         resource_quota(username, limits, gpu_resource=gpu_resource, prefix=prefix),
         limit_range(username, limits, prefix=prefix),
         *network_policies(ns, labels(username), access),

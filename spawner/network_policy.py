@@ -16,8 +16,9 @@ gets one policy that selects every pod for both directions and allows nothing
   and the proxy's public port, 8000 in Zero to JupyterHub), not, say, the proxy's API (8001).
 - :data:`API_SERVER`: the notebook and a batch job's driver, which create executor pods, reach the
   API server at ``api_server_cidrs`` on ``api_server_ports``. Executors never talk to it. Without
-  ``api_server_cidrs`` there is no such policy and ``start_cluster`` cannot work: the chart and the
-  spawner refuse that combination (:func:`check_network_access`).
+  ``api_server_cidrs`` (a chart installed where it could not read the API server's addresses) they
+  may reach ``api_server_ports`` on any address: ``start_cluster`` works, at the price of those ports
+  being open to the world for those two pods (the chart's NOTES warn).
 - :data:`INTERNET`, only when ``internet`` is true: every pod reaches any address but the private
   ranges, carrier-grade NAT and link-local (:data:`NOT_INTERNET`), so neither other in-cluster services
   nor the cloud's metadata address (169.254.169.254) are reachable through it.
@@ -44,7 +45,7 @@ INTERNET = "occam-internet"
 
 #: Policies that exist only with some settings: the spawner deletes them from a namespace whose course
 #: no longer has those settings (:func:`withdrawn_policies`).
-OPTIONAL = (API_SERVER, INTERNET)
+OPTIONAL = (INTERNET,)
 
 #: What :data:`INTERNET` leaves out of 0.0.0.0/0: RFC 1918 (in-cluster services, the nodes, the
 #: campus network), RFC 6598 carrier-grade NAT (some clouds' pod and service ranges) and link-local,
@@ -173,9 +174,11 @@ def network_policies(namespace: str, labels: Mapping[str, str], access: NetworkA
             egress=[{"to": _hub_peers(access), "ports": _tcp(access.hub_ports)}],
         ),
     ]
+    # No "to": any address, on the API server's ports only (see the module).
+    api: dict[str, Any] = {"ports": _tcp(access.api_server_ports)}
     if access.api_server_cidrs:
-        api = [{"to": _blocks(access.api_server_cidrs), "ports": _tcp(access.api_server_ports)}]
-        policies.append(_policy(API_SERVER, namespace, labels, API_CLIENTS, egress=api))
+        api["to"] = _blocks(access.api_server_cidrs)
+    policies.append(_policy(API_SERVER, namespace, labels, API_CLIENTS, egress=[api]))
     if access.internet:
         world = [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(NOT_INTERNET)}}]}]
         policies.append(_policy(INTERNET, namespace, labels, {}, egress=world))

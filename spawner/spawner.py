@@ -17,7 +17,6 @@ of :func:`spawner.hub_rbac.hub_cluster_role` (docs/spawner.md lists it).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import inspect
 import os
 import posixpath
@@ -27,14 +26,24 @@ from typing import Any
 from kubespawner import KubeSpawner
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default, validate
 
-from occam.contract import APP_LABEL, APP_NAME, BATCH_JOB_LABEL, COMPONENT_LABEL, NOTEBOOK_COMPONENT, UI_PORT
+from occam.contract import (
+    APP_LABEL,
+    APP_NAME,
+    BATCH_JOB_LABEL,
+    COMPONENT_LABEL,
+    NOTEBOOK_COMPONENT,
+    TRACKING_URI_ENV,
+    UI_PORT,
+)
 from occam.errors import ConfigError
 from occam.kubernetes.api import REQUEST_TIMEOUT_SECONDS
 from occam.kubernetes.shared import check_shared_work
-from spawner import notebook_pod
-from spawner.apply import CREATED, Applied, own_username, prepare_namespace, wait_until_allowed
-from spawner.limits import CourseLimits
+from spawner import capacity, notebook_pod
+from spawner.apply import CREATED, Applied, own_username, prepare_namespace, read_pull_secrets, wait_until_allowed
+from spawner.capacity import CourseGpusTaken, UnplaceableServer
+from spawner.limits import CourseLimits, course_limits_from
 from spawner.namespace import (
+    HUB_BOUND_KINDS,
     HUB_NAMESPACE_ROLE,
     NAMESPACE_PREFIX,
     NOTEBOOK_CLUSTER_ROLE,
@@ -58,37 +67,6 @@ EXECUTOR_SELECTOR = f"{APP_LABEL}={APP_NAME},{COMPONENT_LABEL}!={NOTEBOOK_COMPON
 NODE_LIST_TTL = 5.0
 
 _HUB_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-_LIMIT_FIELDS = tuple(field.name for field in dataclasses.fields(CourseLimits))
-
-
-class UnplaceableServer(RuntimeError):
-    """No node of the cluster could ever run the notebook pod; the message (shown to the student) says why."""
-
-    # JupyterHub shows ``jupyterhub_message`` on the spawn page, and its REST API answers with
-    # ``log_message % args``: both carry the reason instead of a bare "error".
-    log_message = "%s"
-
-    @property
-    def jupyterhub_message(self) -> str:
-        return str(self)
-
-
-def course_limits_from(value: Any) -> CourseLimits:
-    """:class:`CourseLimits` from the ``course_limits`` setting; a ConfigError says what is wrong."""
-    if isinstance(value, CourseLimits):
-        return value
-    if not isinstance(value, dict):
-        raise ConfigError(f"course_limits={value!r} must be a dict of {', '.join(_LIMIT_FIELDS)}")
-    unknown = sorted(set(value) - set(_LIMIT_FIELDS))
-    if unknown:
-        raise ConfigError(f"course_limits has unknown key(s) {', '.join(unknown)}; known: {', '.join(_LIMIT_FIELDS)}")
-    missing = [name for name in ("max_executors", "cpu", "memory") if name not in value]
-    if missing:
-        raise ConfigError(
-            f"course_limits must set {', '.join(missing)}, e.g. "
-            '{"max_executors": 4, "cpu": "8", "memory": "16Gi", "gpus": 0}'
-        )
-    return CourseLimits(**value)
 
 
 class OccamSpawner(KubeSpawner):
@@ -122,6 +100,52 @@ class OccamSpawner(KubeSpawner):
         help="""
         The container image Occam's executor pods run (OCCAM_K8S_EXECUTOR_IMAGE). It must hold the
         same Python, Spark and Occam as the notebook. Empty (the default): the notebook's own image.
+        """,
+    )
+
+    gpu_executor_image = Unicode(
+        "",
+        config=True,
+        help="""
+        The image GPU executors run (OCCAM_K8S_GPU_EXECUTOR_IMAGE), when it is not executor_image: a CPU
+        notebook whose course_limits lend it GPUs runs a CPU image, and its start_cluster(gpu=True)
+        executors need a CUDA one. Empty (the default): GPU executors run executor_image.
+        """,
+    )
+
+    executor_idle_minutes = Float(
+        0,
+        config=True,
+        help="""
+        Minutes a student's cluster may sit with no Spark job and no fit before its executors are
+        released (the cluster stops; the student's next call on it says why). Passed to the notebook as
+        OCCAM_EXECUTOR_IDLE_MINUTES. 0 (the default): never; executors live as long as the notebook.
+        """,
+    )
+
+    max_gpus_in_use = Int(
+        0,
+        config=True,
+        help="""
+        The most GPUs the whole course may hold at once, all students' notebooks and executors together
+        (0, the default: no cap beyond each namespace's GPU quota). Checked when a server whose
+        course_limits allow GPUs starts: a GPU notebook must fit under the cap, a CPU notebook that
+        borrows GPUs needs one free. The student is told how many are in use; the hub's log names the
+        namespaces that hold them. Executors started later by a running notebook are held to its
+        namespace's quota only (a ResourceQuota cannot span namespaces). The hub lists pods in every
+        namespace for it.
+        """,
+    )
+
+    copied_pull_secrets = List(
+        trait=Unicode(),
+        config=True,
+        help="""
+        Names of image pull Secrets (kubernetes.io/dockerconfigjson) in hub_namespace. At every spawn
+        the spawner copies each into the student's namespace (server-side apply) and lists them in the
+        notebook ServiceAccount's imagePullSecrets, so the notebook, its executors and batch drivers
+        (which run as that account) pull from a private registry. Only that Secret type is copied:
+        students can read the Secrets of their namespace.
         """,
     )
 
@@ -196,8 +220,8 @@ class OccamSpawner(KubeSpawner):
         The API server's addresses as pods reach them after the kubernetes Service (its endpoints: kubectl
         get endpointslices -n default -l kubernetes.io/service-name=kubernetes), e.g. ["10.0.0.5/32"]:
         the notebook and batch drivers may connect there on ports 443 and 6443; nothing else in a student
-        namespace may. Empty (the default): no pod may, so start_cluster fails on a cluster that enforces
-        NetworkPolicies (spawner.network_policy).
+        namespace may. Empty (the default; the chart fills it in from the cluster at install): those two
+        may connect to ports 443 and 6443 of any address (spawner.network_policy).
         """,
     )
 
@@ -280,6 +304,20 @@ class OccamSpawner(KubeSpawner):
         help="""
         Where the notebook and the executors mount shared_work_volume: an absolute path, the same in
         both. Unused when shared_work_volume is empty.
+        """,
+    )
+
+    tracking_uri = Unicode(
+        "",
+        config=True,
+        help="""
+        The MLflow tracking URI every student's fits are recorded in (OCCAM_TRACKING_URI in the notebook
+        pod), e.g. a course MLflow server, http://mlflow.occam.svc:5000. Everyone who can reach that server
+        sees every run recorded there (parameters, metrics, models, and the student's user name): a course
+        server suits a shared leaderboard, not private work. Notebook pods must reach it: the student
+        namespaces' NetworkPolicies deny egress but to what Occam needs, so an admin adds a NetworkPolicy
+        that lets them reach the server (an internet server: allow_internet). Empty (the default): each
+        student's own SQLite store under their cache (the shared work volume), no server, nobody else sees the runs.
         """,
     )
 
@@ -470,28 +508,38 @@ class OccamSpawner(KubeSpawner):
         try:
             if OccamSpawner._hub_user is None:
                 OccamSpawner._hub_user = own_username(api_client)
-            objects = namespace_objects(
-                username,
-                limits,
-                hub_namespace=self.hub_namespace,
-                hub_selector=self.hub_selector,
-                hub_user=OccamSpawner._hub_user,
-                notebook_cluster_role=self.notebook_cluster_role,
-                hub_namespace_role=self.hub_namespace_role,
-                prefix=prefix,
-                pod_security_level=self.pod_security_level,
-                api_server_cidrs=self.api_server_cidrs,
-                dns_cidrs=self.dns_cidrs,
-                internet=self.allow_internet,
+            pull_secrets = read_pull_secrets(
+                api_client, self.hub_namespace, list(self.copied_pull_secrets), timeout=REQUEST_TIMEOUT_SECONDS
             )
-            applied = prepare_namespace(api_client, objects, timeout=REQUEST_TIMEOUT_SECONDS)
-            # KubeSpawner makes the notebook pod next, with the permission the hub's RoleBinding just gave;
-            # the work volume's claim, too, needs that binding.
+            try:
+                objects = namespace_objects(
+                    username,
+                    limits,
+                    hub_namespace=self.hub_namespace,
+                    hub_selector=self.hub_selector,
+                    hub_user=OccamSpawner._hub_user,
+                    notebook_cluster_role=self.notebook_cluster_role,
+                    hub_namespace_role=self.hub_namespace_role,
+                    prefix=prefix,
+                    pod_security_level=self.pod_security_level,
+                    api_server_cidrs=self.api_server_cidrs,
+                    dns_cidrs=self.dns_cidrs,
+                    internet=self.allow_internet,
+                    pull_secrets=pull_secrets,
+                )
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
             ns = namespace_name(username, prefix=prefix)
-            wait_until_allowed(api_client, ns, "create", "pods")
             if self.work_storage_class:
-                claim = work_claim(ns, labels(username), self.work_storage_class, self.work_storage_size)
-                applied += prepare_namespace(api_client, [claim], timeout=REQUEST_TIMEOUT_SECONDS)
+                objects.append(work_claim(ns, labels(username), self.work_storage_class, self.work_storage_size))
+            # The pull Secrets' copies and the work volume's claim need the hub's RoleBinding just applied, and
+            # so does the notebook pod KubeSpawner makes next: wait until the authorizer has it.
+            cluster_wide = [o for o in objects if o["kind"] not in HUB_BOUND_KINDS]
+            applied = prepare_namespace(api_client, cluster_wide, timeout=REQUEST_TIMEOUT_SECONDS)
+            wait_until_allowed(api_client, ns, "create", "pods")
+            in_namespace = [o for o in objects if o["kind"] in HUB_BOUND_KINDS]
+            if in_namespace:
+                applied += prepare_namespace(api_client, in_namespace, timeout=REQUEST_TIMEOUT_SECONDS)
             return applied
         finally:
             api_client.close()
@@ -530,6 +578,7 @@ class OccamSpawner(KubeSpawner):
             raise ConfigError(problem)
         if self.check_node_fit:
             await self.ensure_placeable()
+        await self.ensure_course_gpus()
         await self.prepare_user_namespace()
 
     async def ensure_placeable(self) -> None:
@@ -543,32 +592,26 @@ class OccamSpawner(KubeSpawner):
             self.log.warning("Refusing to spawn %s: %s", self.user.name, reason)
             raise UnplaceableServer(reason)
 
+    def notebook_gpus(self) -> int:
+        """GPUs the notebook pod itself asks for (its profile's ``extra_resource_limits``)."""
+        return capacity.requested_gpus(self.extra_resource_limits, self.extra_resource_guarantees)
+
+    async def ensure_course_gpus(self) -> None:
+        """Raise :class:`CourseGpusTaken` if this server would pass the course-wide ``max_gpus_in_use``."""
+        if self.max_gpus_in_use > 0 and self.limits.gpus > 0:
+            await capacity.ensure_course_gpus(
+                self.api, self.namespace, self.notebook_gpus(), self.max_gpus_in_use, self.log, self.user.name
+            )
+
     async def _list_nodes(self) -> list[dict[str, Any]] | None:
         # A workshop's spawns come together: one node list serves every spawn within NODE_LIST_TTL seconds.
-        from kubernetes_asyncio.client.rest import ApiException
-
         cached = OccamSpawner._node_list
         now = time.monotonic()
         if cached is not None and now - cached[0] < NODE_LIST_TTL:
             return cached[1]
-        try:
-            found = await asyncio.wait_for(self.api.list_node(), REQUEST_TIMEOUT_SECONDS)
-        except ApiException as exc:
-            if exc.status not in (401, 403):
-                raise
-            self.log.warning(
-                "Skipping the node-fit check: the hub may not list nodes (%s %s); grant it 'list nodes' "
-                "(see docs/spawner.md) or set OccamSpawner.check_node_fit = False",
-                exc.status,
-                exc.reason,
-            )
-            return None
-        except TimeoutError:
-            # The check only saves a student from waiting; a slow API server must not fail the spawn.
-            self.log.warning("Skipping the node-fit check: listing nodes took over %s s", REQUEST_TIMEOUT_SECONDS)
-            return None
-        nodes: list[dict[str, Any]] = self.api.api_client.sanitize_for_serialization(found.items)
-        OccamSpawner._node_list = (now, nodes)
+        nodes = await capacity.list_nodes(self.api, self.log)
+        if nodes is not None:
+            OccamSpawner._node_list = (now, nodes)
         return nodes
 
     # The notebook pod
@@ -581,6 +624,8 @@ class OccamSpawner(KubeSpawner):
             image_pull_policy=self.image_pull_policy,
             gpu_node_selector=self.gpu_node_selector,
             gpu_tolerations=self.gpu_tolerations,
+            gpu_executor_image=self.gpu_executor_image or None,
+            executor_idle_minutes=self.executor_idle_minutes,
         )
 
     def get_env(self) -> dict[str, Any]:
@@ -588,6 +633,8 @@ class OccamSpawner(KubeSpawner):
         env.update(notebook_pod.env_by_name(self.occam_env()))
         if self.work_volume:
             env.update(notebook_pod.env_by_name(notebook_pod.shared_work_env(self.work_volume, self.shared_work_path)))
+        if self.tracking_uri:
+            env[TRACKING_URI_ENV] = self.tracking_uri
         prefix = env.get("JUPYTERHUB_SERVICE_PREFIX")
         if prefix:
             env.update(notebook_pod.spark_ui_env(prefix, self.spark_ui_port))
@@ -659,4 +706,4 @@ class OccamSpawner(KubeSpawner):
                 self.log.error("Deleting Occam %s in %s timed out", kind, self.namespace)
 
 
-__all__ = ["EXECUTOR_SELECTOR", "OccamSpawner", "UnplaceableServer", "course_limits_from"]
+__all__ = ["EXECUTOR_SELECTOR", "CourseGpusTaken", "OccamSpawner", "UnplaceableServer", "course_limits_from"]

@@ -40,12 +40,15 @@ def _to_xy(data: Dataset, dataset: Any, model_dtype: Any) -> Any:
     """Petastorm's batches as ``(x, y)`` (or ``x``) for Keras, features decoded for the model."""
     import tensorflow as tf
 
-    features, label = data.features, data.label
+    features, labels = data.features, data.label_columns
     decode = _decoder(tf, data, model_dtype)
 
     def split(batch: Any) -> Any:
         x = decode(getattr(batch, features))
-        return (x, getattr(batch, label)) if label else x
+        if not labels:
+            return x
+        # One label, or a dict by output name / a tuple by position for a model with several outputs.
+        return x, data.labels_as_keras_takes_them([getattr(batch, c) for c in labels], sequence=tuple)
 
     return dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE)
 

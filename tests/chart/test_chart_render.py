@@ -63,6 +63,7 @@ def test_good_values_render_the_hub_config_and_rbac(name: str) -> None:
         *["ClusterRole"] * 3,  # the hub's, the notebook's, the hub's in student namespaces
         "ClusterRoleBinding",
         "ConfigMap",
+        "DaemonSet",  # the GPU image pre-puller
         *["ValidatingAdmissionPolicy"] * 3,  # student pods, student Services, the hub's scope
         *["ValidatingAdmissionPolicyBinding"] * 3,
     ]
@@ -97,6 +98,8 @@ def test_course_limits_and_profiles_reach_the_hub_config() -> None:
         "memory": "64Gi",
         "executorMaxCpu": "4",
         "executorMaxMemory": "16Gi",
+        "executorIdleMinutes": 20,
+        "maxGpusInUse": 8,
         # the chart's defaults for what the values file leaves out
         "ephemeralStorage": "20Gi",
         "executorMaxEphemeralStorage": "4Gi",
@@ -106,13 +109,15 @@ def test_course_limits_and_profiles_reach_the_hub_config() -> None:
         "services": 10,
         "persistentVolumeClaims": 4,
     }
-    assert [p["slug"] for p in values["profiles"]] == ["cpu", "gpu-large"]
+    assert [p["slug"] for p in values["profiles"]] == ["cpu", "gpu-large", "cpu-shared-gpu"]
+    assert values["imagePullSecrets"] == ["registry-credentials"]
     assert (values["profiles"][1]["gpus"], values["profiles"][1]["gpuQuota"]) == (1, 4)
     assert values["spawner"] == {
         "namespacePrefix": "ml-",
         "namespacePrepareTimeout": 120,
         "checkNodeFit": False,
         "podSecurityLevel": "restricted",
+        "clusterDomain": "cluster.local",
     }
 
 
@@ -303,3 +308,17 @@ def test_the_chart_refuses_the_dummy_authenticator_unless_the_admin_says_so_loud
     notes = render({"occam": {**ADMIN_DEFAULTS["occam"], "insecureAllowAnyLogin": True}})["occam/templates/NOTES.txt"]
     assert "WARNING: occam.insecureAllowAnyLogin is true" in notes
     assert "WARNING" not in render()["occam/templates/NOTES.txt"]
+
+
+def test_the_gpu_pre_puller_pulls_the_gpu_image_on_tolerated_gpu_nodes_only() -> None:
+    (daemon_set,) = by_kind(objects(values_file("gpu-course.yaml")), "DaemonSet")
+    pod = daemon_set["spec"]["template"]["spec"]
+    assert [c["image"] for c in pod["initContainers"]] == ["registry.example.org/occam-notebook:0.1.0-gpu"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert pod["automountServiceAccountToken"] is False
+    # it pulls, it does not hold a GPU
+    assert all("nvidia.com/gpu" not in str(c.get("resources")) for c in pod["initContainers"] + pod["containers"])
+    off = {**values_file("gpu-course.yaml")}
+    off["occam"] = {**off["occam"], "gpuPrePuller": {"enabled": False}}
+    assert by_kind(objects(off), "DaemonSet") == []

@@ -166,3 +166,42 @@ def test_the_release_installs_and_uninstalls_leaving_nothing(full_chart: Path, k
         finally:
             cfg.uninstall("occam", timeout=TIMEOUT)
     assert wait_until("the release's objects to be deleted", lambda: left() == [] or None, timeout=TIMEOUT)
+
+
+def test_notebooks_in_student_namespaces_reach_the_hub(full_chart: Path) -> None:
+    """The hub URL notebooks get names Z2JH's hub Service in the release's namespace, and Z2JH's hub
+    NetworkPolicy admits notebook pods from other namespaces (Z2JH's own defaults do neither)."""
+    import re
+
+    config = (full_chart / "charts" / "jupyterhub" / "files" / "hub" / "jupyterhub_config.py").read_text()
+    # Z2JH's own line, as recorded in z2jh-facts.json (what tests/chart/test_hub_config.py starts from)
+    assert re.search(
+        r'c\.JupyterHub\.hub_connect_url = \(\s*f\'http://\{get_name\("hub"\)\}:\{get_name_env\("hub", "_SERVICE_PORT"\)\}\'',
+        config,
+    ), "Z2JH's hub_connect_url line changed: re-read it and update the hub_connect_url fact"
+    facts = z2jh_facts.load()["facts"]
+    items = _objects(full_chart, values_file("gpu-course.yaml"), "course-2027")
+    (service,) = [i for i in items if i["kind"] == "Service" and i["metadata"]["name"] == "hub"]
+    (port,) = service["spec"]["ports"]
+    assert facts["hub_connect_url"]["value"] == f"http://{service['metadata']['name']}:{port['port']}"
+
+    (config_map,) = [i for i in items if i["kind"] == "ConfigMap" and i["metadata"]["name"] == "occam-hub-config"]
+    namespace: dict[str, Any] = {}
+    exec(compile(config_map["data"]["occam_config.py"], "occam_config.py", "exec"), namespace)
+    values = yaml.safe_load(config_map["data"]["occam-values.json"])
+    url = namespace["qualified_hub_url"](facts["hub_connect_url"]["value"], values["hubNamespace"], "cluster.local")
+    assert url == "http://hub.course-2027.svc.cluster.local:8081"
+
+    (policy,) = [i for i in items if i["kind"] == "NetworkPolicy" and i["metadata"]["name"] == "hub"]
+    sources = [source for rule in policy["spec"]["ingress"] for source in rule.get("from", [])]
+    label = {"hub.jupyter.org/network-access-hub": "true"}
+    assert {"podSelector": {"matchLabels": label}, "namespaceSelector": {"matchLabels": {}}} in sources
+    (deployment,) = [i for i in items if i["kind"] == "Deployment" and i["metadata"]["name"] == "hub"]
+    # Z2JH labels every notebook pod with it (singleuser.extraLabels), whatever its namespace
+    assert (
+        label.items()
+        <= yaml.safe_load((full_chart / "charts" / "jupyterhub" / "values.yaml").read_text())["singleuser"][
+            "extraLabels"
+        ].items()
+    )
+    assert deployment["spec"]["template"]["metadata"]["annotations"].keys() >= set(facts["hub_pod_checksums"]["value"])

@@ -36,9 +36,17 @@ def _objects() -> list[dict[str, Any]]:
     return namespace_objects("ada", LIMITS, **HUB)
 
 
+PULL_SECRET = {
+    "metadata": {"name": "registry", "namespace": "jhub"},
+    "type": "kubernetes.io/dockerconfigjson",
+    "data": {".dockerconfigjson": "e30="},
+}
+
+
 def test_every_kind_the_builders_make_has_a_patch_method_that_takes_an_apply():
     claim = work_claim(namespace_name("ada"), {}, "nfs-client", "10Gi")
-    assert {obj["kind"] for obj in [*_objects(), claim]} == set(PATCH_METHODS)
+    objects = [*namespace_objects("ada", LIMITS, **HUB, pull_secrets=[PULL_SECRET]), claim]
+    assert {obj["kind"] for obj in objects} == set(PATCH_METHODS)
     for api_class, method in PATCH_METHODS.values():
         parameters = inspect.signature(getattr(getattr(client, api_class), f"{method}_with_http_info")).parameters
         assert {"field_manager", "force", "_content_type", "_request_timeout"} <= set(parameters), method

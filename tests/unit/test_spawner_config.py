@@ -141,6 +141,15 @@ def test_the_executor_image_defaults_to_the_notebook_image():
     run(check)
 
 
+def test_a_course_tracking_server_reaches_the_notebook_only_when_set():
+    async def check() -> None:
+        assert "OCCAM_TRACKING_URI" not in make().get_env()
+        env = make(tracking_uri="http://mlflow.occam.svc:5000").get_env()
+        assert env["OCCAM_TRACKING_URI"] == "http://mlflow.occam.svc:5000"
+
+    run(check)
+
+
 def test_the_pod_manifest_carries_occams_labels_account_and_env():
     async def check() -> None:
         spawner = make(

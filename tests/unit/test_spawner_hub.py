@@ -13,7 +13,20 @@ import pytest
 
 pytest.importorskip("kubespawner", reason="the spawner needs the hub extra: pip install -e '.[hub]'")
 
-from kubernetes_asyncio.client import V1Node, V1NodeList, V1NodeSpec, V1NodeStatus, V1ObjectMeta, V1Taint  # noqa: E402
+from kubernetes_asyncio.client import (  # noqa: E402
+    V1Container,
+    V1Node,
+    V1NodeList,
+    V1NodeSpec,
+    V1NodeStatus,
+    V1ObjectMeta,
+    V1Pod,
+    V1PodList,
+    V1PodSpec,
+    V1PodStatus,
+    V1ResourceRequirements,
+    V1Taint,
+)
 from kubernetes_asyncio.client.rest import ApiException  # noqa: E402
 
 from spawner.hub_rbac import (  # noqa: E402
@@ -23,10 +36,17 @@ from spawner.hub_rbac import (  # noqa: E402
     hub_namespace_cluster_role,
     hub_rules,
     notebook_cluster_role,
+    pull_secret_reader_rules,
 )
 from spawner.limits import CourseLimits  # noqa: E402
-from spawner.namespace import HUB_NAMESPACE_ROLE, NOTEBOOK_CLUSTER_ROLE, NOTEBOOK_RULES, namespace_objects  # noqa: E402
-from spawner.spawner import EXECUTOR_SELECTOR, OccamSpawner, UnplaceableServer  # noqa: E402
+from spawner.namespace import (  # noqa: E402
+    HUB_BOUND_KINDS,
+    HUB_NAMESPACE_ROLE,
+    NOTEBOOK_CLUSTER_ROLE,
+    NOTEBOOK_RULES,
+    namespace_objects,
+)
+from spawner.spawner import EXECUTOR_SELECTOR, CourseGpusTaken, OccamSpawner, UnplaceableServer  # noqa: E402
 
 from .test_spawner_config import kubeconfig, make  # noqa: E402, F401
 
@@ -39,6 +59,7 @@ _RESOURCES = {
     "ResourceQuota": "resourcequotas",
     "LimitRange": "limitranges",
     "NetworkPolicy": "networkpolicies",
+    "Secret": "secrets",
 }
 
 
@@ -68,7 +89,20 @@ def test_inside_a_student_namespace_the_hub_makes_the_notebook_pod_and_cleans_up
     inside = _allowed(hub_namespace_cluster_role()["rules"])
     for needed in [("", "pods", "create"), ("", "pods", "deletecollection"), ("", "secrets", "deletecollection")]:
         assert needed in inside
+    # It copies the course's image pull Secrets in (server-side apply), and never reads a student's Secrets.
+    assert {("", "secrets", "create"), ("", "secrets", "patch")} <= inside
     assert not {(g, r, v) for g, r, v in inside if r == "secrets" and v in ("get", "list", "watch")}
+
+
+def test_the_hub_reads_pull_secrets_by_name_in_its_own_namespace_only():
+    assert pull_secret_reader_rules([]) == []
+    (rule,) = pull_secret_reader_rules(["registry", "mirror", "registry"])
+    assert rule == {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "verbs": ["get"],
+        "resourceNames": ["mirror", "registry"],
+    }
 
 
 def test_the_hub_role_has_no_wildcards_and_only_namespaces_nodes_and_the_bind_cluster_wide():
@@ -86,12 +120,20 @@ def test_the_hub_role_has_no_wildcards_and_only_namespaces_nodes_and_the_bind_cl
 def test_the_hub_may_apply_every_kind_the_spawner_applies():
     # Server-side apply is a PATCH; when it makes the object, the API server also checks "create".
     allowed = _allowed(hub_rules())
+    inside = _allowed(hub_namespace_cluster_role()["rules"])
+    pull_secret = {"metadata": {"name": "registry"}, "type": "kubernetes.io/dockerconfigjson", "data": {}}
     limits = CourseLimits(max_executors=1, cpu="2", memory="4Gi")
-    for obj in namespace_objects("ada", limits, **HUB, hub_user="system:serviceaccount:jhub:hub"):
+    objects = namespace_objects(
+        "ada", limits, **HUB, hub_user="system:serviceaccount:jhub:hub", pull_secrets=[pull_secret]
+    )
+    assert "Secret" in {obj["kind"] for obj in objects}
+    for obj in objects:
         group = obj["apiVersion"].rpartition("/")[0]
         resource = _RESOURCES[obj["kind"]]
+        # The pull Secrets' copies go through the hub's RoleBinding in the namespace, not its ClusterRole.
+        rights, where = (inside, "in-namespace") if obj["kind"] in HUB_BOUND_KINDS else (allowed, "cluster-wide")
         for verb in ("create", "patch"):
-            assert (group, resource, verb) in allowed, f"the hub's ClusterRole lacks {verb} {resource}"
+            assert (group, resource, verb) in rights, f"the hub's {where} ClusterRole lacks {verb} {resource}"
 
 
 def test_cluster_role_and_binding():
@@ -110,11 +152,16 @@ class FakeApi:
         self.nodes = nodes or []
         self.status = status
         self.calls: list[tuple[str, str, str]] = []
+        self.pods: list[V1Pod] = []
 
     async def list_node(self) -> V1NodeList:
         if self.status:
             raise ApiException(status=self.status, reason="Forbidden")
         return V1NodeList(items=self.nodes)
+
+    async def list_pod_for_all_namespaces(self, *, label_selector: str) -> V1PodList:
+        self.calls.append(("list pods", "", label_selector))
+        return V1PodList(items=self.pods)
 
     async def delete_collection_namespaced_pod(self, namespace: str, *, label_selector: str) -> None:
         self.calls.append(("pods", namespace, label_selector))
@@ -206,3 +253,49 @@ def test_every_stop_cleans_up_also_when_the_hub_skipped_stop_because_the_pod_was
 
     asyncio.run(check())
     assert hooked == ["mock@name"]
+
+
+def _gpu_pod(namespace: str, gpus: int, phase: str = "Running") -> V1Pod:
+    resources = V1ResourceRequirements(limits={"nvidia.com/gpu": str(gpus)})
+    return V1Pod(
+        metadata=V1ObjectMeta(
+            name=f"p-{namespace}-{gpus}", namespace=namespace, labels={"app.kubernetes.io/name": "occam"}
+        ),
+        spec=V1PodSpec(containers=[V1Container(name="c", image="i", resources=resources)]),
+        status=V1PodStatus(phase=phase),
+    )
+
+
+def test_the_course_wide_gpu_cap_refuses_a_spawn_with_counts_only(caplog: pytest.LogCaptureFixture):
+    gpu_limits = {"max_executors": 2, "cpu": "6", "memory": "12Gi", "gpus": 2}
+
+    async def check() -> None:
+        spawner = make(**GPU_SETTINGS, course_limits=gpu_limits, max_gpus_in_use=3, check_node_fit=False)
+        spawner.api = FakeApi(spawner.api.api_client)
+        spawner.api.pods = [_gpu_pod("occam-bob", 2), _gpu_pod("occam-eve", 1), _gpu_pod("occam-old", 4, "Succeeded")]
+        with pytest.raises(CourseGpusTaken) as refused:
+            await spawner._ensure_namespace()
+        message = refused.value.jupyterhub_message
+        assert "3 of the 3" in message and "2 running server(s)" in message and "occam-bob" not in message
+        assert ("list pods", "", "app.kubernetes.io/name=occam") in spawner.api.calls
+        # the admins' log says who
+        assert "occam-bob (2), occam-eve (1)" in caplog.text
+        # one GPU is given back: the spawn goes on (to the namespace's preparation, stood in for here)
+        spawner.api.pods = spawner.api.pods[:1]
+        prepared: list[str] = []
+
+        async def prepare() -> list[Any]:
+            prepared.append("yes")
+            return []
+
+        spawner.prepare_user_namespace = prepare  # type: ignore[method-assign]
+        await spawner._ensure_namespace()
+        assert prepared == ["yes"]
+        # without a cap nothing is listed
+        free = make(**GPU_SETTINGS, course_limits=gpu_limits, check_node_fit=False)
+        free.api = FakeApi(free.api.api_client)
+        free.prepare_user_namespace = prepare  # type: ignore[method-assign]
+        await free._ensure_namespace()
+        assert free.api.calls == []
+
+    asyncio.run(check())

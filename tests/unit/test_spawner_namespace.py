@@ -105,7 +105,7 @@ def test_namespace_objects_come_in_apply_order_all_labelled_and_in_the_namespace
         "RoleBinding",
         "ResourceQuota",
         "LimitRange",
-        *["NetworkPolicy"] * 4,  # default deny, DNS, the student's cluster, the notebook (no API server given)
+        *["NetworkPolicy"] * 5,  # default deny, DNS, the student's cluster, the notebook, the API server
     ]
     ns = namespace_name("Ada Lovelace")
     assert objects[0]["metadata"]["name"] == ns
@@ -406,3 +406,61 @@ def test_volumes_restricted_refuses_are_named_with_the_fix():
     assert restricted_volume_problem({"nfs": {"server": "s", "path": "/"}}, "baseline") is None
     problem = restricted_volume_problem({"nfs": {"server": "s", "path": "/"}}, "restricted")
     assert problem is not None and "nfs volume" in problem and 'pod_security_level = "baseline"' in problem
+
+
+def test_image_pull_secrets_are_copied_and_named_by_the_notebook_account() -> None:
+    from spawner.namespace import HUB_BINDING, HUB_BOUND_KINDS, namespace_objects, pull_secret_copy
+
+    source = {
+        "metadata": {
+            "name": "registry",
+            "namespace": "jhub",
+            "uid": "u1",
+            "resourceVersion": "7",
+            "labels": {"x": "y"},
+        },
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": "e30="},
+    }
+    copy = pull_secret_copy("ada", source)
+    assert copy == {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "registry",
+            "namespace": "occam-ada",
+            "labels": {"app.kubernetes.io/managed-by": "occam-spawner", "occam.io/user": "ada"},
+        },
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": "e30="},
+    }
+    objects = namespace_objects(
+        "ada",
+        CourseLimits(max_executors=1, cpu="4", memory="8Gi"),
+        hub_namespace="jhub",
+        hub_selector={"app": "jupyterhub"},
+        hub_user="system:serviceaccount:jhub:hub",
+        pull_secrets=[source],
+    )
+    kinds = [o["kind"] for o in objects]
+    # The hub may make the copy only through its RoleBinding in the namespace (spawner.hub_rbac), so the copy
+    # comes after it; the account may name a Secret that does not exist yet (pods wait for it).
+    hub_binding = next(i for i, o in enumerate(objects) if o["metadata"]["name"] == HUB_BINDING)
+    assert kinds.index("Secret") > hub_binding
+    assert "Secret" in HUB_BOUND_KINDS
+    (account,) = [o for o in objects if o["kind"] == "ServiceAccount"]
+    assert account["imagePullSecrets"] == [{"name": "registry"}]
+    plain = namespace_objects(
+        "ada",
+        CourseLimits(max_executors=1, cpu="4", memory="8Gi"),
+        hub_namespace="jhub",
+        hub_selector={"app": "jupyterhub"},
+    )
+    assert "imagePullSecrets" not in next(o for o in plain if o["kind"] == "ServiceAccount")
+
+
+def test_only_registry_credentials_are_copied_to_students() -> None:
+    from spawner.namespace import pull_secret_copy
+
+    with pytest.raises(ValueError, match="not an image pull secret"):
+        pull_secret_copy("ada", {"metadata": {"name": "hub"}, "type": "Opaque", "data": {"token": "c2VjcmV0"}})

@@ -194,7 +194,19 @@ def test_the_api_server_is_reached_by_the_notebook_and_batch_drivers_only():
         assert not allowed(policies, EXECUTOR, "10.0.0.5", port)
     assert not allowed(policies, NOTEBOOK, "10.0.0.5", 2379)  # etcd, on the same machine
     assert not allowed(policies, NOTEBOOK, "10.0.0.6", 6443)
-    assert API_SERVER not in {p["metadata"]["name"] for p in _policies()}
+
+
+def test_without_the_api_servers_addresses_its_ports_are_open_on_any_address_to_its_clients_only():
+    """What a chart installed where it could not read the API server's addresses gets (NOTES warns)."""
+    policies = _policies()
+    (api,) = [p for p in policies if p["metadata"]["name"] == API_SERVER and p["metadata"]["namespace"] == NS]
+    assert api["spec"]["egress"] == [{"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]}]
+    for port in (443, 6443):
+        assert allowed(policies, NOTEBOOK, "10.0.0.6", port)
+        assert allowed(policies, DRIVER, "203.0.113.7", port)
+        assert not allowed(policies, EXECUTOR, "10.0.0.6", port)
+    assert not allowed(policies, NOTEBOOK, "10.0.0.6", 2379)
+    assert not allowed(policies, NOTEBOOK, "203.0.113.7", 80)
 
 
 @pytest.mark.parametrize("address", ["169.254.169.254", "10.1.2.3", "172.20.0.1", "192.168.1.1", "100.100.100.200"])
@@ -225,7 +237,7 @@ def test_a_setting_turned_off_withdraws_its_policy():
     on = namespace_objects("ada", LIMITS, **HUB, api_server_cidrs=[API], internet=True)
     assert withdrawn_policies(on) == []
     off = namespace_objects("ada", LIMITS, **HUB)
-    assert withdrawn_policies(off) == [(NS, API_SERVER), (NS, INTERNET)]
+    assert withdrawn_policies(off) == [(NS, INTERNET)]
     assert withdrawn_policies([o for o in off if o["kind"] != "NetworkPolicy"]) == []
 
 

@@ -33,7 +33,7 @@
 {{- fail (printf "%s uses image %q, but occam.images.%s is not set: add it (name and tag) or pick image: notebook." $where $p.image $p.image) }}
 {{- end }}
 {{- $quota := (hasKey $p "gpuQuota") | ternary $p.gpuQuota $gpus | int -}}
-{{- if and (eq $p.image "gpuNotebook") (eq $gpus 0) }}
+{{- if and (eq $p.image "gpuNotebook") (eq $gpus 0) (eq $quota 0) }}
 {{- fail (printf "%s runs the GPU image but sets no GPU count: set gpus to the notebook's GPUs (e.g. gpus: 1) and gpuQuota to the GPUs one student may use in all, or use image: notebook for a CPU profile." $where) }}
 {{- end }}
 {{- if and (gt $gpus 0) (ne $p.image "gpuNotebook") (not $p.executorImage) }}
@@ -42,8 +42,16 @@
 {{- if lt $quota $gpus }}
 {{- fail (printf "%s: gpuQuota=%d is less than the notebook's gpus=%d; the namespace's quota would refuse the notebook pod. Set gpuQuota to the notebook's GPUs plus those of the executors." $where $quota $gpus) }}
 {{- end }}
-{{- if and (eq $gpus 0) (or $p.nodeSelector $p.tolerations (gt $quota 0)) }}
-{{- fail (printf "%s sets nodeSelector, tolerations or gpuQuota but gpus is 0: those place and count GPU pods. Set gpus (the notebook's GPUs), or remove them." $where) }}
+{{- /* A CPU notebook may borrow GPUs for its executors (gpus 0, gpuQuota > 0): the namespace's quota still caps them. */}}
+{{- if and (eq $quota 0) (or $p.nodeSelector $p.tolerations) }}
+{{- fail (printf "%s sets nodeSelector or tolerations but neither gpus nor gpuQuota: those place GPU pods. Set gpus (the notebook's GPUs) or gpuQuota (GPUs its executors may borrow), or remove them." $where) }}
+{{- end }}
+{{- if and (gt $quota 0) (not (index $occam.images "gpuNotebook")) }}
+{{- fail (printf "%s has a GPU quota, but occam.images.gpuNotebook is not set: GPU executors run that image. Set it (name and tag)." $where) }}
+{{- end }}
+{{- $cap := $course.maxGpusInUse | default 0 | int -}}
+{{- if and (gt $cap 0) (gt $gpus $cap) }}
+{{- fail (printf "%s: the notebook's gpus=%d is more than the course-wide occam.course.maxGpusInUse=%d: no such notebook could ever start. Lower gpus or raise maxGpusInUse." $where $gpus $cap) }}
 {{- end }}
 {{- $cpu := $p.notebook.cpu | float64 -}}
 {{- $memory := include "occam.bytes" $p.notebook.memory | float64 -}}
@@ -131,8 +139,5 @@
 {{- if and (has $auth (list "dummy" "null" "jupyterhub.auth.DummyAuthenticator" "")) (not .Values.occam.insecureAllowAnyLogin) }}
 {{- fail (printf "jupyterhub.hub.config.JupyterHub.authenticator_class is %q: with it anyone who reaches the hub logs in as any student. Set an authenticator (e.g. generic-oauth for your university's OIDC, github; docs/admin-guide.md, Authentication), or, for a throwaway test install only, occam.insecureAllowAnyLogin: true." $auth) }}
 {{- end }}
-{{- end }}
-{{- if not (dig "network" "apiServerCIDRs" list .Values.occam) }}
-{{- fail "occam.network.apiServerCIDRs is empty: every student namespace denies all traffic but what Occam needs, and the notebook creates its executors through the API server. List its endpoints as networks, e.g. [\"10.0.0.5/32\"] (kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes)." }}
 {{- end }}
 {{- end }}
