@@ -23,7 +23,7 @@ from typing import Any
 
 from occam.errors import ConfigError
 from occam.kubernetes.api import REQUEST_TIMEOUT_SECONDS, call
-from spawner.namespace import adoption_problem
+from spawner.namespace import HUB_BOUND_KINDS, adoption_problem
 from spawner.network_policy import withdrawn_policies
 
 #: The field manager the API server records as the owner of every field the spawner applies.
@@ -48,6 +48,9 @@ PATCH_METHODS: dict[str, tuple[str, str]] = {
     "NetworkPolicy": ("NetworkingV1Api", "patch_namespaced_network_policy"),
     "PersistentVolumeClaim": ("CoreV1Api", "patch_namespaced_persistent_volume_claim"),
 }
+
+#: The resource (for an access review) of each of :data:`spawner.namespace.HUB_BOUND_KINDS`.
+_RESOURCES = {"Secret": "secrets", "PersistentVolumeClaim": "persistentvolumeclaims"}
 
 _REFUSED = (
     "the hub's service account needs a ClusterRole that lets it create and patch namespaces, service "
@@ -167,7 +170,8 @@ def prepare_namespace(
     api_client: Any, objects: list[dict[str, Any]], *, timeout: float = REQUEST_TIMEOUT_SECONDS
 ) -> list[Applied]:
     """Apply ``objects`` (:func:`~spawner.namespace.namespace_objects`, the Namespace first) in order; return
-    what was done with each, and with each optional NetworkPolicy the settings no longer want
+    what was done with each (those of :data:`~spawner.namespace.HUB_BOUND_KINDS` last, once the hub may make
+    them: :func:`wait_until_allowed`), and with each optional NetworkPolicy the settings no longer want
     (:func:`~spawner.network_policy.withdrawn_policies`: deleted, if it was there).
 
     ``api_client`` is a ``kubernetes.client.ApiClient`` with the hub's credentials. Safe to call at every
@@ -179,7 +183,16 @@ def prepare_namespace(
     for desired in objects:
         if desired["kind"] == "Namespace":
             check_adoption(api_client, desired, timeout)
-    done = [_apply_one(api_client, desired, timeout) for desired in objects]
+    # Kinds the hub may make only through the RoleBinding it applies in the namespace come last, once the
+    # authorizer has that binding (an admin's account passes at once).
+    first = [o for o in objects if o["kind"] not in HUB_BOUND_KINDS]
+    bound = [o for o in objects if o["kind"] in HUB_BOUND_KINDS]
+    done = [_apply_one(api_client, desired, timeout) for desired in first]
+    for namespace in sorted({o["metadata"]["namespace"] for o in bound}):
+        kinds = sorted({o["kind"] for o in bound if o["metadata"]["namespace"] == namespace})
+        for kind in kinds:
+            wait_until_allowed(api_client, namespace, "create", _RESOURCES[kind])
+    done += [_apply_one(api_client, desired, timeout) for desired in bound]
     for namespace, name in withdrawn_policies(objects):
         if _delete_policy(api_client, namespace, name, timeout):
             done.append(Applied("NetworkPolicy", name, DELETED))

@@ -43,7 +43,6 @@ from spawner.apply import CREATED, Applied, own_username, prepare_namespace, rea
 from spawner.capacity import CourseGpusTaken, UnplaceableServer
 from spawner.limits import CourseLimits, course_limits_from
 from spawner.namespace import (
-    HUB_BOUND_KINDS,
     HUB_NAMESPACE_ROLE,
     NAMESPACE_PREFIX,
     NOTEBOOK_CLUSTER_ROLE,
@@ -532,14 +531,10 @@ class OccamSpawner(KubeSpawner):
             ns = namespace_name(username, prefix=prefix)
             if self.work_storage_class:
                 objects.append(work_claim(ns, labels(username), self.work_storage_class, self.work_storage_size))
-            # The pull Secrets' copies and the work volume's claim need the hub's RoleBinding just applied, and
-            # so does the notebook pod KubeSpawner makes next: wait until the authorizer has it.
-            cluster_wide = [o for o in objects if o["kind"] not in HUB_BOUND_KINDS]
-            applied = prepare_namespace(api_client, cluster_wide, timeout=REQUEST_TIMEOUT_SECONDS)
+            # The pull Secrets' copies and the work volume's claim need the hub's RoleBinding just applied
+            # (prepare_namespace waits for it), and so does the notebook pod KubeSpawner makes next.
+            applied = prepare_namespace(api_client, objects, timeout=REQUEST_TIMEOUT_SECONDS)
             wait_until_allowed(api_client, ns, "create", "pods")
-            in_namespace = [o for o in objects if o["kind"] in HUB_BOUND_KINDS]
-            if in_namespace:
-                applied += prepare_namespace(api_client, in_namespace, timeout=REQUEST_TIMEOUT_SECONDS)
             return applied
         finally:
             api_client.close()

@@ -17,11 +17,12 @@ import pytest
 import yaml
 
 from spawner.admission_policy import HUB_POLICY, admission_objects, hub_binding, hub_policy
-from spawner.hub_rbac import hub_namespace_cluster_role, hub_rules, notebook_cluster_role
+from spawner.hub_rbac import hub_namespace_cluster_role, hub_rules, notebook_cluster_role, pull_secret_reader_rules
 
 from . import z2jh_facts
 from .rendering import (
     ADMIN_DEFAULTS,
+    API_SERVER_CIDRS,
     CHART,
     KUBE_VERSION,
     NAMESPACE,
@@ -59,11 +60,14 @@ def test_lint_is_clean_but_for_the_dependency_that_cannot_be_fetched_here(tmp_pa
 @pytest.mark.parametrize("name", GOOD)
 def test_good_values_render_the_hub_config_and_rbac(name: str) -> None:
     items = objects(values_file(name))
+    # Only with occam.imagePullSecrets: the Role that reads them by name in the hub's namespace, and its binding.
+    pull_secrets = ["Role", "RoleBinding"] if values_file(name)["occam"].get("imagePullSecrets") else []
     assert sorted(item["kind"] for item in items) == [
         *["ClusterRole"] * 3,  # the hub's, the notebook's, the hub's in student namespaces
         "ClusterRoleBinding",
         "ConfigMap",
         "DaemonSet",  # the GPU image pre-puller
+        *pull_secrets,
         *["ValidatingAdmissionPolicy"] * 3,  # student pods, student Services, the hub's scope
         *["ValidatingAdmissionPolicyBinding"] * 3,
     ]
@@ -322,3 +326,32 @@ def test_the_gpu_pre_puller_pulls_the_gpu_image_on_tolerated_gpu_nodes_only() ->
     off = {**values_file("gpu-course.yaml")}
     off["occam"] = {**off["occam"], "gpuPrePuller": {"enabled": False}}
     assert by_kind(objects(off), "DaemonSet") == []
+
+
+def test_a_default_install_renders_and_without_the_api_server_s_addresses_warns_that_its_ports_are_open() -> None:
+    """``helm template`` cannot look the addresses up (no cluster): the hub gets none, and the spawner then opens
+    the API server's ports on any address to the notebook and batch drivers (spawner.network_policy); NOTES says so.
+    With the addresses set they reach the hub as they are, and NOTES is quiet."""
+    bare = {"jupyterhub": ADMIN_DEFAULTS["jupyterhub"]}
+    rendered = render(bare)
+    assert _hub_values(objects(bare))["network"]["apiServerCIDRs"] == []
+    notes = rendered["occam/templates/NOTES.txt"]
+    assert "WARNING: occam.network.apiServerCIDRs is empty" in notes
+    assert "ports 443\nand 6443 of ANY address" in notes
+    assert _hub_values(objects(ADMIN_DEFAULTS))["network"]["apiServerCIDRs"] == API_SERVER_CIDRS
+    assert "apiServerCIDRs" not in render()["occam/templates/NOTES.txt"]
+
+
+def test_the_hub_reads_image_pull_secrets_by_name_in_its_own_namespace_only() -> None:
+    items = objects(values_file("gpu-course.yaml"))
+    (role,) = by_kind(items, "Role")
+    (binding,) = by_kind(items, "RoleBinding")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == pull_secret_reader_rules(["registry-credentials"])
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "occam-hub", "namespace": NAMESPACE}]
+    assert by_kind(objects(values_file("minimal.yaml")), "Role") == []
