@@ -24,7 +24,7 @@ from occam.errors import ConfigError  # noqa: E402
 from spawner import spawner as spawner_module  # noqa: E402
 from spawner.apply import Applied  # noqa: E402
 from spawner.limits import CourseLimits  # noqa: E402
-from spawner.namespace import SERVICE_ACCOUNT, namespace_name, namespace_objects  # noqa: E402
+from spawner.namespace import HUB_BOUND_KINDS, SERVICE_ACCOUNT, namespace_name, namespace_objects  # noqa: E402
 from spawner.spawner import EXECUTOR_SELECTOR, OccamSpawner, course_limits_from  # noqa: E402
 
 FAKE_KUBECONFIG = """\
@@ -385,4 +385,6 @@ def test_the_work_claim_is_applied_after_the_hub_may_act_in_the_namespace(monkey
         await make(work_storage_class="nfs-client", check_node_fit=False).prepare_user_namespace()
 
     run(check)
-    assert calls[1] == ["PersistentVolumeClaim"] and "PersistentVolumeClaim" not in calls[0]
+    # One call; prepare_namespace applies the kinds of HUB_BOUND_KINDS last, once the hub's RoleBinding is in force.
+    (kinds,) = calls
+    assert kinds[-1] == "PersistentVolumeClaim" and "PersistentVolumeClaim" in HUB_BOUND_KINDS
