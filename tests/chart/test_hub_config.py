@@ -165,6 +165,26 @@ def test_the_shared_work_volume_reaches_the_spawner(tmp_path: Path, monkeypatch:
     assert "OCCAM_K8S_SHARED_VOLUME" not in without.get_env()
 
 
+def test_each_student_s_own_work_volume_reaches_the_spawner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spawner = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values_file("shared-work-per-student.yaml")), "cpu")
+    assert (spawner.work_storage_class, spawner.work_storage_size) == ("nfs-client", "15Gi")
+    assert spawner.shared_work_volume == {}
+    assert spawner.work_volume == {"persistentVolumeClaim": {"claimName": "occam-work"}}
+    assert spawner.get_env()["OCCAM_K8S_SHARED_PATH"] == "/srv/occam-work"
+
+
+def test_the_network_values_reach_the_spawner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    values = values_file("minimal.yaml")
+    values["occam"]["network"] = {"apiServerCIDRs": ["10.0.0.5/32"], "dnsCIDRs": ["169.254.20.10/32"], "internet": True}
+    spawner = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values), "cpu")
+    assert spawner.api_server_cidrs == ["10.0.0.5/32"]
+    assert spawner.dns_cidrs == ["169.254.20.10/32"]
+    assert spawner.allow_internet is True
+    default = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values_file("minimal.yaml")), "cpu")
+    assert default.allow_internet is False
+    assert default.dns_cidrs == []
+
+
 def test_the_course_tracking_server_reaches_the_notebooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     values = values_file("minimal.yaml")
     values["occam"]["tracking"] = {"uri": "http://mlflow.occam.svc:5000"}

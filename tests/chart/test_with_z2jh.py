@@ -89,6 +89,30 @@ def test_z2jh_accepts_our_values_and_lint_is_clean(full_chart: Path, name: str |
     assert {"name": "occam-hub-config", "configMap": {"name": "occam-hub-config"}} in pod["volumes"]
 
 
+def test_z2jh_s_hub_and_proxy_policies_admit_notebooks_from_students_namespaces(full_chart: Path) -> None:
+    """Notebooks run in students' namespaces: the hub's and the proxy's NetworkPolicies must let the labels
+    KubeSpawner puts on them (Z2JH's singleuser.extraLabels) in from any namespace; the proxy's API port
+    stays for the hub alone."""
+    items = _objects(full_chart, values_file("minimal.yaml"), "jhub")
+    policies = {i["metadata"]["name"]: i for i in items if i["kind"] == "NetworkPolicy"}
+    labels = yaml.safe_load((CHART / "values.yaml").read_text())["jupyterhub"]["singleuser"]["extraLabels"]
+
+    def admitted_from_any_namespace(policy: dict[str, Any], port: str) -> bool:
+        for rule in policy["spec"]["ingress"]:
+            if {"port": port} not in rule.get("ports", []):
+                continue
+            for peer in rule.get("from", []):
+                selector = (peer.get("podSelector") or {}).get("matchLabels") or {}
+                if peer.get("namespaceSelector") == {"matchLabels": {}} and selector.items() <= labels.items():
+                    return True
+        return False
+
+    assert labels["hub.jupyter.org/network-access-hub"] == "true"
+    assert admitted_from_any_namespace(policies["hub"], "http")
+    assert admitted_from_any_namespace(policies["proxy"], "http")
+    assert not admitted_from_any_namespace(policies["proxy"], "api")
+
+
 def test_every_object_of_the_release_passes_a_server_side_dry_run(
     full_chart: Path, kube: Kube, hub_namespace: str
 ) -> None:

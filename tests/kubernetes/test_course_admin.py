@@ -3,8 +3,9 @@ student namespace through the notebook's ServiceAccount, and ``occam course stat
 pods the cluster really holds (kwok nodes, so pods are scheduled and reported but no container runs).
 
 The spawner's side runs with the hub's own least-privilege account (:func:`tests.hub.hubprocess.hub_account_kubeconfig`:
-the ClusterRole of :func:`spawner.hub_rbac.hub_cluster_role` and nothing else), so these tests also prove that
-role allows reading the pull Secret in the hub's namespace and applying its copy.
+the ClusterRole of :func:`spawner.hub_rbac.hub_cluster_role`, plus the chart's Role that reads the pull Secret by
+name in the hub's namespace), so these tests also prove the hub reads that Secret and no other, and applies its
+copy through its own RoleBinding in the student's namespace.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import pytest
 from occam.kubernetes.objects import executor_pod_template
 from occam.kubernetes.settings import settings_from_env
 from occam.spec import ClusterSpec
-from spawner.apply import prepare_namespace, read_pull_secrets
+from spawner.apply import own_username, prepare_namespace, read_pull_secrets
+from spawner.hub_rbac import pull_secret_reader_rules
 from spawner.limits import CourseLimits
 from spawner.namespace import SERVICE_ACCOUNT, namespace_name, namespace_objects
 
@@ -82,8 +84,32 @@ def test_the_pull_secret_reaches_the_namespace_and_every_pod_of_the_notebook_acc
             "stringData": {".dockerconfigjson": json.dumps(REGISTRY)},
         },
     )
-    hub = {"hub_namespace": hub_namespace, "hub_selector": {"app": "jupyterhub"}}
-    sources = read_pull_secrets(hub_client, hub_namespace, ["registry-credentials"])
+    core.create_namespaced_secret(hub_namespace, {"metadata": {"name": "hub-secret"}, "stringData": {"k": "v"}})
+    # What the chart's pull-secret Role grants the hub in its own namespace: get on those names only.
+    rbac = client.RbacAuthorizationV1Api(kube.admin)
+    reader = {
+        "metadata": {"name": "occam-hub-pull-secrets"},
+        "rules": pull_secret_reader_rules(["registry-credentials"]),
+    }
+    rbac.create_namespaced_role(hub_namespace, reader)
+    rbac.create_namespaced_role_binding(
+        hub_namespace,
+        {
+            "metadata": {"name": "occam-hub-pull-secrets"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "occam-hub-pull-secrets"},
+            "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": "occam-hub"}],
+        },
+    )
+    hub = {"hub_namespace": hub_namespace, "hub_selector": {"app": "jupyterhub"}, "hub_user": own_username(hub_client)}
+    # A Role just made takes a moment to reach the authorizer.
+    sources = wait_until(
+        "the hub may read the pull Secret (its Role)",
+        lambda: read_pull_secrets(hub_client, hub_namespace, ["registry-credentials"]),
+        timeout=15,
+    )
+    with pytest.raises(Exception, match="403|[Ff]orbidden|refused"):
+        read_pull_secrets(hub_client, hub_namespace, ["hub-secret"])  # any other Secret of its namespace: no
+    # The copy is made through the hub's RoleBinding in the student's namespace (prepare_namespace waits for it).
     prepare_namespace(hub_client, namespace_objects(student, LIMITS, **hub, pull_secrets=sources))
     ns = namespace_name(student)
 

@@ -29,9 +29,23 @@ from kubernetes_asyncio.client import (  # noqa: E402
 )
 from kubernetes_asyncio.client.rest import ApiException  # noqa: E402
 
-from spawner.hub_rbac import CLUSTER_ROLE, hub_cluster_role, hub_cluster_role_binding, hub_rules  # noqa: E402
+from spawner.hub_rbac import (  # noqa: E402
+    CLUSTER_ROLE,
+    hub_cluster_role,
+    hub_cluster_role_binding,
+    hub_namespace_cluster_role,
+    hub_rules,
+    notebook_cluster_role,
+    pull_secret_reader_rules,
+)
 from spawner.limits import CourseLimits  # noqa: E402
-from spawner.namespace import NOTEBOOK_RULES, namespace_objects  # noqa: E402
+from spawner.namespace import (  # noqa: E402
+    HUB_BOUND_KINDS,
+    HUB_NAMESPACE_ROLE,
+    NOTEBOOK_CLUSTER_ROLE,
+    NOTEBOOK_RULES,
+    namespace_objects,
+)
 from spawner.spawner import EXECUTOR_SELECTOR, CourseGpusTaken, OccamSpawner, UnplaceableServer  # noqa: E402
 
 from .test_spawner_config import kubeconfig, make  # noqa: E402, F401
@@ -41,7 +55,6 @@ HUB = {"hub_namespace": "jhub", "hub_selector": {"app": "jupyterhub"}}
 _RESOURCES = {
     "Namespace": "namespaces",
     "ServiceAccount": "serviceaccounts",
-    "Role": "roles",
     "RoleBinding": "rolebindings",
     "ResourceQuota": "resourcequotas",
     "LimitRange": "limitranges",
@@ -60,17 +73,45 @@ def _allowed(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
     return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
 
 
-def test_the_hub_holds_every_permission_the_notebook_role_grants():
-    # Kubernetes refuses to let an account create a Role granting more than it holds.
-    assert _allowed(NOTEBOOK_RULES) <= _allowed(hub_rules())
+def test_the_hub_holds_none_of_the_notebook_s_rules_but_may_bind_its_cluster_role():
+    # A RoleBinding to a ClusterRole needs "bind" on it (or every rule in it); the hub gets bind, on these two only.
+    (bind,) = [r for r in hub_rules() if r["resources"] == ["clusterroles"]]
+    assert bind["verbs"] == ["bind"]
+    assert bind["resourceNames"] == sorted([NOTEBOOK_CLUSTER_ROLE, HUB_NAMESPACE_ROLE])
+    cluster_wide = _allowed([r for r in hub_rules() if r is not bind])
+    assert not {(g, r, v) for g, r, v in cluster_wide if r == "secrets"}
+    assert ("", "pods", "create") not in cluster_wide and ("", "pods", "delete") not in cluster_wide
+    assert {v for _, r, v in cluster_wide if r == "pods"} == {"get", "list", "watch"}
+    assert _allowed(notebook_cluster_role()["rules"]) == _allowed(NOTEBOOK_RULES)
 
 
-def test_the_hub_role_has_no_wildcards_and_only_namespaces_and_nodes_cluster_wide():
+def test_inside_a_student_namespace_the_hub_makes_the_notebook_pod_and_cleans_up():
+    inside = _allowed(hub_namespace_cluster_role()["rules"])
+    for needed in [("", "pods", "create"), ("", "pods", "deletecollection"), ("", "secrets", "deletecollection")]:
+        assert needed in inside
+    # It copies the course's image pull Secrets in (server-side apply), and never reads a student's Secrets.
+    assert {("", "secrets", "create"), ("", "secrets", "patch")} <= inside
+    assert not {(g, r, v) for g, r, v in inside if r == "secrets" and v in ("get", "list", "watch")}
+
+
+def test_the_hub_reads_pull_secrets_by_name_in_its_own_namespace_only():
+    assert pull_secret_reader_rules([]) == []
+    (rule,) = pull_secret_reader_rules(["registry", "mirror", "registry"])
+    assert rule == {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "verbs": ["get"],
+        "resourceNames": ["mirror", "registry"],
+    }
+
+
+def test_the_hub_role_has_no_wildcards_and_only_namespaces_nodes_and_the_bind_cluster_wide():
     allowed = _allowed(hub_rules())
     assert not any("*" in part for triple in allowed for part in triple)
     cluster_scoped = {r for _, r, _ in allowed} & {"namespaces", "nodes", "clusterroles", "clusterrolebindings"}
-    assert cluster_scoped == {"namespaces", "nodes"}
+    assert cluster_scoped == {"namespaces", "nodes", "clusterroles"}
     assert {v for _, r, v in allowed if r == "nodes"} == {"list"}
+    assert {v for _, r, v in allowed if r == "clusterroles"} == {"bind"}
     # get: an existing namespace is read before it is taken over (spawner.apply.check_adoption)
     assert {v for _, r, v in allowed if r == "namespaces"} == {"create", "get", "patch"}
     assert ("", "namespaces", "delete") not in allowed
@@ -79,13 +120,20 @@ def test_the_hub_role_has_no_wildcards_and_only_namespaces_and_nodes_cluster_wid
 def test_the_hub_may_apply_every_kind_the_spawner_applies():
     # Server-side apply is a PATCH; when it makes the object, the API server also checks "create".
     allowed = _allowed(hub_rules())
+    inside = _allowed(hub_namespace_cluster_role()["rules"])
     pull_secret = {"metadata": {"name": "registry"}, "type": "kubernetes.io/dockerconfigjson", "data": {}}
     limits = CourseLimits(max_executors=1, cpu="2", memory="4Gi")
-    for obj in namespace_objects("ada", limits, **HUB, pull_secrets=[pull_secret]):
+    objects = namespace_objects(
+        "ada", limits, **HUB, hub_user="system:serviceaccount:jhub:hub", pull_secrets=[pull_secret]
+    )
+    assert "Secret" in {obj["kind"] for obj in objects}
+    for obj in objects:
         group = obj["apiVersion"].rpartition("/")[0]
         resource = _RESOURCES[obj["kind"]]
+        # The pull Secrets' copies go through the hub's RoleBinding in the namespace, not its ClusterRole.
+        rights, where = (inside, "in-namespace") if obj["kind"] in HUB_BOUND_KINDS else (allowed, "cluster-wide")
         for verb in ("create", "patch"):
-            assert (group, resource, verb) in allowed, f"the hub's ClusterRole lacks {verb} {resource}"
+            assert (group, resource, verb) in rights, f"the hub's {where} ClusterRole lacks {verb} {resource}"
 
 
 def test_cluster_role_and_binding():

@@ -8,7 +8,8 @@ import pytest
 
 from occam import config
 from occam.kubernetes.settings import in_kubernetes_pod, settings_from_env
-from spawner.namespace import NOTEBOOK_LABELS, SERVICE_ACCOUNT, network_policy
+from spawner.namespace import NOTEBOOK_LABELS, SERVICE_ACCOUNT
+from spawner.network_policy import NOTEBOOK, NetworkAccess, network_policies
 from spawner.notebook_pod import (
     DOWNWARD_API_FIELDS,
     SPARK_UI_PROXY_BASE_ENV,
@@ -134,7 +135,8 @@ def test_labels_are_what_the_network_policy_selects():
     labels = notebook_labels()
     assert labels == {"app.kubernetes.io/name": "occam", "app.kubernetes.io/component": "notebook"}
     assert labels == NOTEBOOK_LABELS
-    policy = network_policy("ada", hub_namespace="jhub", hub_selector={"app": "jupyterhub"})
+    access = NetworkAccess(hub_namespace="jhub", hub_selector={"app": "jupyterhub"})
+    (policy,) = [p for p in network_policies("occam-ada", {}, access) if p["metadata"]["name"] == NOTEBOOK]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
     labels["x"] = "y"  # a copy: the module's constant is untouched
     assert "x" not in NOTEBOOK_LABELS

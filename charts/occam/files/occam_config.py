@@ -141,11 +141,28 @@ def shared_data_env(values: dict[str, Any]) -> dict[str, str]:
 
 
 def shared_work(values: dict[str, Any]) -> dict[str, Any]:
-    """OccamSpawner's shared_work_volume and shared_work_path for ``occam.sharedWork`` (empty when it is off)."""
+    """OccamSpawner's shared_work_volume (or work_storage_class and work_storage_size: each student's own claim)
+    and shared_work_path for ``occam.sharedWork`` (empty when it is off)."""
     work = values.get("sharedWork") or {}
     if not work.get("enabled"):
         return {}
-    return {"shared_work_volume": dict(work["volume"]), "shared_work_path": work["mountPath"]}
+    settings: dict[str, Any] = {"shared_work_path": work["mountPath"]}
+    if work.get("volume"):
+        settings["shared_work_volume"] = dict(work["volume"])
+    if work.get("storageClass"):
+        settings["work_storage_class"] = work["storageClass"]
+        settings["work_storage_size"] = work.get("size") or "10Gi"
+    return settings
+
+
+def network(values: dict[str, Any]) -> dict[str, Any]:
+    """OccamSpawner's api_server_cidrs, dns_cidrs and allow_internet from ``occam.network``."""
+    net = values.get("network") or {}
+    return {
+        "api_server_cidrs": list(net.get("apiServerCIDRs") or []),
+        "dns_cidrs": list(net.get("dnsCIDRs") or []),
+        "allow_internet": bool(net.get("internet", False)),
+    }
 
 
 def qualified_hub_url(url: str, namespace: str, cluster_domain: str) -> str:
@@ -175,6 +192,9 @@ def hub_config(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "pod_security_level": values["spawner"].get("podSecurityLevel", "restricted"),
         "hub_namespace": values["hubNamespace"],
         "hub_selector": dict(values["hubSelector"]),
+        "notebook_cluster_role": values["notebookClusterRole"],
+        "hub_namespace_role": values["hubNamespaceRole"],
+        **network(values),
         "executor_idle_minutes": float(values["course"].get("executorIdleMinutes", 0)),
         "max_gpus_in_use": int(values["course"].get("maxGpusInUse", 0)),
         "copied_pull_secrets": list(values.get("imagePullSecrets") or []),

@@ -73,8 +73,15 @@
 {{- fail "occam.sharedData.enabled is true but occam.sharedData.mountPath is empty: set where notebooks see the data, e.g. /home/jovyan/shared." }}
 {{- end }}
 {{- $work := $occam.sharedWork | default dict -}}
-{{- if and $work.enabled (ne (len ($work.volume | default dict)) 1) }}
-{{- fail "occam.sharedWork.enabled is true but occam.sharedWork.volume names no volume source: set exactly one of persistentVolumeClaim: {claimName} (a ReadWriteMany claim of that name in every student namespace), nfs: {server, path} or csi: {driver, ...}; executors and notebooks share the dataset cache and checkpoints through it." }}
+{{- if and $work.enabled (not $work.storageClass) (ne (len ($work.volume | default dict)) 1) }}
+{{- fail "occam.sharedWork.enabled is true but neither occam.sharedWork.storageClass nor occam.sharedWork.volume is set: name a StorageClass of ReadWriteMany volumes in storageClass (kubectl get storageclass; the spawner then makes each student's own claim), or set exactly one volume source in volume: persistentVolumeClaim: {claimName} (a ReadWriteMany claim of that name in every student namespace), nfs: {server, path} or csi: {driver, ...}; executors and notebooks share the dataset cache and checkpoints through it." }}
+{{- end }}
+{{- if and $work.enabled $work.storageClass }}
+{{- $homeBytes := 0.0 -}}
+{{- if eq (dig "singleuser" "storage" "type" "dynamic" $z2jh) "dynamic" }}{{ $homeBytes = include "occam.bytes" $home | float64 }}{{ end -}}
+{{- if gt (addf $homeBytes (include "occam.bytes" ($work.size | default "10Gi") | float64)) (include "occam.bytes" ($course.storage | default "20Gi") | float64) }}
+{{- fail (printf "occam.sharedWork.size=%v and the home volume (%v) are more than occam.course.storage=%v: both claims are made in the student's namespace, whose quota would refuse the second. Raise occam.course.storage or lower the sizes." ($work.size | default "10Gi") $home ($course.storage | default "20Gi")) }}
+{{- end }}
 {{- end }}
 {{- if and $work.enabled (not $work.mountPath) }}
 {{- fail "occam.sharedWork.enabled is true but occam.sharedWork.mountPath is empty: set where notebooks and executors mount it, e.g. /home/jovyan/occam-work." }}
