@@ -91,6 +91,8 @@ freeze: setup
 bench: setup k8s-binaries chp node-images
 	$(PY) bench/bench_embedded.py
 	$(PY) bench/bench_data.py
+	$(PY) bench/bench_training.py
+	$(PY) bench/bench_models.py
 	$(PY) bench/bench_kubernetes.py
 	$(PY) bench/bench_spawn.py
 	$(PY) bench/bench_node.py

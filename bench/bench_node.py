@@ -1,6 +1,6 @@
 """start_cluster(n=2) on the real node (executors in containers) against the embedded cluster, in one run.
 
-    .venv/bin/python bench/bench_node.py [--repeats 2] [--out bench/results/node.json]
+    .venv/bin/python bench/bench_node.py [--repeats 2] [--network-policies] [--out bench/results/node.json]
 
 Needs what the node test tier needs (root, containerd, runc, CNI plugins, the kubelet from
 scripts/k8s-binaries.sh; the notebook image of `make images`, the small ones built here). What is timed is
@@ -8,12 +8,14 @@ scripts/k8s-binaries.sh; the notebook image of `make images`, the small ones bui
 on the real node that is Spark creating two pods, the kubelet starting their containers from the
 notebook image and the executor JVMs connecting back; embedded it is Spark's local-cluster mode
 starting two executor JVMs on this machine. Also reported: building the images (cached: seconds),
-importing them into containerd, and the node joining the control plane.
+importing them into containerd, and the node joining the control plane. ``--network-policies``: each
+namespace gets the spawner's NetworkPolicies, enforced by kube-network-policies (tests/node/netpolicy.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -28,11 +30,14 @@ sys.path.insert(0, str(REPO))
 
 from report import format_table, write_results  # noqa: E402
 
+from spawner.network_policy import NOTEBOOK_SELECTOR, NetworkAccess, network_policies  # noqa: E402
 from tests.kubernetes.controlplane import ControlPlane  # noqa: E402
 from tests.kubernetes.fixtures import find_binaries  # noqa: E402
 from tests.kubernetes.student import create_student_namespace, wait_running  # noqa: E402
 from tests.node.driverproc import NodeDriver  # noqa: E402
 from tests.node.images import build_all  # noqa: E402
+from tests.node.netpolicy import PolicyEnforcer  # noqa: E402
+from tests.node.nodeconfig import API_SERVICE_IP  # noqa: E402
 from tests.node.realnode import RealNode  # noqa: E402
 
 EMBEDDED = """
@@ -53,14 +58,24 @@ def embedded_start() -> float:
     return float(result["seconds"])
 
 
-def node_start(node: RealNode, admin: Any, index: int, workdir: Path) -> float:
+def node_start(node: RealNode, admin: Any, index: int, workdir: Path, *, policies: bool = False) -> float:
     from kubernetes import client
 
     core: Any = client.CoreV1Api(admin)
-    ns = create_student_namespace(admin, f"bench-node-{index}", workdir)
+    # The node tier's namespaces keep the cluster's default Pod Security level: the driver's hostPath
+    # stand-in for the shared work volume (tests/node/driverproc.py) is refused by restricted.
+    ns = create_student_namespace(admin, f"bench-node-{index}", workdir, restricted=False)
+    if policies:
+        # The student namespace's NetworkPolicies, as the spawner makes them (spawner.network_policy).
+        access = NetworkAccess(
+            hub_namespace="occam-hub", hub_selector={"app": "jupyterhub"}, api_server_cidrs=[f"{API_SERVICE_IP}/32"]
+        )
+        networking = client.NetworkingV1Api(admin)
+        for policy in network_policies(ns.name, {}, access):
+            networking.create_namespaced_network_policy(ns.name, policy)
     try:
         notebook_pod: dict[str, Any] = {
-            "metadata": {"name": "jupyter-bench"},
+            "metadata": {"name": "jupyter-bench", "labels": dict(NOTEBOOK_SELECTOR)},
             "spec": {"containers": [{"name": "notebook", "image": "registry.k8s.io/pause:3.10"}]},
         }
         core.create_namespaced_pod(ns.name, notebook_pod)
@@ -86,13 +101,18 @@ def main() -> int:
     parser.add_argument(
         "--cold-import", action="store_true", help="also time importing the images into an empty containerd root"
     )
+    parser.add_argument(
+        "--network-policies",
+        action="store_true",
+        help="give each namespace the spawner's NetworkPolicies and enforce them (kube-network-policies)",
+    )
     args = parser.parse_args()
     from kubernetes import config
 
     started = time.perf_counter()
     images = build_all()
     build_s = time.perf_counter() - started
-    results: dict[str, Any] = {"image_build_s": build_s}
+    results: dict[str, Any] = {"image_build_s": build_s, "network_policies": args.network_policies}
     results["notebook_image_mib"] = images["notebook"].size_bytes / 2**20
     with tempfile.TemporaryDirectory(prefix="occam-bench-node-") as tmp, ControlPlane(find_binaries()) as plane:
         started = time.perf_counter()
@@ -101,9 +121,10 @@ def main() -> int:
             results["image_import_s"] = node.import_seconds
             admin = config.new_client_from_config(str(plane.kubeconfig))
             node_runs, embedded_runs = [], []
-            with node.exclusive():
+            enforcer = PolicyEnforcer(plane, admin, node.name) if args.network_policies else contextlib.nullcontext()
+            with node.exclusive(), enforcer:
                 for i in range(args.repeats):
-                    node_runs.append(node_start(node, admin, i, Path(tmp)))
+                    node_runs.append(node_start(node, admin, i, Path(tmp), policies=args.network_policies))
                     embedded_runs.append(embedded_start())
             admin.close()
         if args.cold_import:

@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from report import format_table, write_results  # noqa: E402
 
+from spawner.namespace import HUB_NAMESPACE_ROLE  # noqa: E402
 from tests.hub.hubprocess import CHP_INSTALL, HubProcess, find_chp, hub_account_kubeconfig  # noqa: E402
 from tests.kubernetes.controlplane import ControlPlane  # noqa: E402
 from tests.kubernetes.fixtures import find_binaries  # noqa: E402
@@ -167,6 +168,20 @@ def main() -> None:
             admin = config.new_client_from_config(str(plane.kubeconfig))
             client.CoreV1Api(admin).create_namespace({"metadata": {"name": BASELINE_NAMESPACE}})
             kubeconfig = hub_account_kubeconfig(admin, Path(tmp) / "hub.kubeconfig")
+            # Plain KubeSpawner's pods go to one namespace the admin made: there the hub gets what it gets in
+            # an Occam namespace (spawner.hub_rbac.HUB_NAMESPACE_RULES), as Z2JH's Role gives it in its own.
+            client.RbacAuthorizationV1Api(admin).create_namespaced_role_binding(
+                BASELINE_NAMESPACE,
+                {
+                    "metadata": {"name": "hub"},
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": HUB_NAMESPACE_ROLE,
+                    },
+                    "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": "occam-hub"}],
+                },
+            )
             for label, spawner_config in (("occam", OCCAM), ("kubespawner", BASELINE)):
                 workdir = Path(tmp) / label
                 workdir.mkdir()

@@ -6,6 +6,7 @@ with start_cluster(n=2) as cluster:
     result = cluster.fit(build_model, data, epochs=5, batch_size=64)
 """
 
+from occam import models
 from occam.cluster import Cluster, connect, list_clusters, start_cluster
 from occam.data.dataset import Dataset
 from occam.errors import (
@@ -13,9 +14,17 @@ from occam.errors import (
     ClusterStoppedError,
     ConfigError,
     DatasetError,
+    ModelError,
+    ModelNotFoundError,
+    ModelPermissionError,
     OccamError,
+    ServerStartError,
     TrainingError,
 )
+from occam.scaling import scaling
+from occam.tracking.mlflow_store import runs
+from occam.tracking.mlflow_ui import mlflow_ui
+from occam.tracking.tensorboard import tensorboard
 
 __version__ = "0.1.0"
 
@@ -26,10 +35,19 @@ __all__ = [
     "ConfigError",
     "Dataset",
     "DatasetError",
+    "ModelError",
+    "ModelNotFoundError",
+    "ModelPermissionError",
     "OccamError",
+    "ServerStartError",
     "TrainingError",
     "__version__",
     "connect",
     "list_clusters",
+    "mlflow_ui",
+    "models",
+    "runs",
+    "scaling",
     "start_cluster",
+    "tensorboard",
 ]

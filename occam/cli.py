@@ -21,6 +21,7 @@ def _demo(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         backend=args.backend,
         progress=not args.no_progress,
+        verbose=args.verbose or None,
     )
     if result.held_out_accuracy < args.min_accuracy:
         print(f"held-out accuracy {result.held_out_accuracy:.4f} is below --min-accuracy {args.min_accuracy}")
@@ -59,7 +60,13 @@ def _submit(args: argparse.Namespace) -> int:
 
     job = Job(script=args.script, module=args.module, args=tuple(args.script_args))
     spec = job_spec(
-        args.executors, gpu=args.gpu, cores=args.cores, memory=args.memory, timeout=args.timeout, name=args.name
+        args.executors,
+        gpu=args.gpu,
+        cores=args.cores,
+        memory=args.memory,
+        timeout=args.timeout,
+        name=args.name,
+        verbose=args.verbose or None,
     )
     return submit(
         job, spec, backend=args.backend, detach=args.detach, keep=args.keep, service_account=args.service_account
@@ -89,6 +96,80 @@ def _add_job_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _course(args: argparse.Namespace) -> int:
+    from occam.course import commands
+
+    token = commands.hub_token(getattr(args, "token_file", None))
+    if args.course_command == "status":
+        print(commands.status(args.kubeconfig, args.hub_url, token), end="")
+    elif args.course_command == "metrics":
+        print(commands.metrics(args.kubeconfig), end="")
+    else:
+        code = None
+        if args.code_file:
+            with open(args.code_file) as f:
+                code = f.read()
+        ok, text = commands.check(
+            args.hub_url, token, code=code, spawn_timeout=args.spawn_timeout, code_timeout=args.code_timeout
+        )
+        print(text, end="")
+        return 0 if ok else 1
+    return 0
+
+
+def _add_course_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    course = commands.add_parser("course", help="for a course's admin: who holds what, metrics, a smoke test")
+    sub = course.add_subparsers(dest="course_command", required=True)
+    token_help = "a file holding the hub's admin API token (default: $OCCAM_HUB_TOKEN)"
+    status = sub.add_parser("status", help="each student's notebook, clusters, executors, GPUs and idle time")
+    status.add_argument(
+        "--kubeconfig", default=None, help="the admin's kubeconfig (default: $KUBECONFIG, ~/.kube/config)"
+    )
+    status.add_argument(
+        "--hub-url", default=None, help="the hub's address, for idle times (e.g. https://occam.example.org)"
+    )
+    status.add_argument("--token-file", default=None, help=token_help)
+    metrics = sub.add_parser("metrics", help="executors and GPUs per namespace, in Prometheus' text format")
+    metrics.add_argument(
+        "--kubeconfig", default=None, help="the admin's kubeconfig (default: $KUBECONFIG, ~/.kube/config)"
+    )
+    check = sub.add_parser("check", help="spawn a test user, train a few steps in its notebook, clean up")
+    check.add_argument("--hub-url", required=True, help="the hub's address, as students open it")
+    check.add_argument("--token-file", default=None, help=token_help)
+    check.add_argument(
+        "--code-file", default=None, help="run this Python file in the notebook instead of the default check"
+    )
+    check.add_argument("--spawn-timeout", type=float, default=600, help="seconds to wait for the server (600)")
+    check.add_argument("--code-timeout", type=float, default=900, help="seconds the code may take (900)")
+    course.set_defaults(run=_course)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Serve a published model in the foreground until Ctrl-C (or SIGTERM); the service stops with it."""
+    import signal
+    import threading
+
+    from occam.models.serving import serve
+
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with serve(args.name, host=args.host, port=args.port) as service:
+        print(f"serving {service.ref} at {service.url}")
+        print(f"  API page:  {service.link}")
+        print(f"  predict:   curl -H 'Authorization: token <token>' -F data=@image.png {service.predict_url}")
+        # The token goes to the terminal of the user who started the service, never to a log or argv.
+        print(f"  token:     {service.token}")
+        print("Ctrl-C stops it.", flush=True)
+        try:
+            while not done.wait(1.0):
+                if not service.running:
+                    print(f"occam: the service stopped on its own; its log:\n{service.log()[-3000:]}", file=sys.stderr)
+                    return 1
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
 def _version(args: argparse.Namespace) -> int:
     from occam import __version__
 
@@ -107,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--backend", default=None, help="embedded, or auto (default: OCCAM_BACKEND or auto)")
     demo.add_argument("--min-accuracy", type=float, default=0.0, help="exit 1 if held-out accuracy is lower")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
+    demo.add_argument("--verbose", action="store_true", help="show Spark's warnings and TensorFlow's notices too")
     demo.set_defaults(run=_demo)
 
     status = commands.add_parser("status", help="list this namespace's Occam clusters (Kubernetes)")
@@ -127,12 +209,25 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--timeout", type=float, default=None, help="seconds to wait for start-up (OCCAM_TIMEOUT)")
     submit.add_argument("--detach", action="store_true", help="Kubernetes: return once the driver pod is created")
     submit.add_argument("--keep", action="store_true", help="Kubernetes: keep the driver pod (and its log) at the end")
+    submit.add_argument("--verbose", action="store_true", help="show Spark's warnings and TensorFlow's notices too")
     submit.set_defaults(run=_submit, script_args=[])
 
     conf = commands.add_parser("conf", help="print spark-defaults.conf lines for plain spark-submit")
     _add_job_options(conf)
     conf.add_argument("--template-dir", default=None, help="Kubernetes: where to write the pod templates")
     conf.set_defaults(run=_conf)
+
+    _add_course_commands(commands)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve a published model as a web API (DEEPaaS, with its Swagger UI) until Ctrl-C",
+        description="Serve a published model (name, name:3, owner/name:3) on this machine until Ctrl-C.",
+    )
+    serve.add_argument("name", help="the model: name, name:VERSION, or owner/name[:VERSION]")
+    serve.add_argument("--port", type=int, default=None, help="port to listen on (default: any free port)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine)")
+    serve.set_defaults(run=_serve)
 
     version = commands.add_parser("version", help="print Occam's version")
     version.set_defaults(run=_version)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import html
 import os
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from occam import config
 from occam.backends import Backend, select_backend
 from occam.errors import ClusterStartError, ClusterStoppedError, ConfigError
+from occam.idle import IdleWatcher
+from occam.links import SERVICE_PREFIX_ENV, browser_link
 from occam.spec import ClusterSpec
 from occam.training import defaults as fit_defaults
 
@@ -62,6 +65,7 @@ def start_cluster(
     timeout: float | None = None,
     name: str | None = None,
     progress: bool = True,
+    verbose: bool | None = None,
 ) -> Cluster:
     """Start a Spark cluster with ``n`` executors and return it once all of them have registered.
 
@@ -77,7 +81,10 @@ def start_cluster(
             :class:`~occam.errors.ClusterStartError` says how many registered and shows their logs, and
             the half-started cluster is removed.
         name: a name for the cluster (default: ``occam-`` and a random suffix).
-        progress: show a progress bar while executors start.
+        progress: show a progress bar while executors start (in a notebook or on a terminal; a log gets none).
+        verbose: let Spark's warnings and TensorFlow's start-up notices through to this notebook (default: the
+            ``OCCAM_LOG_LEVEL`` setting, ``error``: they go to the cluster's log only). See
+            :data:`occam.config.LOG_LEVELS`.
 
     Bad input raises :class:`~occam.errors.ConfigError` before anything starts. Use the cluster as a
     context manager, or call :meth:`Cluster.stop`; clusters still running at interpreter exit are stopped.
@@ -87,9 +94,27 @@ def start_cluster(
     """
     backend_cls = select_backend(config.get("backend", backend))
     spec = backend_cls.request(n, gpu=gpu, cores=cores, memory=memory, timeout=timeout, name=name)
+    spec = dataclasses.replace(spec, log_level=config.log_level(verbose))
+    quiet_tensorflow(spec.log_level)
     cluster = Cluster(spec, backend_cls(spec))
     cluster._start(progress=progress)
     return cluster
+
+
+def quiet_tensorflow(log_level: str) -> None:
+    """Keep TensorFlow's C++ start-up notices (CPU features, oneDNN) out of this process's output, unless the
+    log level asks for them. Only before TensorFlow is first imported (it reads the variable then), and never
+    over a value the user set."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", config.TF_CPP_LEVELS[log_level])
+
+
+def _interactive() -> bool:
+    """Whether a redrawn progress bar can be seen: a notebook kernel, or a terminal (not a log file, not CI)."""
+    import sys
+
+    from occam.training.dashboard import front_end
+
+    return front_end() != "text" or sys.stderr.isatty()
 
 
 class Cluster:
@@ -106,6 +131,9 @@ class Cluster:
         self._stopped = False
         self._lock = threading.Lock()
         self.started_at: float | None = None
+        self._idle: IdleWatcher | None = None
+        #: Why the cluster stopped when the student did not stop it (the idle limit), for the next call's error.
+        self.stopped_because: str | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -119,6 +147,34 @@ class Cluster:
             self.stop()
             raise
         self.started_at = time.time()
+        minutes = config.get("executor_idle_minutes")
+        if minutes < 0:
+            raise ConfigError(f"executor_idle_minutes={minutes!r} must be 0 (never) or more minutes")
+        if minutes > 0:
+            self._idle = IdleWatcher(minutes * 60, self._job_activity, lambda: self._release_idle(minutes)).start()
+
+    def _job_activity(self) -> tuple[bool, int]:
+        """(a Spark job runs now, the newest job id Spark knows): what the idle watcher looks at."""
+        spark = self._spark
+        if spark is None:
+            return False, -1
+        tracker = spark.sparkContext.statusTracker()
+        jobs = tracker.getJobIdsForGroup(None)
+        return bool(tracker.getActiveJobsIds()), max(jobs, default=-1)
+
+    def _release_idle(self, minutes: float) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self.stopped_because = (
+                f"its executors were released after {minutes:g} minutes with no Spark job and no fit (the course's "
+                "idle limit, OCCAM_EXECUTOR_IDLE_MINUTES), so that others can use them"
+            )
+        self.stop()
+
+    def _busy(self) -> contextlib.AbstractContextManager[None]:
+        """Work the idle watcher must count as activity while it lasts (fit, evaluate, predict)."""
+        return self._idle.busy() if self._idle is not None else contextlib.nullcontext()
 
     def _wait_for_executors(self, progress: bool, target: int | None = None, timeout: float | None = None) -> None:
         """Wait until exactly ``target`` executors (default: the spec's n) are registered."""
@@ -131,7 +187,7 @@ class Cluster:
             total=target,
             desc=f"{self.spec.name}: executors",
             unit="executor",
-            disable=not progress,
+            disable=not progress or not _interactive(),
             leave=False,
         ) as bar:
             while True:
@@ -180,6 +236,9 @@ class Cluster:
             _live_clusters.discard(self)
             self._spark = None
             self.backend.stop()
+        # Outside the lock: a watcher in the middle of releasing the cluster waits for it.
+        if self._idle is not None:
+            self._idle.stop()
 
     def __enter__(self) -> Cluster:
         return self
@@ -197,8 +256,9 @@ class Cluster:
     def spark(self) -> SparkSession:
         """The driver's SparkSession; its jobs run on this cluster's executors."""
         if self._stopped or self._spark is None:
+            why = f" ({self.stopped_because})" if self.stopped_because else ""
             raise ClusterStoppedError(
-                f"cluster {self.spec.name} is stopped; start a new one with occam.start_cluster()"
+                f"cluster {self.spec.name} is stopped{why}; start a new one with occam.start_cluster()"
             )
         return self._spark
 
@@ -236,10 +296,8 @@ class Cluster:
         url = self._spark.sparkContext.uiWebUrl
         if not url:
             return None
-        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
-        if prefix:
-            port = url.rsplit(":", 1)[-1].strip("/")
-            return f"{prefix.rstrip('/')}/proxy/{port}/jobs/"
+        if os.environ.get(SERVICE_PREFIX_ENV):
+            return browser_link(url, "/jobs/")
         return url
 
     def status(self) -> dict[str, Any]:
@@ -256,6 +314,10 @@ class Cluster:
             "gpu": self.spec.gpu,
             "dashboard": self.dashboard_link,
         }
+        if self.stopped_because:
+            info["stopped because"] = self.stopped_because
+        elif self._idle is not None and not self._stopped:
+            info["idle for"] = f"{self._idle.idle_seconds() / 60:.1f} of {self._idle.limit / 60:g} minutes"
         if not self._stopped:
             info["application id"] = self.sc.applicationId
             info.update(self.backend.describe())
@@ -305,6 +367,9 @@ class Cluster:
         shuffle: bool = fit_defaults.SHUFFLE,
         steps_per_epoch: int | None = None,
         validation_steps: int | None = None,
+        tensorboard: bool | str | os.PathLike[str] | None = None,
+        track: bool | None = None,
+        profile: bool = False,
     ) -> FitResult:
         """Train ``model_fn()``'s Keras model on ``dataset``: data-parallel, one Horovod rank per executor.
 
@@ -323,7 +388,9 @@ class Cluster:
             resume: continue from the last checkpoint there, at the next epoch. Without it old checkpoints
                 in that directory are removed first.
             scale_lr: multiply the optimizer's learning rate by the number of ranks (linear scaling).
-            progress: show a progress bar and a line per epoch as training goes.
+            progress: show the live dashboard while training runs: curves, throughput per rank, the ranks'
+                CPU/memory/GPU, epoch time and ETA; a widget in a notebook, plain lines in a log
+                (:mod:`occam.training.dashboard`; ``OCCAM_DASHBOARD`` picks). ``False`` turns it off.
             on_epoch_end: called on the driver as ``on_epoch_end(epoch, metrics)`` after every epoch, while
                 training continues.
             start_timeout: seconds Horovod waits for all ranks to start (default: the cluster's timeout).
@@ -338,6 +405,17 @@ class Cluster:
             steps_per_epoch: batches each rank runs per epoch (default: so that the ranks together see the
                 whole dataset once).
             validation_steps: batches each rank runs per validation (default: the whole validation set once).
+            tensorboard: ``True`` makes rank 0 write TensorBoard logs to this run's folder,
+                ``<runs dir>/<run id>/tensorboard`` (runs dir: ``OCCAM_RUNS_DIR``, default ``<cache dir>/runs``,
+                on the shared work volume on Kubernetes); a folder writes them there instead. Show them with
+                :func:`occam.tensorboard`.
+            track: record this fit as an MLflow run (parameters, metrics per epoch, the model and history as
+                artifacts; see :func:`occam.runs` and :func:`occam.mlflow_ui`). Default: on, unless
+                ``OCCAM_TRACKING=0``. A tracking store that fails never fails the fit: it warns once.
+            profile: after training, each rank times where a step's time goes (its input pipeline alone, one
+                gradient allreduce alone, the step itself; :mod:`occam.training.profile`) and sends a
+                :class:`~occam.training.messages.StepProfile`, kept in ``result.events``. :func:`occam.scaling`
+                uses it.
 
         Returns a :class:`~occam.training.result.FitResult`. Bad arguments, and a ``model_fn`` that raises
         or returns no compiled Keras model, raise :class:`~occam.errors.ConfigError` before any Spark job
@@ -346,25 +424,29 @@ class Cluster:
         """
         from occam.training.fit import fit
 
-        return fit(
-            self,
-            model_fn,
-            dataset,
-            epochs=epochs,
-            batch_size=batch_size,
-            validation=validation,
-            checkpoint_dir=checkpoint_dir,
-            resume=resume,
-            scale_lr=scale_lr,
-            progress=progress,
-            on_epoch_end=on_epoch_end,
-            start_timeout=start_timeout,
-            callbacks=callbacks,
-            class_weight=class_weight,
-            shuffle=shuffle,
-            steps_per_epoch=steps_per_epoch,
-            validation_steps=validation_steps,
-        )
+        with self._busy():
+            return fit(
+                self,
+                model_fn,
+                dataset,
+                epochs=epochs,
+                batch_size=batch_size,
+                validation=validation,
+                checkpoint_dir=checkpoint_dir,
+                resume=resume,
+                scale_lr=scale_lr,
+                progress=progress,
+                on_epoch_end=on_epoch_end,
+                start_timeout=start_timeout,
+                callbacks=callbacks,
+                class_weight=class_weight,
+                shuffle=shuffle,
+                steps_per_epoch=steps_per_epoch,
+                validation_steps=validation_steps,
+                tensorboard=tensorboard,
+                track=track,
+                profile=profile,
+            )
 
     def evaluate(
         self,
@@ -389,7 +471,8 @@ class Cluster:
         """
         from occam.training.evaluate import evaluate
 
-        return evaluate(self, model, dataset, batch_size=batch_size, custom_objects=custom_objects)
+        with self._busy():
+            return evaluate(self, model, dataset, batch_size=batch_size, custom_objects=custom_objects)
 
     def predict(
         self,
@@ -398,6 +481,8 @@ class Cluster:
         *,
         batch_size: int = fit_defaults.BATCH_SIZE,
         custom_objects: Mapping[str, Any] | None = None,
+        output: str = "numpy",
+        path: str | os.PathLike[str] | None = None,
     ) -> Any:
         """``model``'s outputs for every row of ``dataset``, computed on the executors, in the dataset's order.
 
@@ -406,9 +491,22 @@ class Cluster:
             dataset: a :class:`~occam.Dataset` the executors can read (labels, if any, are ignored).
             batch_size: rows per batch in each executor.
             custom_objects: custom layers Keras needs to load the model, by name.
+            output: ``"numpy"`` (default) returns the predictions in this process's memory; ``"dataframe"``
+                has the executors write them as Parquet, one dataset file at a time, and returns a Spark
+                DataFrame of them: for predictions larger than this notebook's memory.
+            path: with ``output="dataframe"``, a new or empty folder for the Parquet files (default: a new
+                folder under the dataset cache, ``<OCCAM_CACHE_DIR>/datasets/predictions/``); on Kubernetes it
+                must be on the shared work volume.
 
-        Returns a numpy array with one row of outputs per dataset row (held in this process's memory).
+        Returns, for ``"numpy"``, an array with one row of outputs per dataset row, or for a model with several
+        outputs a dict (by output name) or list of such arrays, as Keras' ``predict`` returns them. For
+        ``"dataframe"``, a DataFrame ordered as the dataset, with the column ``row`` (the row's position in the
+        dataset) and ``prediction`` (a number, or an array of numbers, per row), or one column per output
+        (its name, or ``output_0``, ``output_1``... for a list of outputs).
         """
         from occam.training.evaluate import predict
 
-        return predict(self, model, dataset, batch_size=batch_size, custom_objects=custom_objects)
+        with self._busy():
+            return predict(
+                self, model, dataset, batch_size=batch_size, custom_objects=custom_objects, output=output, path=path
+            )

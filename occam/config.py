@@ -24,12 +24,31 @@ DEFAULTS: dict[str, Any] = {
     "timeout": 180.0,
     "cache_dir": "~/.cache/occam",
     "checkpoint_dir": "~/occam-checkpoints",
+    # Minutes a cluster may sit with no Spark job and no fit before its executors are released; 0: never.
+    "executor_idle_minutes": 0.0,
+    # Training runs (occam.tracking): TensorBoard logs and MLflow artifacts under runs_dir (None: <cache_dir>/runs,
+    # so on the shared work volume on Kubernetes); every fit recorded as an MLflow run unless tracking is off;
+    # tracking_uri None: a SQLite store the student owns, sqlite:///<cache_dir>/mlflow.db.
+    "runs_dir": None,
+    "tracking": True,
+    "tracking_uri": None,
+    "tracking_experiment": "occam",
+    # The model store (occam.models): the shared work volume's models folder on Kubernetes.
+    "models_dir": "~/.cache/occam/models",
+    # Model services (occam.models.serve): the largest request body, and how long start-up may take.
+    "serve_max_bytes": 8 * 1024 * 1024,
+    "serve_timeout": 120.0,
+    # fit's live view: auto (widgets in a notebook, text elsewhere), widgets, html or text.
+    "dashboard": "auto",
+    # What the libraries under Occam print on the console: error (quiet), warn, info or debug (verbose=True).
+    "log_level": "error",
     # The Kubernetes backend; the spawner sets the notebook pod's facts (occam.kubernetes.settings).
     "kubernetes.namespace": None,
     "kubernetes.pod_name": None,
     "kubernetes.pod_ip": None,
     "kubernetes.pod_uid": None,
     "kubernetes.executor_image": None,
+    "kubernetes.gpu_executor_image": None,
     "kubernetes.image_pull_policy": "IfNotPresent",
     "kubernetes.service_account": None,
     "kubernetes.api_server": "https://kubernetes.default.svc",
@@ -38,12 +57,48 @@ DEFAULTS: dict[str, Any] = {
     "kubernetes.gpu_tolerations": None,
     "kubernetes.shared_volume": None,
     "kubernetes.shared_path": None,
+    "kubernetes.data_volume": None,
+    "kubernetes.data_path": None,
 }
 
 #: Key prefix (before the last dot) -> the prefix of its environment variables.
 SECTIONS = {"": ENV_PREFIX, "kubernetes": K8S_ENV_PREFIX}
 
-_PARSERS: dict[str, Callable[[str], Any]] = {"n": int, "cores": int, "timeout": float}
+
+def boolean(text: str) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off`` (any case) as a bool; anything else is a ``ValueError``."""
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{text!r} is not one of 1/true/yes/on or 0/false/no/off")
+
+
+#: What ``log_level`` may be, quietest first: which of the libraries' lines (Spark's log, TensorFlow's C++ log)
+#: reach the console. Occam's own lines are always printed.
+LOG_LEVELS = ("error", "warn", "info", "debug")
+#: ``TF_CPP_MIN_LOG_LEVEL`` for each log level: 2 hides TensorFlow's start-up notices (CPU features, oneDNN).
+TF_CPP_LEVELS = {"error": "2", "warn": "1", "info": "0", "debug": "0"}
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{env_key('log_level')}={text!r} is not one of {', '.join(LOG_LEVELS)}; fix or unset it")
+    return level
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "n": int,
+    "cores": int,
+    "timeout": float,
+    "executor_idle_minutes": float,
+    "tracking": boolean,
+    "serve_max_bytes": int,
+    "serve_timeout": float,
+    "log_level": _log_level,
+}
 
 
 def env_key(key: str) -> str:
@@ -88,3 +143,8 @@ def get(
 def path(key: str, override: str | os.PathLike[str] | None = None) -> str:
     """Like :func:`get` for directory settings, with ``~`` expanded."""
     return os.path.expanduser(os.fspath(get(key, override)))
+
+
+def log_level(verbose: bool | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """The libraries' console log level: ``info`` for ``verbose=True``, else ``OCCAM_LOG_LEVEL``, else ``error``."""
+    return get("log_level", "info" if verbose else None, environ)

@@ -16,8 +16,20 @@ ENV_PREFIX = "OCCAM_"
 K8S_ENV_PREFIX = "OCCAM_K8S_"
 
 BACKEND_ENV = ENV_PREFIX + "BACKEND"
+#: Minutes a cluster may sit with no Spark job and no fit before its executors are released (occam.config's
+#: ``executor_idle_minutes``; the spawner sets it from the course's setting).
+EXECUTOR_IDLE_MINUTES_ENV = ENV_PREFIX + "EXECUTOR_IDLE_MINUTES"
 CACHE_DIR_ENV = ENV_PREFIX + "CACHE_DIR"
 CHECKPOINT_DIR_ENV = ENV_PREFIX + "CHECKPOINT_DIR"
+#: Where every fit is recorded (occam.tracking): a course MLflow server when the spawner sets it.
+TRACKING_URI_ENV = ENV_PREFIX + "TRACKING_URI"
+#: The model store's root (occam.models); Horovod's ranks get it too, so ``occam.models.load`` in a model_fn works.
+MODELS_DIR_ENV = ENV_PREFIX + "MODELS_DIR"
+#: The notebook's user name, set by JupyterHub: the owner of the models a notebook publishes.
+JUPYTERHUB_USER_ENV = "JUPYTERHUB_USER"
+#: The notebook server's base URL under JupyterHub (``/user/alice/``): jupyter-server-proxy serves local ports
+#: under it (the Spark UI, model services).
+JUPYTERHUB_SERVICE_PREFIX_ENV = "JUPYTERHUB_SERVICE_PREFIX"
 
 # occam.config reads ``kubernetes.<name>`` from K8S_ENV_PREFIX + <NAME>; these are the ones the spawner sets.
 NAMESPACE_ENV = K8S_ENV_PREFIX + "NAMESPACE"
@@ -25,6 +37,8 @@ POD_NAME_ENV = K8S_ENV_PREFIX + "POD_NAME"
 POD_IP_ENV = K8S_ENV_PREFIX + "POD_IP"
 POD_UID_ENV = K8S_ENV_PREFIX + "POD_UID"
 EXECUTOR_IMAGE_ENV = K8S_ENV_PREFIX + "EXECUTOR_IMAGE"
+#: The image GPU executors run, when it is not the executors' usual one (a CPU notebook borrowing GPUs).
+GPU_EXECUTOR_IMAGE_ENV = K8S_ENV_PREFIX + "GPU_EXECUTOR_IMAGE"
 IMAGE_PULL_POLICY_ENV = K8S_ENV_PREFIX + "IMAGE_PULL_POLICY"
 SERVICE_ACCOUNT_ENV = K8S_ENV_PREFIX + "SERVICE_ACCOUNT"
 USER_ENV = K8S_ENV_PREFIX + "USER"
@@ -33,6 +47,9 @@ GPU_TOLERATIONS_ENV = K8S_ENV_PREFIX + "GPU_TOLERATIONS"
 API_SERVER_ENV = K8S_ENV_PREFIX + "API_SERVER"
 SHARED_VOLUME_ENV = K8S_ENV_PREFIX + "SHARED_VOLUME"
 SHARED_PATH_ENV = K8S_ENV_PREFIX + "SHARED_PATH"
+#: The course's read-only data volume (the chart's ``occam.sharedData``): its source (JSON) and mount path.
+DATA_VOLUME_ENV = K8S_ENV_PREFIX + "DATA_VOLUME"
+DATA_PATH_ENV = K8S_ENV_PREFIX + "DATA_PATH"
 #: The account a Kubernetes batch job's driver pod runs as, when ``occam submit --service-account`` is not given.
 DRIVER_SERVICE_ACCOUNT_ENV = K8S_ENV_PREFIX + "DRIVER_SERVICE_ACCOUNT"
 
@@ -52,18 +69,28 @@ USER_LABEL = "occam.io/user"
 #: On a batch job's driver pod, executors, Secret and ConfigMap: they belong to the job, not to the notebook,
 #: so stopping or culling the notebook leaves them running (the driver pod owns the rest; occam stop ends it).
 BATCH_JOB_LABEL = "occam.io/batch-job"
+#: Value of :data:`MANAGED_BY_LABEL` on every student namespace (and what is in it) that the spawner made.
+SPAWNER_MANAGED_BY = "occam-spawner"
+#: The student namespace's annotation with the exact username it was made for (labels cannot hold every name).
+USERNAME_ANNOTATION = "occam.io/username"
 #: Value of :data:`APP_LABEL` on every Occam pod: what the namespace's NetworkPolicy and the spawner select.
 APP_NAME = "occam"
 #: Values of :data:`COMPONENT_LABEL`.
 NOTEBOOK_COMPONENT = "notebook"
 EXECUTOR_COMPONENT = "executor"
 DRIVER_COMPONENT = "driver"
+#: A model service's pods (occam.kubernetes.serving).
+SERVING_COMPONENT = "model-service"
+#: On a model service's objects: which model it serves (the name, as a label value).
+MODEL_LABEL = "occam.io/model"
 
 # ---- ports: fixed in the notebook pod, so the namespace's NetworkPolicy can open exactly these ----
 
 DRIVER_PORT = 7078
 BLOCK_MANAGER_PORT = 7079
 UI_PORT = 4040
+#: The port a model service listens on in its own pod (its ClusterIP Service forwards port 80 to it).
+SERVING_PORT = 5000
 
 # ---- GPUs ----
 
@@ -77,6 +104,8 @@ GPU_VENDOR = GPU_RESOURCE.rpartition("/")[0]
 
 #: Name of the shared work volume in the notebook pod, the executor pod template and a batch driver pod.
 SHARED_VOLUME_NAME = "occam-shared-work"
+#: Name of the course's read-only shared data volume in the notebook pod, executor pods and a batch driver pod.
+DATA_VOLUME_NAME = "occam-shared-data"
 
 # ---- Spark properties Occam sets for itself (``spark.occam.*``: Spark ignores them) ----
 

@@ -23,11 +23,16 @@ def _print_epoch(epoch: int, logs: dict[str, float]) -> None:
 
 
 def run_demo(
-    executors: int = 2, epochs: int = 8, batch_size: int = 32, backend: str | None = None, progress: bool = True
+    executors: int = 2,
+    epochs: int = 8,
+    batch_size: int = 32,
+    backend: str | None = None,
+    progress: bool = True,
+    verbose: bool | None = None,
 ) -> DemoResult:
     started = time.perf_counter()
     # start_cluster checks the request before anything starts or loads.
-    with start_cluster(n=executors, backend=backend, progress=progress) as cluster:
+    with start_cluster(n=executors, backend=backend, progress=progress, verbose=verbose) as cluster:
         print(f"cluster {cluster.name}: {cluster.n} executors ready, Spark UI at {cluster.dashboard_link}")
         x_train, y_train, x_test, y_test = load_digits()
         print(f"digits: {len(x_train)} training and {len(x_test)} held-out 8x8 images (shipped with scikit-learn)")

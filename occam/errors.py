@@ -23,3 +23,23 @@ class DatasetError(OccamError, ValueError):
 
 class TrainingError(OccamError, RuntimeError):
     """A Horovod rank failed during cluster.fit; the message holds that rank's own traceback."""
+
+
+class ServerStartError(OccamError, RuntimeError):
+    """A web UI started next to the notebook (TensorBoard, the MLflow UI) did not answer; the message shows its log."""
+
+
+class ModelError(OccamError, ValueError):
+    """A model the store cannot publish, load or remove as asked (bad name, wrong kind, broken entry)."""
+
+
+class ModelNotFoundError(ModelError, LookupError):
+    """No published model (or no such version of it) under the reference given, or none you may read."""
+
+
+class ModelPermissionError(ModelError, PermissionError):
+    """An operation on someone else's model that only its owner may do (remove, publish under their name)."""
+
+
+class ServiceStartError(ServerStartError):
+    """A model service did not come up; the message names what it waited for and shows the service's log."""

@@ -45,13 +45,26 @@ class Tracker:
             self.seen[(proc.pid, proc.create_time())] = proc
 
     def refresh(self) -> None:
-        for proc in [*self.roots, *self.seen.values()]:
-            try:
-                children = proc.children(recursive=True)
-            except psutil.NoSuchProcess:
+        """Remember every descendant of a watched process that is still running.
+
+        One scan of the process table per call: ``Process.children`` scans the whole table itself, so calling
+        it for each remembered process (executors, their Python workers...) made the watchdog's cost grow with
+        everything the cluster ever started. A pid is followed only while its process is running, so a reused
+        pid never brings in a stranger's children.
+        """
+        by_parent: dict[int, list[psutil.Process]] = {}
+        for proc in psutil.process_iter(["ppid"]):
+            by_parent.setdefault(proc.info["ppid"], []).append(proc)
+        frontier = [p.pid for p in [*self.roots, *self.seen.values()] if p.is_running()]
+        visited: set[int] = set()
+        while frontier:
+            pid = frontier.pop()
+            if pid in visited:
                 continue
-            for child in children:
+            visited.add(pid)
+            for child in by_parent.get(pid, []):
                 self._remember(child)
+                frontier.append(child.pid)
 
     def alive(self) -> list[psutil.Process]:
         return [p for p in self.seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]

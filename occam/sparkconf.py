@@ -87,3 +87,36 @@ def gpu_conf(spec: ClusterSpec, *, discovery_script: str | None = None) -> dict[
     if discovery_script:
         conf["spark.executor.resource.gpu.discoveryScript"] = discovery_script
     return conf
+
+
+#: Spark's console threshold for each of :data:`occam.config.LOG_LEVELS`: its INFO lines (hundreds at start-up)
+#: only at ``debug``.
+SPARK_CONSOLE_LEVELS = {"error": "error", "warn": "warn", "info": "warn", "debug": "info"}
+
+
+def driver_log4j_properties(level: str, log_file: str) -> str:
+    """log4j2 config of a cluster's driver JVM: Spark's warnings (and worse) to ``log_file``, the cluster's log,
+    and only what ``level`` asks for (default ``error``) to the console, which is the student's notebook."""
+    console = SPARK_CONSOLE_LEVELS[level]
+    root = "info" if console == "info" else "warn"
+    return (
+        f"rootLogger.level = {root}\n"
+        "rootLogger.appenderRef.console.ref = console\n"
+        f"rootLogger.appenderRef.console.level = {console}\n"
+        "rootLogger.appenderRef.file.ref = file\n"
+        "appender.console.type = Console\n"
+        "appender.console.name = console\n"
+        "appender.console.target = SYSTEM_ERR\n"
+        "appender.console.layout.type = PatternLayout\n"
+        "appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex\n"
+        "appender.file.type = File\n"
+        "appender.file.name = file\n"
+        f"appender.file.fileName = {log_file}\n"
+        "appender.file.layout.type = PatternLayout\n"
+        "appender.file.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex\n"
+        # As in Spark's own defaults: the web server's and Parquet's chatter stays out even of the file.
+        "logger.jetty.name = org.sparkproject.jetty\n"
+        "logger.jetty.level = warn\n"
+        "logger.parquet.name = org.apache.parquet\n"
+        "logger.parquet.level = error\n"
+    )

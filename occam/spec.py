@@ -48,6 +48,9 @@ class ClusterSpec:
     gpu: bool = False
     timeout: float = 180.0
     name: str = field(default_factory=new_cluster_name)
+    #: The libraries' console log level (:data:`occam.config.LOG_LEVELS`): Spark's driver log and TensorFlow's
+    #: C++ log below it go to the cluster's log file, not the notebook.
+    log_level: str = "error"
 
     @property
     def memory(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 
@@ -19,9 +20,12 @@ def job_spec(
     memory: str | None = None,
     timeout: float | None = None,
     name: str | None = None,
+    verbose: bool | None = None,
 ) -> ClusterSpec:
-    """The job's executors, checked like ``start_cluster``'s (same defaults and ``OCCAM_*`` variables)."""
-    return Backend.request(executors, gpu=gpu, cores=cores, memory=memory, timeout=timeout, name=name)
+    """The job's executors, checked like ``start_cluster``'s (same defaults and ``OCCAM_*`` variables);
+    ``verbose`` lets Spark's and TensorFlow's notices through (default: ``OCCAM_LOG_LEVEL``, errors only)."""
+    spec = Backend.request(executors, gpu=gpu, cores=cores, memory=memory, timeout=timeout, name=name)
+    return dataclasses.replace(spec, log_level=config.log_level(verbose))
 
 
 def batch_backend(name: str | None, environ: Mapping[str, str] | None = None) -> type[Backend]:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build real Kubernetes control-plane binaries (kube-apiserver, kube-controller-manager, kube-scheduler,
-# kubelet) plus kwok/kwokctl from source through the Go module proxy, and make sure an etcd is installed.
+# kubelet) plus kwok/kwokctl and kube-network-policies (the node tier's NetworkPolicy enforcement) from
+# source through the Go module proxy, and make sure an etcd is installed.
 # The binaries go to a cache outside the repo, keyed by version:
 #   ${OCCAM_K8S_CACHE:-$HOME/.cache/occam/k8s}/v<version>/bin/
 # Idempotent: when the binaries for the pinned version are already there it only prints the bin dir.
@@ -15,6 +16,8 @@ set -euo pipefail
 # knows (v1.34.11 and v1.34.12 are served but sum.golang.org answers 404 for them; v1.34.13 is refused).
 k8s_version=${OCCAM_K8S_VERSION:-1.34.10}
 kwok_version=${OCCAM_KWOK_VERSION:-v0.8.0}   # needs Go >= 1.26.0; its client (0.36) talks to a 1.34 server
+knp_version=${OCCAM_KNP_VERSION:-v0.8.0}     # sigs.k8s.io/kube-network-policies, patched below
+knp_stamp="$knp_version+xt-nfqueue"
 
 cache=${OCCAM_K8S_CACHE:-$HOME/.cache/occam/k8s}
 root=$cache/v$k8s_version
@@ -29,7 +32,11 @@ have_all() {
   for b in "${k8s_cmds[@]}" "${kwok_cmds[@]}" etcd; do
     [ -x "$bin/$b" ] || return 1
   done
-  kwok_is_pinned
+  kwok_is_pinned && knp_is_pinned
+}
+
+knp_is_pinned() {
+  [ -x "$bin/kube-network-policies" ] && [ "$(cat "$bin/kube-network-policies.version" 2>/dev/null)" = "$knp_stamp" ]
 }
 
 # A change of the kwok pin rebuilds kwok only (the Kubernetes version is part of the directory name).
@@ -159,9 +166,64 @@ if ! kwok_is_pinned; then
   log "kwok built in $((SECONDS - start)) s"
 fi
 
+# --- kube-network-policies -----------------------------------------------------------------------------
+# One patch: it queues new connections to user space with nftables' native `queue` expression, which
+# needs a kernel with CONFIG_NFT_QUEUE; kernels without it (the CI machines' among them) refuse the rule.
+# The patched copy uses the xtables NFQUEUE target (revision 3) through nft_compat instead: the same
+# queue, the same bypass flag, any kernel with CONFIG_NETFILTER_XT_TARGET_NFQUEUE and CONFIG_NFT_COMPAT.
+if ! knp_is_pinned; then
+  start=$SECONDS
+  dl=$(go_ mod download -json "sigs.k8s.io/kube-network-policies@$knp_version") || true
+  src_dir=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' <<<"$dl" | head -n1)
+  if [ -z "$src_dir" ] || [ ! -d "$src_dir" ]; then log "cannot download kube-network-policies $knp_version: $dl"; exit 1; fi
+  src=$root/knp-src
+  rm -rf "$src"
+  cp -r "$src_dir" "$src"
+  chmod -R u+w "$src"
+  controller=$src/pkg/networkpolicy/controller.go
+  sed -i 's/^\tqueue := &expr.Queue{Num: uint16(c.config.QueueID)}$/\tqueue := xtNfqueue(uint16(c.config.QueueID), c.config.FailOpen)/' "$controller"
+  sed -i '/^\tqueue := xtNfqueue(/{n;N;N;d}' "$controller"   # the three lines that set the native flag
+  if [ "$(grep -c 'xtNfqueue(' "$controller")" != 2 ] || grep -q 'expr.Queue' "$controller"; then
+    log "the kube-network-policies $knp_version patch no longer applies to $controller"; exit 1
+  fi
+  cat >"$src/pkg/networkpolicy/xtnfqueue.go" <<'GO'
+package networkpolicy
+
+import (
+	"encoding/binary"
+
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/xt"
+)
+
+// xtNfqueue is iptables' "-j NFQUEUE --queue-num num [--queue-bypass]" as an nftables expression
+// (xtables target through nft_compat), for kernels without nftables' own queue expression.
+func xtNfqueue(num uint16, bypass bool) expr.Any {
+	info := make([]byte, 8) // struct xt_NFQ_info_v3 {__u16 queuenum, queues_total, flags}, XT_ALIGNed
+	binary.NativeEndian.PutUint16(info[0:], num)
+	binary.NativeEndian.PutUint16(info[2:], 1)
+	if bypass {
+		binary.NativeEndian.PutUint16(info[4:], 1) // NFQ_FLAG_BYPASS
+	}
+	payload := xt.Unknown(info)
+	return &expr.Target{Name: "NFQUEUE", Rev: 3, Info: &payload}
+}
+GO
+  tmp=$root/knp.tmp
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  log "building kube-network-policies $knp_version (patched: xtables NFQUEUE)"
+  (cd "$src" && go_ build -trimpath -ldflags "-s -w" -o "$tmp/kube-network-policies" ./cmd)
+  mv -f "$tmp/kube-network-policies" "$bin/kube-network-policies"
+  echo "$knp_stamp" >"$bin/kube-network-policies.version"
+  rm -rf "$tmp" "$src"
+  log "kube-network-policies built in $((SECONDS - start)) s"
+fi
+
 cat >"$root/VERSIONS" <<EOF
 kubernetes v$k8s_version
 kwok $kwok_version
+kube-network-policies $knp_stamp
 etcd $(readlink -f "$bin/etcd")
 go $(go env GOVERSION)
 EOF

@@ -32,6 +32,7 @@ from spawner.namespace import MANAGED_BY
 
 PODS_POLICY = "occam-student-pods"
 SERVICES_POLICY = "occam-student-services"
+HUB_POLICY = "occam-hub-scope"
 
 #: Selects every student namespace the spawner made (it sets this label; students cannot change it).
 NAMESPACE_SELECTOR: dict[str, Any] = {"matchLabels": {MANAGED_BY_LABEL: MANAGED_BY}}
@@ -141,6 +142,57 @@ def _policy(name: str, *, resource: str, operations: list[str], validations: lis
     }
 
 
+_MANAGED = f"'{MANAGED_BY_LABEL}'"
+
+
+def hub_policy(hub_user: str, *, name: str = HUB_POLICY) -> dict[str, Any]:
+    """What keeps the hub's account (``hub_user``, e.g. ``system:serviceaccount:jhub:occam-hub``) to Occam's
+    namespaces, in every namespace: it may make RoleBindings (spawner.hub_rbac: it binds the notebook's and its
+    own in-namespace ClusterRoles) only in a namespace the spawner made, and change only namespaces the
+    spawner made. Without it, the hub could bind itself in kube-system and create pods there."""
+    if not re.fullmatch(r"[A-Za-z0-9:._@-]+", hub_user):
+        raise ValueError(f"hub user {hub_user!r} is not a Kubernetes username such as system:serviceaccount:jhub:hub")
+    managed = f"has({{0}}.metadata.labels) && {_MANAGED} in {{0}}.metadata.labels && {{0}}.metadata.labels[{_MANAGED}] == '{MANAGED_BY}'"
+    return {
+        "apiVersion": _ADMISSION,
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": ["rbac.authorization.k8s.io"],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["rolebindings"],
+                    },
+                    {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["namespaces"]},
+                ]
+            },
+            "matchConditions": [{"name": "the-hub", "expression": f"request.userInfo.username == '{hub_user}'"}],
+            "validations": [
+                _forbid(
+                    f"request.resource.resource != 'rolebindings' || ({managed.format('namespaceObject')})",
+                    "the hub may make RoleBindings only in namespaces Occam's spawner made "
+                    f"({MANAGED_BY_LABEL}={MANAGED_BY})",
+                ),
+                _forbid(
+                    f"request.resource.resource != 'namespaces' || ({managed.format('oldObject')})",
+                    f"the hub may change only namespaces Occam's spawner made ({MANAGED_BY_LABEL}={MANAGED_BY})",
+                ),
+            ],
+        },
+    }
+
+
+def hub_binding(policy: dict[str, Any]) -> dict[str, Any]:
+    """The binding of :func:`hub_policy`: everywhere (its match condition picks the hub's requests)."""
+    made = binding(policy)
+    del made["spec"]["matchResources"]
+    return made
+
+
 def binding(policy: dict[str, Any]) -> dict[str, Any]:
     """The ValidatingAdmissionPolicyBinding that makes ``policy`` refuse (``Deny``) in every student namespace."""
     name = policy["metadata"]["name"]
@@ -166,12 +218,15 @@ def admission_objects(allowed_priority_classes: Sequence[str] = (), *, prefix: s
 
 
 __all__ = [
+    "HUB_POLICY",
     "NAMESPACE_SELECTOR",
     "PODS_POLICY",
     "SERVICES_POLICY",
     "admission_objects",
     "binding",
     "check_priority_classes",
+    "hub_binding",
+    "hub_policy",
     "pods_policy",
     "services_policy",
 ]

@@ -17,12 +17,14 @@ with a :class:`~occam.errors.ConfigError` that says so and what an admin can do.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from occam.errors import ConfigError
 from occam.kubernetes.api import REQUEST_TIMEOUT_SECONDS, call
-from spawner.namespace import adoption_problem
+from spawner.namespace import HUB_BOUND_KINDS, adoption_problem
+from spawner.network_policy import withdrawn_policies
 
 #: The field manager the API server records as the owner of every field the spawner applies.
 FIELD_MANAGER = "occam-spawner"
@@ -32,24 +34,30 @@ APPLY_PATCH = "application/apply-patch+yaml"
 
 CREATED = "created"
 APPLIED = "applied"
+DELETED = "deleted"
 
 #: kind -> (the typed API class of ``kubernetes.client``, its patch method). Namespace is the only
 #: cluster-scoped kind; the others are patched in their namespace.
 PATCH_METHODS: dict[str, tuple[str, str]] = {
     "Namespace": ("CoreV1Api", "patch_namespace"),
     "ServiceAccount": ("CoreV1Api", "patch_namespaced_service_account"),
+    "Secret": ("CoreV1Api", "patch_namespaced_secret"),
     "ResourceQuota": ("CoreV1Api", "patch_namespaced_resource_quota"),
     "LimitRange": ("CoreV1Api", "patch_namespaced_limit_range"),
-    "Role": ("RbacAuthorizationV1Api", "patch_namespaced_role"),
     "RoleBinding": ("RbacAuthorizationV1Api", "patch_namespaced_role_binding"),
     "NetworkPolicy": ("NetworkingV1Api", "patch_namespaced_network_policy"),
+    "PersistentVolumeClaim": ("CoreV1Api", "patch_namespaced_persistent_volume_claim"),
 }
+
+#: The resource (for an access review) of each of :data:`spawner.namespace.HUB_BOUND_KINDS`.
+_RESOURCES = {"Secret": "secrets", "PersistentVolumeClaim": "persistentvolumeclaims"}
 
 _REFUSED = (
     "the hub's service account needs a ClusterRole that lets it create and patch namespaces, service "
-    "accounts, roles, role bindings, resource quotas, limit ranges and network policies, and that holds "
-    "every permission the notebook's Role grants (Kubernetes refuses to let an account grant what it does "
-    "not have); spawner.hub_rbac.hub_cluster_role and the chart's hub ClusterRole are that role"
+    "accounts, role bindings, resource quotas, limit ranges and network policies (and delete network "
+    "policies), and bind the notebook's and the hub's in-namespace ClusterRoles (Kubernetes refuses a "
+    "RoleBinding to a ClusterRole the account may not bind); spawner.hub_rbac.hub_cluster_role and the "
+    "chart's hub ClusterRole are that role"
 )
 _UNREACHABLE = (
     "Check that the cluster is up and that the hub may reach it (its address, certificates and network policies)"
@@ -124,11 +132,47 @@ def check_adoption(api_client: Any, desired: dict[str, Any], timeout: float = RE
         raise ConfigError(problem)
 
 
+def read_pull_secrets(
+    api_client: Any, namespace: str, names: list[str], *, timeout: float = REQUEST_TIMEOUT_SECONDS
+) -> list[dict[str, Any]]:
+    """The image pull Secrets ``names`` of the hub's ``namespace``, as dicts for
+    :func:`spawner.namespace.pull_secret_copy`; a missing one is a ConfigError naming it and the fix."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    found = []
+    for name in names:
+        try:
+            secret = call(
+                api_client,
+                f"read Secret {namespace}/{name}",
+                client.CoreV1Api(api_client).read_namespaced_secret,
+                name,
+                namespace,
+                who="the spawner",
+                refused=_REFUSED,
+                unreachable=_UNREACHABLE,
+                timeout=timeout,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                raise ConfigError(
+                    f"image pull Secret {name!r} (occam.imagePullSecrets, OccamSpawner.copied_pull_secrets) does not "
+                    f"exist in the hub's namespace {namespace}: create it there (kubectl -n {namespace} create secret "
+                    "docker-registry ...) or remove it from the setting"
+                ) from None
+            raise
+        found.append(api_client.sanitize_for_serialization(secret))
+    return found
+
+
 def prepare_namespace(
     api_client: Any, objects: list[dict[str, Any]], *, timeout: float = REQUEST_TIMEOUT_SECONDS
 ) -> list[Applied]:
     """Apply ``objects`` (:func:`~spawner.namespace.namespace_objects`, the Namespace first) in order; return
-    what was done with each.
+    what was done with each (those of :data:`~spawner.namespace.HUB_BOUND_KINDS` last, once the hub may make
+    them: :func:`wait_until_allowed`), and with each optional NetworkPolicy the settings no longer want
+    (:func:`~spawner.network_policy.withdrawn_policies`: deleted, if it was there).
 
     ``api_client`` is a ``kubernetes.client.ApiClient`` with the hub's credentials. Safe to call at every
     spawn: the API server writes only what differs. Every request gives up after ``timeout`` seconds. A
@@ -139,16 +183,107 @@ def prepare_namespace(
     for desired in objects:
         if desired["kind"] == "Namespace":
             check_adoption(api_client, desired, timeout)
-    return [_apply_one(api_client, desired, timeout) for desired in objects]
+    # Kinds the hub may make only through the RoleBinding it applies in the namespace come last, once the
+    # authorizer has that binding (an admin's account passes at once).
+    first = [o for o in objects if o["kind"] not in HUB_BOUND_KINDS]
+    bound = [o for o in objects if o["kind"] in HUB_BOUND_KINDS]
+    done = [_apply_one(api_client, desired, timeout) for desired in first]
+    for namespace in sorted({o["metadata"]["namespace"] for o in bound}):
+        kinds = sorted({o["kind"] for o in bound if o["metadata"]["namespace"] == namespace})
+        for kind in kinds:
+            wait_until_allowed(api_client, namespace, "create", _RESOURCES[kind])
+    done += [_apply_one(api_client, desired, timeout) for desired in bound]
+    for namespace, name in withdrawn_policies(objects):
+        if _delete_policy(api_client, namespace, name, timeout):
+            done.append(Applied("NetworkPolicy", name, DELETED))
+    return done
+
+
+def _delete_policy(api_client: Any, namespace: str, name: str, timeout: float) -> bool:
+    """Delete the NetworkPolicy ``namespace/name``; False if there was none."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        call(
+            api_client,
+            f"delete NetworkPolicy {namespace}/{name}",
+            client.NetworkingV1Api(api_client).delete_namespaced_network_policy,
+            name,
+            namespace,
+            who="the spawner",
+            refused=_REFUSED,
+            unreachable=_UNREACHABLE,
+            timeout=timeout,
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def own_username(api_client: Any, timeout: float = REQUEST_TIMEOUT_SECONDS) -> str:
+    """The username the API server knows ``api_client``'s credentials by (a SelfSubjectReview, which every
+    authenticated account may make), e.g. ``system:serviceaccount:jhub:occam-hub``."""
+    from kubernetes import client
+
+    review = call(
+        api_client,
+        "review its own identity",
+        client.AuthenticationV1Api(api_client).create_self_subject_review,
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        who="the spawner",
+        refused="every authenticated account may ask who it is (Kubernetes 1.28+)",
+        unreachable=_UNREACHABLE,
+        timeout=timeout,
+    )
+    return str(review.status.user_info.username)
+
+
+def wait_until_allowed(
+    api_client: Any, namespace: str, verb: str, resource: str, *, timeout: float = 15.0, interval: float = 0.2
+) -> None:
+    """Return once ``api_client``'s account may ``verb`` ``resource`` in ``namespace`` (SelfSubjectAccessReview);
+    a RoleBinding just applied takes a moment to reach the API server's authorizer. ConfigError after
+    ``timeout`` seconds."""
+    from kubernetes import client
+
+    api = client.AuthorizationV1Api(api_client)
+    body = {"spec": {"resourceAttributes": {"namespace": namespace, "verb": verb, "resource": resource}}}
+    deadline = time.monotonic() + timeout
+    while True:
+        review = call(
+            api_client,
+            f"check that it may {verb} {resource} in {namespace}",
+            api.create_self_subject_access_review,
+            body,
+            who="the spawner",
+            refused="every authenticated account may ask what it may do",
+            unreachable=_UNREACHABLE,
+        )
+        if review.status.allowed:
+            return
+        if time.monotonic() > deadline:
+            raise ConfigError(
+                f"after {timeout:g} s the hub still may not {verb} {resource} in namespace {namespace}, although "
+                f"the RoleBinding that allows it was applied: check that the hub's ClusterRole may bind the "
+                "ClusterRole it names (the chart's hub ClusterRole, spawner.hub_rbac)"
+            )
+        time.sleep(interval)
 
 
 __all__ = [
     "APPLIED",
     "APPLY_PATCH",
     "CREATED",
+    "DELETED",
     "FIELD_MANAGER",
     "PATCH_METHODS",
     "Applied",
     "check_adoption",
+    "own_username",
     "prepare_namespace",
+    "read_pull_secrets",
+    "wait_until_allowed",
 ]

@@ -3,7 +3,9 @@ many of the namespaced objects a student can make (Secrets, ConfigMaps, Services
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from occam.errors import ConfigError
 from occam.kubernetes.objects import parse_quantity
@@ -100,3 +102,24 @@ class CourseLimits:
                     f"{whole}={getattr(self, whole)!r}: no executor that large could ever start; lower "
                     f"{part} or raise {whole}"
                 )
+
+
+_LIMIT_FIELDS = tuple(field.name for field in dataclasses.fields(CourseLimits))
+
+
+def course_limits_from(value: Any) -> CourseLimits:
+    """:class:`CourseLimits` from the ``course_limits`` setting; a ConfigError says what is wrong."""
+    if isinstance(value, CourseLimits):
+        return value
+    if not isinstance(value, dict):
+        raise ConfigError(f"course_limits={value!r} must be a dict of {', '.join(_LIMIT_FIELDS)}")
+    unknown = sorted(set(value) - set(_LIMIT_FIELDS))
+    if unknown:
+        raise ConfigError(f"course_limits has unknown key(s) {', '.join(unknown)}; known: {', '.join(_LIMIT_FIELDS)}")
+    missing = [name for name in ("max_executors", "cpu", "memory") if name not in value]
+    if missing:
+        raise ConfigError(
+            f"course_limits must set {', '.join(missing)}, e.g. "
+            '{"max_executors": 4, "cpu": "8", "memory": "16Gi", "gpus": 0}'
+        )
+    return CourseLimits(**value)

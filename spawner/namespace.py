@@ -1,10 +1,12 @@
 """Pure builders of a student's namespace and what the notebook needs in it: plain dicts, in apply order.
 
 Each student gets a namespace of their own (:func:`namespace_name`). In it, the notebook pod runs as the
-ServiceAccount :data:`SERVICE_ACCOUNT`, bound to a Role (:func:`role`) that allows exactly what
-``start_cluster`` does there and nothing cluster-wide; a ResourceQuota and a LimitRange carry the course's
-:class:`~spawner.limits.CourseLimits`; a NetworkPolicy lets only the student's own executors reach the
-notebook's Spark ports, and only the hub's proxy reach Jupyter. Every object is labelled
+ServiceAccount :data:`SERVICE_ACCOUNT`, bound there (:func:`role_binding`) to the ClusterRole of
+:data:`NOTEBOOK_RULES`, which allows exactly what ``start_cluster`` does and nothing cluster-wide; the
+hub's own account is bound there (:func:`hub_role_binding`) to what it does in the namespace; a ResourceQuota and a LimitRange carry the course's
+:class:`~spawner.limits.CourseLimits`; NetworkPolicies (:mod:`spawner.network_policy`) deny every connection
+in and out but those Occam needs: DNS, the API server, the hub and its proxy, the student's own pods
+among themselves, and the internet if the course allows it. Every object is labelled
 ``app.kubernetes.io/managed-by: occam-spawner`` and ``occam.io/user``.
 
 The Namespace itself carries Pod Security admission labels (:func:`pod_security_labels`: every pod in it
@@ -19,33 +21,35 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from occam.contract import (
-    APP_LABEL,
-    APP_NAME,
-    BLOCK_MANAGER_PORT,
-    COMPONENT_LABEL,
-    DRIVER_PORT,
-    GPU_RESOURCE,
-    MANAGED_BY_LABEL,
-    NOTEBOOK_COMPONENT,
-    UI_PORT,
-    USER_LABEL,
-)
+from occam.contract import GPU_RESOURCE, MANAGED_BY_LABEL, SPAWNER_MANAGED_BY, USER_LABEL, USERNAME_ANNOTATION
 from occam.kubernetes.objects import label_value, parse_quantity
 from spawner.limits import CourseLimits
+from spawner.network_policy import NOTEBOOK, NOTEBOOK_SELECTOR, NetworkAccess, network_policies
 
-MANAGED_BY = "occam-spawner"
+MANAGED_BY = SPAWNER_MANAGED_BY
 
 NAMESPACE_PREFIX = "occam-"
 #: The account the notebook pod runs as; the Role below is bound to it.
 SERVICE_ACCOUNT = "occam-notebook"
+#: Namespaces made by older spawners hold a Role of this name (the notebook's rules) and a RoleBinding;
+#: they are left as they are (they grant what NOTEBOOK_BINDING grants).
 ROLE = "occam-notebook"
+#: The RoleBinding of the notebook's ClusterRole (a new name: a RoleBinding's roleRef cannot change).
+NOTEBOOK_BINDING = "occam-notebook-access"
+#: The ClusterRole with :data:`NOTEBOOK_RULES` (the chart's and spawner.hub_rbac's).
+NOTEBOOK_CLUSTER_ROLE = "occam-notebook"
+#: The RoleBinding that lets the hub manage the notebook pod and clean up in the namespace.
+HUB_BINDING = "occam-hub"
+#: The ClusterRole of what the hub does inside a student namespace (spawner.hub_rbac.HUB_NAMESPACE_RULES).
+HUB_NAMESPACE_ROLE = "occam-hub-namespace"
 RESOURCE_QUOTA = "occam-quota"
 LIMIT_RANGE = "occam-limits"
-NETWORK_POLICY = "occam-notebook"
+#: Kinds the hub may make only through its RoleBinding in the namespace (spawner.hub_rbac.HUB_NAMESPACE_RULES),
+#: not with its cluster-wide rights: applied once that binding is in force.
+HUB_BOUND_KINDS = frozenset({"Secret", "PersistentVolumeClaim"})
+#: The NetworkPolicy that guards the notebook pod (one of :func:`spawner.network_policy.network_policies`).
+NETWORK_POLICY = NOTEBOOK
 
-#: The Namespace's annotation holding the exact username it was made for (labels cannot hold every name).
-USERNAME_ANNOTATION = "occam.io/username"
 
 #: The Pod Security Standard every pod of a student's namespace must meet: the notebook (the spawner sets
 #: its security context, spawner.notebook_pod), executors and batch drivers
@@ -64,13 +68,8 @@ RESTRICTED_VOLUME_KINDS = frozenset(
 )
 _POD_SECURITY = "pod-security.kubernetes.io"
 
-#: Labels the spawner puts on the notebook pod; the NetworkPolicy selects the pod by them.
-NOTEBOOK_LABELS: dict[str, str] = {APP_LABEL: APP_NAME, COMPONENT_LABEL: NOTEBOOK_COMPONENT}
-#: Pods of the namespace allowed to reach the notebook's Spark ports: every pod Occam makes (executors).
-OCCAM_PODS: dict[str, str] = {APP_LABEL: APP_NAME}
-
-#: The Jupyter server's port in the notebook pod, reached by the hub and its proxy.
-NOTEBOOK_PORT = 8888
+#: Labels the spawner puts on the notebook pod; the NetworkPolicies select the pod by them.
+NOTEBOOK_LABELS: dict[str, str] = dict(NOTEBOOK_SELECTOR)
 
 #: A container that sets no CPU or memory gets this much (capped at the course's per-container maximum).
 DEFAULT_CONTAINER_CPU = "1"
@@ -257,34 +256,80 @@ def adoption_problem(existing: Mapping[str, Any], desired: Mapping[str, Any]) ->
     return None
 
 
-def service_account(username: str, *, prefix: str = NAMESPACE_PREFIX) -> dict[str, Any]:
-    """The notebook pod's ServiceAccount (its token is what the notebook's Kubernetes calls use)."""
-    return {
+def service_account(
+    username: str, *, prefix: str = NAMESPACE_PREFIX, pull_secrets: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The notebook pod's ServiceAccount (its token is what the notebook's Kubernetes calls use).
+
+    ``pull_secrets``: names of image pull Secrets in the namespace (:func:`pull_secret_copy`), listed in its
+    ``imagePullSecrets``: Kubernetes adds them to every pod that runs as this account and names none
+    itself, so the notebook, its executors and batch drivers pull from the private registry.
+    """
+    account: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": _metadata(SERVICE_ACCOUNT, username, namespace_name(username, prefix=prefix)),
     }
+    if pull_secrets:
+        account["imagePullSecrets"] = [{"name": name} for name in pull_secrets]
+    return account
 
 
-def role(username: str, *, prefix: str = NAMESPACE_PREFIX) -> dict[str, Any]:
-    """The Role with :data:`NOTEBOOK_RULES`, in the student's namespace only."""
+#: The Secret types that hold registry credentials (what a pod's imagePullSecrets may name).
+PULL_SECRET_TYPES = ("kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg")
+
+
+def pull_secret_copy(username: str, source: Mapping[str, Any], *, prefix: str = NAMESPACE_PREFIX) -> dict[str, Any]:
+    """A copy, in the student's namespace, of the image pull Secret ``source`` (a v1 Secret as a dict, read from
+    the hub's namespace): its name, type and data, with Occam's labels and nothing else of the original.
+
+    A Secret of any other type raises ValueError: only registry credentials are copied to students, who can
+    read every Secret of their namespace.
+    """
+    metadata = source.get("metadata") or {}
+    name = metadata.get("name", "")
+    kind = source.get("type")
+    if kind not in PULL_SECRET_TYPES:
+        raise ValueError(
+            f"Secret {name!r} is of type {kind!r}, not an image pull secret ({' or '.join(PULL_SECRET_TYPES)}): "
+            "students can read it in their namespace, so only registry credentials are copied; make it with "
+            "kubectl create secret docker-registry"
+        )
     return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": _metadata(ROLE, username, namespace_name(username, prefix=prefix)),
-        "rules": [{key: list(value) for key, value in rule.items()} for rule in NOTEBOOK_RULES],
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(name, username, namespace_name(username, prefix=prefix)),
+        "type": kind,
+        "data": dict(source.get("data") or {}),
     }
 
 
-def role_binding(username: str, *, prefix: str = NAMESPACE_PREFIX) -> dict[str, Any]:
-    """Binds :func:`role` to :func:`service_account`, both in the student's namespace."""
+def role_binding(
+    username: str, *, cluster_role: str = NOTEBOOK_CLUSTER_ROLE, prefix: str = NAMESPACE_PREFIX
+) -> dict[str, Any]:
+    """Binds the notebook's ClusterRole (:data:`NOTEBOOK_RULES`, spawner.hub_rbac.notebook_cluster_role) to
+    :func:`service_account`, in the student's namespace only."""
     ns = namespace_name(username, prefix=prefix)
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
-        "metadata": _metadata(ROLE, username, ns),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ROLE},
+        "metadata": _metadata(NOTEBOOK_BINDING, username, ns),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
         "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": ns}],
+    }
+
+
+def hub_role_binding(
+    username: str, hub_user: str, *, cluster_role: str = HUB_NAMESPACE_ROLE, prefix: str = NAMESPACE_PREFIX
+) -> dict[str, Any]:
+    """Binds the hub's in-namespace ClusterRole (spawner.hub_rbac.hub_namespace_cluster_role) to the hub's
+    own identity ``hub_user`` (``system:serviceaccount:<namespace>:<name>``), in the student's namespace only."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _metadata(HUB_BINDING, username, namespace_name(username, prefix=prefix)),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": hub_user}],
     }
 
 
@@ -372,97 +417,53 @@ def limit_range(username: str, limits: CourseLimits, *, prefix: str = NAMESPACE_
     }
 
 
-def _tcp(ports: Sequence[int]) -> list[dict[str, Any]]:
-    return [{"protocol": "TCP", "port": port} for port in ports]
-
-
-def network_policy(
-    username: str,
-    *,
-    hub_namespace: str,
-    hub_selector: Mapping[str, str],
-    notebook_selector: Mapping[str, str] | None = None,
-    spark_ports: Sequence[int] = (DRIVER_PORT, BLOCK_MANAGER_PORT, UI_PORT),
-    notebook_port: int = NOTEBOOK_PORT,
-    horovod_ports: bool = True,
-    prefix: str = NAMESPACE_PREFIX,
-) -> dict[str, Any]:
-    """Who may connect to the notebook pod: nobody, except as listed.
-
-    - Occam's pods in the same namespace (``app.kubernetes.io/name=occam``: the student's executors) on
-      the Spark driver, block manager and UI ports (``spark_ports``).
-    - Pods matching ``hub_selector`` in ``hub_namespace`` (the hub and its proxy) on ``notebook_port``.
-    - With ``horovod_ports`` (the default), the same executors on every other unprivileged TCP port but
-      ``notebook_port``: ``cluster.fit`` runs ``horovod.spark.run``, whose driver and rendezvous services
-      listen on the notebook pod on ports chosen at random, and the ranks in the executors connect to
-      them. Pass ``horovod_ports=False`` for the Spark ports alone (then ``cluster.fit`` cannot work
-      under a CNI that enforces network policies).
-
-    Executor pods are not selected: this policy guards the notebook, where the student's Jupyter runs.
-    """
-    if not hub_selector:
-        raise ValueError("hub_selector must name at least one label of the hub's pods, or every pod would match")
-    executors = [{"podSelector": {"matchLabels": dict(OCCAM_PODS)}}]
-    ingress: list[dict[str, Any]] = [
-        {"from": executors, "ports": _tcp(spark_ports)},
-        {
-            "from": [
-                {
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": hub_namespace}},
-                    "podSelector": {"matchLabels": dict(hub_selector)},
-                }
-            ],
-            "ports": _tcp([notebook_port]),
-        },
-    ]
-    if horovod_ports:
-        ranges = [(1024, notebook_port - 1), (notebook_port + 1, 65535)]
-        ingress.append(
-            {
-                "from": executors,
-                "ports": [{"protocol": "TCP", "port": low, "endPort": high} for low, high in ranges if low <= high],
-            }
-        )
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _metadata(NETWORK_POLICY, username, namespace_name(username, prefix=prefix)),
-        "spec": {
-            "podSelector": {
-                "matchLabels": dict(notebook_selector if notebook_selector is not None else NOTEBOOK_LABELS)
-            },
-            "policyTypes": ["Ingress"],
-            "ingress": ingress,
-        },
-    }
-
-
 def namespace_objects(
     username: str,
     limits: CourseLimits,
     *,
     hub_namespace: str,
     hub_selector: Mapping[str, str],
+    hub_user: str | None = None,
     gpu_resource: str = GPU_RESOURCE,
-    notebook_selector: Mapping[str, str] | None = None,
-    horovod_ports: bool = True,
     prefix: str = NAMESPACE_PREFIX,
     pod_security_level: str = POD_SECURITY_LEVEL,
+    api_server_cidrs: Sequence[str] = (),
+    dns_cidrs: Sequence[str] = (),
+    internet: bool = False,
+    notebook_cluster_role: str = NOTEBOOK_CLUSTER_ROLE,
+    hub_namespace_role: str = HUB_NAMESPACE_ROLE,
+    pull_secrets: Sequence[Mapping[str, Any]] = (),
 ) -> list[dict[str, Any]]:
-    """Everything the student's namespace holds, in the order to create it (the Namespace first)."""
+    """Everything the student's namespace holds, in the order to create it (the Namespace first, the
+    NetworkPolicies of :func:`spawner.network_policy.network_policies` last). ``hub_user``: the hub's own
+    identity, bound to ``hub_namespace_role`` in the namespace (None: no such binding, for an admin's
+    account that needs none).
+
+    ``pull_secrets``: image pull Secrets read from the hub's namespace; the ServiceAccount names them, and
+    their copies (:func:`pull_secret_copy`) come after the hub's RoleBinding, which lets the hub make them
+    (:data:`HUB_BOUND_KINDS`).
+    """
+    access = NetworkAccess(
+        hub_namespace=hub_namespace,
+        hub_selector=dict(hub_selector),
+        api_server_cidrs=tuple(api_server_cidrs),
+        dns_cidrs=tuple(dns_cidrs),
+        internet=internet,
+    )
+    ns = namespace_name(username, prefix=prefix)
+    hub = (
+        []
+        if hub_user is None
+        else [hub_role_binding(username, hub_user, cluster_role=hub_namespace_role, prefix=prefix)]
+    )
+    copies = [pull_secret_copy(username, source, prefix=prefix) for source in pull_secrets]
     return [
         namespace(username, prefix=prefix, pod_security_level=pod_security_level),
-        service_account(username, prefix=prefix),
-        role(username, prefix=prefix),
-        role_binding(username, prefix=prefix),
+        service_account(username, prefix=prefix, pull_secrets=[c["metadata"]["name"] for c in copies]),
+        role_binding(username, cluster_role=notebook_cluster_role, prefix=prefix),
+        *hub,
+        *copies,
         resource_quota(username, limits, gpu_resource=gpu_resource, prefix=prefix),
         limit_range(username, limits, prefix=prefix),
-        network_policy(
-            username,
-            hub_namespace=hub_namespace,
-            hub_selector=hub_selector,
-            notebook_selector=notebook_selector,
-            horovod_ports=horovod_ports,
-            prefix=prefix,
-        ),
+        *network_policies(ns, labels(username), access),
     ]

@@ -21,14 +21,18 @@ from typing import Any
 from occam.contract import (
     CACHE_DIR_ENV,
     CHECKPOINT_DIR_ENV,
+    EXECUTOR_IDLE_MINUTES_ENV,
     EXECUTOR_IMAGE_ENV,
+    GPU_EXECUTOR_IMAGE_ENV,
     GPU_NODE_SELECTOR_ENV,
     GPU_TOLERATIONS_ENV,
     IMAGE_PULL_POLICY_ENV,
+    MODELS_DIR_ENV,
     NAMESPACE_ENV,
     POD_IP_ENV,
     POD_NAME_ENV,
     POD_UID_ENV,
+    SERVICE_ACCOUNT_ENV,
     SHARED_PATH_ENV,
     SHARED_VOLUME_ENV,
     USER_ENV,
@@ -56,16 +60,31 @@ def notebook_env(
     image_pull_policy: str | None = None,
     gpu_node_selector: Mapping[str, str] | None = None,
     gpu_tolerations: Sequence[Mapping[str, Any]] | None = None,
+    gpu_executor_image: str | None = None,
+    service_account: str | None = SERVICE_ACCOUNT,
+    executor_idle_minutes: float = 0,
 ) -> list[dict[str, Any]]:
     """The ``OCCAM_K8S_*`` variables of the notebook container, as Kubernetes EnvVar objects.
 
     The pod facts come from the downward API; the rest are plain values. The GPU node selector and
     tolerations are JSON, and are left out when empty (the backend then adds nothing to GPU executors).
+    ``gpu_executor_image``: the image GPU executors run, when not ``executor_image`` (a CPU notebook
+    borrowing GPUs). ``service_account``: the account executor pods run as, token not mounted: the
+    notebook's, whose ``imagePullSecrets`` then reach them. ``executor_idle_minutes`` above 0: a cluster
+    with no Spark job and no fit for that long releases its executors (``OCCAM_EXECUTOR_IDLE_MINUTES``).
     """
     if not executor_image or not executor_image.strip():
         raise ValueError("executor_image must name a container image (the notebook's own image, usually)")
+    if isinstance(executor_idle_minutes, bool) or not executor_idle_minutes >= 0:
+        raise ValueError(f"executor_idle_minutes={executor_idle_minutes!r} must be 0 (never) or more minutes")
     env = [_field_ref(name, path) for name, path in DOWNWARD_API_FIELDS.items()]
     env.append({"name": EXECUTOR_IMAGE_ENV, "value": executor_image})
+    if gpu_executor_image and gpu_executor_image != executor_image:
+        env.append({"name": GPU_EXECUTOR_IMAGE_ENV, "value": gpu_executor_image})
+    if service_account:
+        env.append({"name": SERVICE_ACCOUNT_ENV, "value": service_account})
+    if executor_idle_minutes:
+        env.append({"name": EXECUTOR_IDLE_MINUTES_ENV, "value": f"{executor_idle_minutes:g}"})
     if image_pull_policy:
         env.append({"name": IMAGE_PULL_POLICY_ENV, "value": image_pull_policy})
     env.append({"name": USER_ENV, "value": user})
@@ -79,14 +98,16 @@ def notebook_env(
 #: Folders of the shared work volume that hold Occam's dataset cache and fit checkpoints.
 SHARED_CACHE_FOLDER = "cache"
 SHARED_CHECKPOINT_FOLDER = "checkpoints"
+SHARED_MODELS_FOLDER = "models"
 
 
 def shared_work_env(source: Mapping[str, Any], path: str) -> list[dict[str, Any]]:
     """The variables that tell Occam about the shared work volume ``source`` mounted at ``path``.
 
     ``OCCAM_K8S_SHARED_VOLUME``/``OCCAM_K8S_SHARED_PATH`` make the Kubernetes backend mount it in every
-    executor; ``OCCAM_CACHE_DIR`` and ``OCCAM_CHECKPOINT_DIR`` put the dataset cache and checkpoints on it
-    (``<path>/cache``, ``<path>/checkpoints``), where executors and the notebook both see them. A
+    executor; ``OCCAM_CACHE_DIR``, ``OCCAM_CHECKPOINT_DIR`` and ``OCCAM_MODELS_DIR`` put the dataset cache,
+    checkpoints and the student's model store on it (``<path>/cache``, ``<path>/checkpoints``, ``<path>/models``),
+    where executors and the notebook both see them (``occam.models.load`` in a model_fn). A
     ``cache_dir=``/``checkpoint_dir=`` argument still wins over these.
     """
     source = {kind: dict(fields) for kind, fields in source.items()}
@@ -97,6 +118,7 @@ def shared_work_env(source: Mapping[str, Any], path: str) -> list[dict[str, Any]
         {"name": SHARED_PATH_ENV, "value": path},
         {"name": CACHE_DIR_ENV, "value": posixpath.join(path, SHARED_CACHE_FOLDER)},
         {"name": CHECKPOINT_DIR_ENV, "value": posixpath.join(path, SHARED_CHECKPOINT_FOLDER)},
+        {"name": MODELS_DIR_ENV, "value": posixpath.join(path, SHARED_MODELS_FOLDER)},
     ]
 
 

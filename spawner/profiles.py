@@ -74,8 +74,17 @@ def cpu_profile(
     default: bool = False,
     slug: str | None = None,
     course_limits: Mapping[str, Any] | None = None,
+    gpu_node_selector: Mapping[str, str] | None = None,
+    gpu_tolerations: Sequence[Mapping[str, Any]] | None = None,
+    gpu_executor_image: str | None = None,
 ) -> dict[str, Any]:
-    """A profile whose notebook gets ``cpu`` cores and ``memory`` (request = limit), and no GPU."""
+    """A profile whose notebook gets ``cpu`` cores and ``memory`` (request = limit), and no GPU.
+
+    With ``course_limits`` allowing GPUs, the notebook borrows them: it holds none, and the executors of
+    ``start_cluster(gpu=True)`` draw from the namespace's GPU quota, placed by ``gpu_node_selector`` and
+    ``gpu_tolerations`` (default: tolerate the ``nvidia.com/gpu`` taint) and running ``gpu_executor_image``
+    (a CUDA image; the notebook's CPU image would not use the GPU).
+    """
     profile = _base(
         display_name,
         cpu=cpu,
@@ -84,8 +93,21 @@ def cpu_profile(
         default=default,
         slug=slug,
     )
+    override = profile["kubespawner_override"]
     if course_limits is not None:
-        profile["kubespawner_override"]["course_limits"] = dict(course_limits)
+        override["course_limits"] = dict(course_limits)
+    if course_limits is not None and course_limits.get("gpus", 0):
+        tolerated = DEFAULT_GPU_TOLERATIONS if gpu_tolerations is None else gpu_tolerations
+        override["gpu_tolerations"] = [dict(t) for t in tolerated]
+        if gpu_node_selector:
+            override["gpu_node_selector"] = {str(k): str(v) for k, v in gpu_node_selector.items()}
+        if gpu_executor_image:
+            override["gpu_executor_image"] = gpu_executor_image
+    elif gpu_node_selector or gpu_tolerations or gpu_executor_image:
+        raise ConfigError(
+            f"cpu_profile {display_name!r}: GPU placement is set but course_limits allow no GPUs; set "
+            "course_limits['gpus'] to the GPUs its executors may borrow, or drop the GPU settings"
+        )
     return profile
 
 

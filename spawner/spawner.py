@@ -4,8 +4,8 @@ Before the notebook pod is made, it is checked against the cluster's nodes (``ch
 :mod:`spawner.placement`): a pod no node could ever take fails the spawn at once, saying why. Then the
 student's namespace (:func:`spawner.namespace.namespace_name`) is created or brought up to date with
 :func:`spawner.apply.prepare_namespace` (server-side apply): the notebook's ServiceAccount and Role, the
-course's ResourceQuota and LimitRange, and the NetworkPolicy. The pod then
-runs as that ServiceAccount, with the labels the NetworkPolicy selects and the ``OCCAM_K8S_*``
+course's ResourceQuota and LimitRange, and the NetworkPolicies (:mod:`spawner.network_policy`). The pod then
+runs as that ServiceAccount, with the labels the NetworkPolicies select and the ``OCCAM_K8S_*``
 environment the Kubernetes backend reads (see :mod:`spawner.notebook_pod`). When the server stops,
 for any reason (a stop, a cull, a notebook pod that was already gone), every executor pod and Secret
 Occam made in the namespace is deleted.
@@ -17,7 +17,6 @@ of :func:`spawner.hub_rbac.hub_cluster_role` (docs/spawner.md lists it).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import inspect
 import os
 import posixpath
@@ -27,23 +26,37 @@ from typing import Any
 from kubespawner import KubeSpawner
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default, validate
 
-from occam.contract import APP_LABEL, APP_NAME, BATCH_JOB_LABEL, COMPONENT_LABEL, NOTEBOOK_COMPONENT, UI_PORT
+from occam.contract import (
+    APP_LABEL,
+    APP_NAME,
+    BATCH_JOB_LABEL,
+    COMPONENT_LABEL,
+    NOTEBOOK_COMPONENT,
+    TRACKING_URI_ENV,
+    UI_PORT,
+)
 from occam.errors import ConfigError
 from occam.kubernetes.api import REQUEST_TIMEOUT_SECONDS
 from occam.kubernetes.shared import check_shared_work
-from spawner import notebook_pod
-from spawner.apply import CREATED, Applied, prepare_namespace
-from spawner.limits import CourseLimits
+from spawner import capacity, notebook_pod
+from spawner.apply import CREATED, Applied, own_username, prepare_namespace, read_pull_secrets, wait_until_allowed
+from spawner.capacity import CourseGpusTaken, UnplaceableServer
+from spawner.limits import CourseLimits, course_limits_from
 from spawner.namespace import (
+    HUB_NAMESPACE_ROLE,
     NAMESPACE_PREFIX,
+    NOTEBOOK_CLUSTER_ROLE,
     POD_SECURITY_LEVEL,
     check_pod_security_level,
     check_prefix,
+    labels,
     namespace_name,
     namespace_objects,
     restricted_volume_problem,
 )
+from spawner.network_policy import cidr_problem
 from spawner.placement import unplaceable_reason
+from spawner.work_volume import check_work_storage, work_claim, work_volume_source
 
 #: Occam's pods and Secrets in a student's namespace other than the notebook pod and batch jobs (which outlive the
 #: notebook, docs/batch-jobs.md): what ``stop`` deletes.
@@ -53,37 +66,6 @@ EXECUTOR_SELECTOR = f"{APP_LABEL}={APP_NAME},{COMPONENT_LABEL}!={NOTEBOOK_COMPON
 NODE_LIST_TTL = 5.0
 
 _HUB_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-_LIMIT_FIELDS = tuple(field.name for field in dataclasses.fields(CourseLimits))
-
-
-class UnplaceableServer(RuntimeError):
-    """No node of the cluster could ever run the notebook pod; the message (shown to the student) says why."""
-
-    # JupyterHub shows ``jupyterhub_message`` on the spawn page, and its REST API answers with
-    # ``log_message % args``: both carry the reason instead of a bare "error".
-    log_message = "%s"
-
-    @property
-    def jupyterhub_message(self) -> str:
-        return str(self)
-
-
-def course_limits_from(value: Any) -> CourseLimits:
-    """:class:`CourseLimits` from the ``course_limits`` setting; a ConfigError says what is wrong."""
-    if isinstance(value, CourseLimits):
-        return value
-    if not isinstance(value, dict):
-        raise ConfigError(f"course_limits={value!r} must be a dict of {', '.join(_LIMIT_FIELDS)}")
-    unknown = sorted(set(value) - set(_LIMIT_FIELDS))
-    if unknown:
-        raise ConfigError(f"course_limits has unknown key(s) {', '.join(unknown)}; known: {', '.join(_LIMIT_FIELDS)}")
-    missing = [name for name in ("max_executors", "cpu", "memory") if name not in value]
-    if missing:
-        raise ConfigError(
-            f"course_limits must set {', '.join(missing)}, e.g. "
-            '{"max_executors": 4, "cpu": "8", "memory": "16Gi", "gpus": 0}'
-        )
-    return CourseLimits(**value)
 
 
 class OccamSpawner(KubeSpawner):
@@ -91,6 +73,8 @@ class OccamSpawner(KubeSpawner):
 
     # (when, nodes) of the last node list, shared by the hub's spawners (see _list_nodes).
     _node_list: tuple[float, list[dict[str, Any]]] | None = None
+    # The hub's own username as the API server knows it (_prepare_blocking), asked once per hub process.
+    _hub_user: str | None = None
 
     course_limits = Dict(
         {"max_executors": 2, "cpu": "4", "memory": "8Gi", "gpus": 0},
@@ -115,6 +99,52 @@ class OccamSpawner(KubeSpawner):
         help="""
         The container image Occam's executor pods run (OCCAM_K8S_EXECUTOR_IMAGE). It must hold the
         same Python, Spark and Occam as the notebook. Empty (the default): the notebook's own image.
+        """,
+    )
+
+    gpu_executor_image = Unicode(
+        "",
+        config=True,
+        help="""
+        The image GPU executors run (OCCAM_K8S_GPU_EXECUTOR_IMAGE), when it is not executor_image: a CPU
+        notebook whose course_limits lend it GPUs runs a CPU image, and its start_cluster(gpu=True)
+        executors need a CUDA one. Empty (the default): GPU executors run executor_image.
+        """,
+    )
+
+    executor_idle_minutes = Float(
+        0,
+        config=True,
+        help="""
+        Minutes a student's cluster may sit with no Spark job and no fit before its executors are
+        released (the cluster stops; the student's next call on it says why). Passed to the notebook as
+        OCCAM_EXECUTOR_IDLE_MINUTES. 0 (the default): never; executors live as long as the notebook.
+        """,
+    )
+
+    max_gpus_in_use = Int(
+        0,
+        config=True,
+        help="""
+        The most GPUs the whole course may hold at once, all students' notebooks and executors together
+        (0, the default: no cap beyond each namespace's GPU quota). Checked when a server whose
+        course_limits allow GPUs starts: a GPU notebook must fit under the cap, a CPU notebook that
+        borrows GPUs needs one free. The student is told how many are in use; the hub's log names the
+        namespaces that hold them. Executors started later by a running notebook are held to its
+        namespace's quota only (a ResourceQuota cannot span namespaces). The hub lists pods in every
+        namespace for it.
+        """,
+    )
+
+    copied_pull_secrets = List(
+        trait=Unicode(),
+        config=True,
+        help="""
+        Names of image pull Secrets (kubernetes.io/dockerconfigjson) in hub_namespace. At every spawn
+        the spawner copies each into the student's namespace (server-side apply) and lists them in the
+        notebook ServiceAccount's imagePullSecrets, so the notebook, its executors and batch drivers
+        (which run as that account) pull from a private registry. Only that Secret type is copied:
+        students can read the Secrets of their namespace.
         """,
     )
 
@@ -147,8 +177,8 @@ class OccamSpawner(KubeSpawner):
         config=True,
         help="""
         The namespace of the hub and its proxy: the notebook pod's NetworkPolicy lets pods there that
-        match hub_selector reach the Jupyter port. Default: the hub's own namespace when it runs in a
-        pod, else "default".
+        match hub_selector reach the Jupyter port, and the notebook reach them on ports 8081 and 8000.
+        Default: the hub's own namespace when it runs in a pod, else "default".
         """,
     )
 
@@ -156,8 +186,62 @@ class OccamSpawner(KubeSpawner):
         {"app": "jupyterhub"},
         config=True,
         help="""
-        Labels of the pods in hub_namespace that may reach the notebook's Jupyter port (the hub and its
-        proxy). Must name at least one label. The default matches Zero to JupyterHub's hub and proxy.
+        Labels of the pods in hub_namespace that may reach the notebook's Jupyter port, and that the
+        notebook may reach on 8081 (the hub's API) and 8000 (the proxy's public port). Must name at
+        least one label. The default matches Zero to JupyterHub's hub and proxy.
+        """,
+    )
+
+    notebook_cluster_role = Unicode(
+        NOTEBOOK_CLUSTER_ROLE,
+        config=True,
+        help="""
+        The ClusterRole with the notebook's rules (spawner.hub_rbac.notebook_cluster_role; the chart's is
+        named after the release), bound to the notebook's account in each student namespace. The hub's
+        ClusterRole must allow "bind" on it.
+        """,
+    )
+
+    hub_namespace_role = Unicode(
+        HUB_NAMESPACE_ROLE,
+        config=True,
+        help="""
+        The ClusterRole of what the hub does inside a student namespace (notebook pod, home volume claim,
+        deleting executors and their Secrets; spawner.hub_rbac.hub_namespace_cluster_role), bound to the
+        hub's own account in each namespace it prepares. The hub's ClusterRole must allow "bind" on it.
+        """,
+    )
+
+    api_server_cidrs = List(
+        trait=Unicode(),
+        config=True,
+        help="""
+        The API server's addresses as pods reach them after the kubernetes Service (its endpoints: kubectl
+        get endpointslices -n default -l kubernetes.io/service-name=kubernetes), e.g. ["10.0.0.5/32"]:
+        the notebook and batch drivers may connect there on ports 443 and 6443; nothing else in a student
+        namespace may. Empty (the default; the chart fills it in from the cluster at install): those two
+        may connect to ports 443 and 6443 of any address (spawner.network_policy).
+        """,
+    )
+
+    dns_cidrs = List(
+        trait=Unicode(),
+        config=True,
+        help="""
+        Addresses of the cluster's DNS other than kube-system's kube-dns pods, which are always allowed
+        on port 53, e.g. ["169.254.20.10/32"] for NodeLocal DNSCache. Empty: none.
+        """,
+    )
+
+    allow_internet = Bool(
+        False,
+        config=True,
+        help="""
+        Let every pod of a student namespace connect to the internet: any address but the private ranges
+        (10/8, 172.16/12, 192.168/16), 100.64/10 and link-local 169.254/16, the cloud's metadata service
+        included. False (the default): no connection leaves the cluster but to the API server, DNS and
+        the hub. The NetworkPolicy occam-internet is deleted from every namespace at its next spawn
+        when this is turned off.
         """,
     )
 
@@ -194,12 +278,45 @@ class OccamSpawner(KubeSpawner):
         """,
     )
 
+    work_storage_class = Unicode(
+        "",
+        config=True,
+        help="""
+        A StorageClass that provisions ReadWriteMany volumes (NFS, CephFS, a cloud file store): the
+        spawner then makes each student's own work volume, the claim occam-work of work_storage_size in
+        their namespace (counted by the storage quota), and mounts it as the shared work volume unless
+        shared_work_volume names another. Empty (the default): no claim is made.
+        """,
+    )
+
+    work_storage_size = Unicode(
+        "10Gi",
+        config=True,
+        help="""
+        The size of each student's work volume claim (work_storage_class), a Kubernetes quantity.
+        """,
+    )
+
     shared_work_path = Unicode(
         "/home/jovyan/occam-work",
         config=True,
         help="""
         Where the notebook and the executors mount shared_work_volume: an absolute path, the same in
         both. Unused when shared_work_volume is empty.
+        """,
+    )
+
+    tracking_uri = Unicode(
+        "",
+        config=True,
+        help="""
+        The MLflow tracking URI every student's fits are recorded in (OCCAM_TRACKING_URI in the notebook
+        pod), e.g. a course MLflow server, http://mlflow.occam.svc:5000. Everyone who can reach that server
+        sees every run recorded there (parameters, metrics, models, and the student's user name): a course
+        server suits a shared leaderboard, not private work. Notebook pods must reach it: the student
+        namespaces' NetworkPolicies deny egress but to what Occam needs, so an admin adds a NetworkPolicy
+        that lets them reach the server (an internet server: allow_internet). Empty (the default): each
+        student's own SQLite store under their cache (the shared work volume), no server, nobody else sees the runs.
         """,
     )
 
@@ -287,6 +404,26 @@ class OccamSpawner(KubeSpawner):
             )
         return dict(value)
 
+    @validate("api_server_cidrs", "dns_cidrs")
+    def _validate_cidrs(self, proposal: Any) -> list[str]:
+        name, value = proposal["trait"].name, list(proposal["value"])
+        problem = cidr_problem(name, value)
+        if problem is not None:
+            raise TraitError(f"OccamSpawner.{problem}")
+        return value
+
+    @validate("work_storage_class", "work_storage_size")
+    def _validate_work_storage(self, proposal: Any) -> str:
+        value = str(proposal["value"])
+        storage_class = value if proposal["trait"].name == "work_storage_class" else self.work_storage_class
+        size = value if proposal["trait"].name == "work_storage_size" else self.work_storage_size
+        if storage_class:
+            try:
+                check_work_storage(storage_class, size)
+            except ValueError as exc:
+                raise TraitError(f"OccamSpawner.{exc}") from None
+        return value
+
     @validate("gpu_node_selector")
     def _validate_gpu_node_selector(self, proposal: Any) -> dict[str, str]:
         value = proposal["value"]
@@ -334,6 +471,14 @@ class OccamSpawner(KubeSpawner):
         return namespace_name(self.user.name, prefix=self.namespace_prefix)
 
     @property
+    def work_volume(self) -> dict[str, Any]:
+        """The shared work volume pods mount: ``shared_work_volume``, else the student's own claim when
+        ``work_storage_class`` is set, else none (empty)."""
+        if self.shared_work_volume:
+            return dict(self.shared_work_volume)
+        return work_volume_source() if self.work_storage_class else {}
+
+    @property
     def limits(self) -> CourseLimits:
         """The course's limits, from ``course_limits``."""
         return course_limits_from(self.course_limits)
@@ -360,15 +505,37 @@ class OccamSpawner(KubeSpawner):
     def _prepare_blocking(self, username: str, limits: CourseLimits, prefix: str) -> list[Applied]:
         api_client = self.make_api_client()
         try:
-            objects = namespace_objects(
-                username,
-                limits,
-                hub_namespace=self.hub_namespace,
-                hub_selector=self.hub_selector,
-                prefix=prefix,
-                pod_security_level=self.pod_security_level,
+            if OccamSpawner._hub_user is None:
+                OccamSpawner._hub_user = own_username(api_client)
+            pull_secrets = read_pull_secrets(
+                api_client, self.hub_namespace, list(self.copied_pull_secrets), timeout=REQUEST_TIMEOUT_SECONDS
             )
-            return prepare_namespace(api_client, objects, timeout=REQUEST_TIMEOUT_SECONDS)
+            try:
+                objects = namespace_objects(
+                    username,
+                    limits,
+                    hub_namespace=self.hub_namespace,
+                    hub_selector=self.hub_selector,
+                    hub_user=OccamSpawner._hub_user,
+                    notebook_cluster_role=self.notebook_cluster_role,
+                    hub_namespace_role=self.hub_namespace_role,
+                    prefix=prefix,
+                    pod_security_level=self.pod_security_level,
+                    api_server_cidrs=self.api_server_cidrs,
+                    dns_cidrs=self.dns_cidrs,
+                    internet=self.allow_internet,
+                    pull_secrets=pull_secrets,
+                )
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            ns = namespace_name(username, prefix=prefix)
+            if self.work_storage_class:
+                objects.append(work_claim(ns, labels(username), self.work_storage_class, self.work_storage_size))
+            # The pull Secrets' copies and the work volume's claim need the hub's RoleBinding just applied
+            # (prepare_namespace waits for it), and so does the notebook pod KubeSpawner makes next.
+            applied = prepare_namespace(api_client, objects, timeout=REQUEST_TIMEOUT_SECONDS)
+            wait_until_allowed(api_client, ns, "create", "pods")
+            return applied
         finally:
             api_client.close()
 
@@ -400,12 +567,13 @@ class OccamSpawner(KubeSpawner):
         # after the profile is applied and before the pod is made: instead of a bare namespace, check that
         # some node could run the pod, then make everything the student needs. It is private to
         # KubeSpawner: tests/unit/test_spawner_kubespawner.py fails on an upgrade until this is re-checked.
-        problem = restricted_volume_problem(self.shared_work_volume, self.pod_security_level)
+        problem = restricted_volume_problem(self.work_volume, self.pod_security_level)
         if problem is not None:
             # Executors mount it too: Spark's pod creation would be refused, and start_cluster time out.
             raise ConfigError(problem)
         if self.check_node_fit:
             await self.ensure_placeable()
+        await self.ensure_course_gpus()
         await self.prepare_user_namespace()
 
     async def ensure_placeable(self) -> None:
@@ -419,32 +587,26 @@ class OccamSpawner(KubeSpawner):
             self.log.warning("Refusing to spawn %s: %s", self.user.name, reason)
             raise UnplaceableServer(reason)
 
+    def notebook_gpus(self) -> int:
+        """GPUs the notebook pod itself asks for (its profile's ``extra_resource_limits``)."""
+        return capacity.requested_gpus(self.extra_resource_limits, self.extra_resource_guarantees)
+
+    async def ensure_course_gpus(self) -> None:
+        """Raise :class:`CourseGpusTaken` if this server would pass the course-wide ``max_gpus_in_use``."""
+        if self.max_gpus_in_use > 0 and self.limits.gpus > 0:
+            await capacity.ensure_course_gpus(
+                self.api, self.namespace, self.notebook_gpus(), self.max_gpus_in_use, self.log, self.user.name
+            )
+
     async def _list_nodes(self) -> list[dict[str, Any]] | None:
         # A workshop's spawns come together: one node list serves every spawn within NODE_LIST_TTL seconds.
-        from kubernetes_asyncio.client.rest import ApiException
-
         cached = OccamSpawner._node_list
         now = time.monotonic()
         if cached is not None and now - cached[0] < NODE_LIST_TTL:
             return cached[1]
-        try:
-            found = await asyncio.wait_for(self.api.list_node(), REQUEST_TIMEOUT_SECONDS)
-        except ApiException as exc:
-            if exc.status not in (401, 403):
-                raise
-            self.log.warning(
-                "Skipping the node-fit check: the hub may not list nodes (%s %s); grant it 'list nodes' "
-                "(see docs/spawner.md) or set OccamSpawner.check_node_fit = False",
-                exc.status,
-                exc.reason,
-            )
-            return None
-        except TimeoutError:
-            # The check only saves a student from waiting; a slow API server must not fail the spawn.
-            self.log.warning("Skipping the node-fit check: listing nodes took over %s s", REQUEST_TIMEOUT_SECONDS)
-            return None
-        nodes: list[dict[str, Any]] = self.api.api_client.sanitize_for_serialization(found.items)
-        OccamSpawner._node_list = (now, nodes)
+        nodes = await capacity.list_nodes(self.api, self.log)
+        if nodes is not None:
+            OccamSpawner._node_list = (now, nodes)
         return nodes
 
     # The notebook pod
@@ -457,15 +619,17 @@ class OccamSpawner(KubeSpawner):
             image_pull_policy=self.image_pull_policy,
             gpu_node_selector=self.gpu_node_selector,
             gpu_tolerations=self.gpu_tolerations,
+            gpu_executor_image=self.gpu_executor_image or None,
+            executor_idle_minutes=self.executor_idle_minutes,
         )
 
     def get_env(self) -> dict[str, Any]:
         env = super().get_env()
         env.update(notebook_pod.env_by_name(self.occam_env()))
-        if self.shared_work_volume:
-            env.update(
-                notebook_pod.env_by_name(notebook_pod.shared_work_env(self.shared_work_volume, self.shared_work_path))
-            )
+        if self.work_volume:
+            env.update(notebook_pod.env_by_name(notebook_pod.shared_work_env(self.work_volume, self.shared_work_path)))
+        if self.tracking_uri:
+            env[TRACKING_URI_ENV] = self.tracking_uri
         prefix = env.get("JUPYTERHUB_SERVICE_PREFIX")
         if prefix:
             env.update(notebook_pod.spark_ui_env(prefix, self.spark_ui_port))
@@ -490,11 +654,11 @@ class OccamSpawner(KubeSpawner):
                 V1SecurityContext,
                 notebook_pod.restricted_container_security(serialize(container.security_context) or {}),
             )
-        if self.shared_work_volume:
+        if self.work_volume:
             from kubernetes_asyncio.client import V1Volume, V1VolumeMount
             from kubespawner.utils import get_k8s_model
 
-            volume, mount = notebook_pod.shared_work_mount(self.shared_work_volume, self.shared_work_path)
+            volume, mount = notebook_pod.shared_work_mount(self.work_volume, self.shared_work_path)
             pod.spec.volumes = [*(pod.spec.volumes or []), get_k8s_model(V1Volume, volume)]
             container = pod.spec.containers[0]  # KubeSpawner's notebook container comes first
             container.volume_mounts = [*(container.volume_mounts or []), get_k8s_model(V1VolumeMount, mount)]
@@ -537,4 +701,4 @@ class OccamSpawner(KubeSpawner):
                 self.log.error("Deleting Occam %s in %s timed out", kind, self.namespace)
 
 
-__all__ = ["EXECUTOR_SELECTOR", "OccamSpawner", "UnplaceableServer", "course_limits_from"]
+__all__ = ["EXECUTOR_SELECTOR", "CourseGpusTaken", "OccamSpawner", "UnplaceableServer", "course_limits_from"]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from occam.errors import ClusterStartError, ConfigError
 from occam.reaper import Reaper
+from occam.sparkconf import driver_log4j_properties
 from occam.validation import check_java
 
 if TYPE_CHECKING:
@@ -52,14 +53,22 @@ def check_java_and_no_active_context() -> None:
 
 
 class SparkDriver:
-    """A driver JVM started for one cluster, with a private work directory removed when it stops."""
+    """A driver JVM started for one cluster, with a private work directory removed when it stops.
 
-    def __init__(self, name: str) -> None:
+    Spark's log goes to ``logs/driver.log`` in the work directory; only lines at ``log_level`` (see
+    :data:`occam.config.LOG_LEVELS`; ``error`` by default) also reach the console, the student's notebook.
+    """
+
+    def __init__(self, name: str, log_level: str = "error") -> None:
         self.work_dir = tempfile.mkdtemp(prefix=f"{name}-")
         self.reaper = Reaper()
         self.reaper.remove_dir_on_exit(self.work_dir)
-        for sub in ("local", "tmp"):
+        for sub in ("local", "tmp", "conf", "logs"):
             os.makedirs(os.path.join(self.work_dir, sub))
+        self.log_file = os.path.join(self.work_dir, "logs", "driver.log")
+        # Found on the JVM's classpath through SPARK_CONF_DIR (set for the launch only).
+        with open(os.path.join(self.work_dir, "conf", "log4j2.properties"), "w") as fh:
+            fh.write(driver_log4j_properties(log_level, self.log_file))
         self._gateway: Any = None
         self._session: SparkSession | None = None
 
@@ -83,11 +92,11 @@ class SparkDriver:
         public_conf = SparkConf(loadDefaults=False).setAll(list(conf.items()))
         spark_conf = SparkConf(loadDefaults=False).setAll([*conf.items(), *(private or {}).items()])
         # SparkContext takes the executors' Python from PYSPARK_PYTHON when it is created.
-        with scoped_environ({"PYSPARK_PYTHON": sys.executable, **environ}):
+        conf_dir = {"SPARK_CONF_DIR": os.path.join(self.work_dir, "conf")}
+        with scoped_environ({"PYSPARK_PYTHON": sys.executable, **conf_dir, **environ}):
             self._gateway = launch_gateway(public_conf)
             self.reaper.watch_pid(self._gateway.proc.pid)
             sc = SparkContext(conf=spark_conf, gateway=self._gateway)
-        sc.setLogLevel("ERROR")
         self._session = SparkSession(sc)
         return self._session
 

@@ -53,7 +53,7 @@ class EmbeddedBackend(Backend):
         return embedded_spark_conf(self.spec, work_dir)
 
     def launch(self) -> SparkSession:
-        self.driver = SparkDriver(self.spec.name)
+        self.driver = SparkDriver(self.spec.name, self.spec.log_level)
         work_dir = self.driver.work_dir
         # The JVM reads SPARK_HOME at launch: executor logs then land in the cluster's work dir.
         environ = {"SPARK_HOME": make_spark_home(work_dir), "SPARK_LOCAL_IP": "127.0.0.1"}

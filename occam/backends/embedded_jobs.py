@@ -20,10 +20,11 @@ from occam import resources as machine
 from occam.backends.local import embedded_spark_conf, make_spark_home
 from occam.batch.conf import log4j_properties, spark_defaults_text, spark_submit_argv, write_private_properties
 from occam.batch.job import Job
+from occam.config import TF_CPP_LEVELS
 from occam.contract import EXECUTORS_CONF
 from occam.errors import ConfigError
 from occam.reaper import Reaper
-from occam.sparkconf import AUTH_SECRET_CONF
+from occam.sparkconf import AUTH_SECRET_CONF, SPARK_CONSOLE_LEVELS
 from occam.spec import ClusterSpec
 from occam.validation import check_fits_machine, check_java
 
@@ -53,8 +54,11 @@ def embedded_conf_text(spec: ClusterSpec) -> str:
     return spark_defaults_text(conf, header)
 
 
-def run_embedded(job: Job, spec: ClusterSpec, *, spark_log_level: str = "warn") -> int:
+def run_embedded(job: Job, spec: ClusterSpec) -> int:
     """Run ``job`` on ``spec.n`` executors of this machine; its output goes to this process's stdout/stderr.
+
+    What Spark's JVM and TensorFlow print besides the job's own output follows ``spec.log_level``
+    (``OCCAM_LOG_LEVEL``, ``occam submit --verbose``): by default errors only.
 
     Returns the job's exit status (the script's, as spark-submit reports it). Checks the request first,
     like ``start_cluster``; a missing script or module raises :class:`~occam.errors.ConfigError`.
@@ -71,7 +75,7 @@ def run_embedded(job: Job, spec: ClusterSpec, *, spark_log_level: str = "warn") 
         for sub in ("local", "tmp", "conf", "job"):
             os.makedirs(os.path.join(work_dir, sub))
         with open(os.path.join(work_dir, "conf", "log4j2.properties"), "w") as fh:
-            fh.write(log4j_properties(spark_log_level))
+            fh.write(log4j_properties(SPARK_CONSOLE_LEVELS[spec.log_level]))
         if job.script is not None:
             app = os.path.abspath(job.script)
         else:
@@ -97,6 +101,8 @@ def run_embedded(job: Job, spec: ClusterSpec, *, spark_log_level: str = "warn") 
             "SPARK_LOCAL_IP": "127.0.0.1",
             "PYSPARK_PYTHON": sys.executable,
             "PYSPARK_DRIVER_PYTHON": sys.executable,
+            # The job's driver runs TensorFlow too: its C++ start-up notices follow the log level.
+            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL") or TF_CPP_LEVELS[spec.log_level],
         }
         # Its own session, so that Ctrl-C here reaches the job only through stop() below, in order.
         proc = subprocess.Popen(argv, env=env, start_new_session=True)

@@ -112,7 +112,7 @@ class KubernetesBackend(Backend):
         return conf
 
     def launch(self) -> SparkSession:
-        self.driver = SparkDriver(self.spec.name)
+        self.driver = SparkDriver(self.spec.name, self.spec.log_level)
         conf = self.create_objects(self.driver.work_dir)
         return self.driver.start(conf, environ={})
 

@@ -8,14 +8,15 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from occam import config
+from occam.data import labels, writers
 from occam.data import schema as schemas
-from occam.data import writers
 from occam.data.fingerprint import dataframe_fingerprint, files_fingerprint, numpy_fingerprint
 from occam.data.parquet import guarded_parquet
 from occam.data.writers import METADATA_FILE, MIN_FILES, ArrayLayout
@@ -113,13 +114,38 @@ class Dataset:
     label_dtype: str | None = None
     #: For from_images: the class of each label, in label order.
     class_names: tuple[str, ...] | None = None
+    #: Labels of a multi-output model, one column each: ``(column, output name, dtype)``. The output names
+    #: are the keys of a dict of labels (Keras matches them to the model's output names); None for a list
+    #: of labels (matched to the outputs by position). ``label`` is None then. The dtype is as given, or
+    #: None for columns Spark wrote.
+    outputs: tuple[tuple[str, str | None, str | None], ...] = ()
 
     @property
     def layout(self) -> ArrayLayout | None:
         """How raw-encoded features are decoded (None for Spark-written columns)."""
         if self.feature_dtype is None:
             return None
-        return ArrayLayout(self.feature_dtype, self.feature_shape or (), self.label_dtype if self.label else None)
+        outputs = tuple((column, name, dtype or "float32") for column, name, dtype in self.outputs)
+        return ArrayLayout(
+            self.feature_dtype, self.feature_shape or (), self.label_dtype if self.label else None, outputs
+        )
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the rows have labels: one column, or one per model output."""
+        return self.label is not None or bool(self.outputs)
+
+    @property
+    def label_columns(self) -> tuple[str, ...]:
+        """The label columns in order: ``(label,)``, one per output, or none."""
+        if self.outputs:
+            return tuple(column for column, _, _ in self.outputs)
+        return () if self.label is None else (self.label,)
+
+    def labels_as_keras_takes_them(self, values: list[Any], sequence: Any = list) -> Any:
+        """The labels of :attr:`label_columns` (``values``, in that order) as Keras' ``fit`` takes ``y``: the one
+        array, a dict by output name, or a ``sequence`` (``list``, or ``tuple`` inside tf.data) by position."""
+        return labels.keras_labels(self.outputs, values, sequence)
 
     # -- construction --------------------------------------------------------------------------
 
@@ -129,21 +155,26 @@ class Dataset:
         df: DataFrame,
         *,
         features: str = "features",
-        label: str | None = "label",
+        label: str | Sequence[str] | Mapping[str, str] | None = "label",
         feature_shape: tuple[int, ...] | None = None,
         cache_dir: str | None = None,
     ) -> Dataset:
         """Convert a Spark DataFrame. ``features`` names an array (or vector, or number) column and
         ``label`` the target column; ``feature_shape`` reshapes each row's features (e.g. ``(8, 8, 1)``).
+        For a model with several outputs, ``label`` is a dict of output name to column (Keras matches the
+        names to the model's outputs) or a list of columns (matched by position).
 
         Doubles become float32 and ML vectors become arrays, as Keras expects; columns of other types
         that Petastorm cannot encode raise :class:`~occam.errors.DatasetError` naming them.
         """
-        wanted = [features] + ([label] if label else [])
+        single, outputs = labels.dataframe_labels(label)
+        wanted = [features] + ([single] if single else []) + [column for column, _ in outputs]
         schemas.check_columns(df.schema, wanted)
         df = df.select(*[f"`{c}`" for c in wanted])
         plan = schemas.conversions(df.schema)
-        options = {"features": features, "label": label, "shape": feature_shape}
+        options: dict[str, Any] = {"features": features, "label": single, "shape": feature_shape}
+        if outputs:
+            options["outputs"] = [[column, name, None] for column, name in outputs]
         root = cache_root(cache_dir)
         _check_shared(df.sparkSession, root)
         key = dataframe_fingerprint(df, options)
@@ -170,17 +201,33 @@ class Dataset:
     ) -> Dataset:
         """Convert in-memory arrays: ``x`` of shape (rows, ...) and optional labels ``y`` of shape (rows,).
 
+        For a model with several outputs, ``y`` is a dict of output name to labels (Keras' convention:
+        ``{"digit": y1, "parity": y2}`` trains the outputs named so, with the losses given by the same
+        names) or a list of label arrays (matched to the outputs by position).
+
         Any numeric dtype (bool, u/int8-64, float16/32/64) is stored as it is: uint8 images stay one
         byte per value on disk and are cast to the model's input dtype while training. Each row keeps its
         shape (images stay images). The driver writes the Parquet files itself, row group by row group,
         with no Spark job; when the same arrays were converted before, even in another session, nothing
         is written at all.
         """
-        x, y = _as_array("x", x), None if y is None else _as_array("y", y)
-        layout = writers.plan_layout(x.dtype, x.shape, None if y is None else y.dtype, None if y is None else y.shape)
-        arrays = {"features": x} if y is None else {"features": x, "label": y}
-        key = numpy_fingerprint(arrays, _layout_options(layout))
-        return cls._convert_arrays(x, y, layout, key, spark, cache_dir)
+        if isinstance(x, Mapping):
+            raise DatasetError(writers.SEVERAL_INPUTS)
+        x = writers.as_array("x", x)
+        several = labels.several_labels(y)
+        if several is not None:
+            named = [(name, writers.as_array(labels.label_name(name, i), v)) for i, (name, v) in enumerate(several)]
+            layout = writers.plan_layout(x.dtype, x.shape, None, None)
+            layout = writers.plan_outputs(layout, int(x.shape[0]), [(n, v.dtype, v.shape) for n, v in named])
+            targets: Any = {column: v for (column, _, _), (_, v) in zip(layout.outputs, named, strict=True)}
+        else:
+            targets = None if y is None else writers.as_array("y", y)
+            layout = writers.plan_layout(
+                x.dtype, x.shape, None if targets is None else targets.dtype, None if targets is None else targets.shape
+            )
+        given = targets if isinstance(targets, dict) else {} if targets is None else {"label": targets}
+        key = numpy_fingerprint({"features": x, **given}, layout.key_options())
+        return cls._convert_arrays(x, targets, layout, key, spark, cache_dir)
 
     @classmethod
     def from_hdf5(
@@ -188,11 +235,13 @@ class Dataset:
         path: str,
         *,
         x: str = "x",
-        y: str | None = "y",
+        y: str | Sequence[str] | Mapping[str, str] | None = "y",
         spark: SparkSession | None = None,
         cache_dir: str | None = None,
     ) -> Dataset:
         """Convert two datasets of an HDF5 file: features ``x`` and labels ``y`` (names inside the file).
+        For several outputs, ``y`` is a dict of output name to HDF5 name, or a list of HDF5 names, as
+        :meth:`from_numpy` takes label arrays.
 
         The file is read slice by slice, so a file larger than the notebook's memory converts with the
         memory of a few row groups; dtypes are kept as in :meth:`from_numpy`.
@@ -202,14 +251,23 @@ class Dataset:
         if not os.path.isfile(path):
             raise DatasetError(f"no HDF5 file at {path!r}: check the path")
         with h5py.File(path, "r") as f:
-            x_data, y_data = _hdf5_dataset(f, path, x), None if y is None else _hdf5_dataset(f, path, y)
-            layout = writers.plan_layout(
-                x_data.dtype,
-                x_data.shape,
-                None if y_data is None else y_data.dtype,
-                None if y_data is None else y_data.shape,
-            )
-            options = {**_layout_options(layout), "x": x, "y": y}
+            x_data = writers.hdf5_dataset(f, path, x)
+            y_data: Any = None
+            if isinstance(y, str):
+                y_data = writers.hdf5_dataset(f, path, y)
+                layout = writers.plan_layout(x_data.dtype, x_data.shape, y_data.dtype, y_data.shape)
+            else:
+                layout = writers.plan_layout(x_data.dtype, x_data.shape, None, None)
+                several: list[tuple[str | None, str]] = (
+                    list(y.items()) if isinstance(y, Mapping) else [(None, inner) for inner in y or []]
+                )
+                if several:
+                    found = [(name, writers.hdf5_dataset(f, path, inner)) for name, inner in several]
+                    layout = writers.plan_outputs(
+                        layout, int(x_data.shape[0]), [(n, d.dtype, tuple(d.shape)) for n, d in found]
+                    )
+                    y_data = {column: d for (column, _, _), (_, d) in zip(layout.outputs, found, strict=True)}
+            options = {**layout.key_options(), "x": x, "y": y}
             key = files_fingerprint("hdf5", [(os.path.basename(path), path)], options)
             return cls._convert_arrays(x_data, y_data, layout, key, spark, cache_dir)
 
@@ -234,7 +292,7 @@ class Dataset:
 
         found = images.find_images(folder)
         layout = images.layout(found, image_size, color_mode)
-        options = {**_layout_options(layout), "classes": list(found.class_names), "color_mode": color_mode}
+        options = {**layout.key_options(), "classes": list(found.class_names), "color_mode": color_mode}
         key = files_fingerprint("images", found.named_files(), options)
         final = os.path.join(cache_root(cache_dir), key)
         _check_driver_writes(spark, os.path.dirname(final))
@@ -242,7 +300,7 @@ class Dataset:
         if cached is not None:
             return cached
         group = writers.rows_per_group(len(found.files), layout.row_bytes)
-        metadata = {**_layout_metadata(layout), "class_names": list(found.class_names)}
+        metadata = {**layout.metadata(), "class_names": list(found.class_names)}
         writers.write_arrays(final, layout, images.read_slices(found, layout, color_mode, group), metadata)
         return cls._loaded(final)
 
@@ -264,7 +322,7 @@ class Dataset:
         num_rows = int(x.shape[0])
         group = writers.rows_per_group(num_rows, layout.row_bytes)
         slices = writers.array_slices(x, y, num_rows, group)
-        writers.write_arrays(final, layout, slices, _layout_metadata(layout))
+        writers.write_arrays(final, layout, slices, layout.metadata())
         return cls._loaded(final)
 
     @classmethod
@@ -291,6 +349,7 @@ class Dataset:
                 "feature_shape": options["shape"],
                 "num_rows": num_rows,
                 "columns": schemas.describe(df.schema),
+                **({"outputs": options["outputs"]} if "outputs" in options else {}),
             }
             with open(os.path.join(staging, METADATA_FILE), "w") as fh:
                 json.dump(metadata, fh)
@@ -315,6 +374,7 @@ class Dataset:
             meta = json.load(fh)
         shape = meta["feature_shape"]
         classes = meta.get("class_names")
+        outputs = tuple((str(c), None if n is None else str(n), d) for c, n, d in meta.get("outputs") or [])
         return cls(
             path=path,
             features=meta["features"],
@@ -326,6 +386,7 @@ class Dataset:
             feature_dtype=meta.get("feature_dtype"),
             label_dtype=meta.get("label_dtype"),
             class_names=tuple(classes) if classes is not None else None,
+            outputs=outputs,
         )
 
     # -- use -----------------------------------------------------------------------------------
@@ -350,11 +411,12 @@ class Dataset:
     def to_dataframe(self, spark: SparkSession | None = None) -> DataFrame:
         return _active_spark(spark).read.parquet(self.url)
 
-    def to_numpy(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """All rows in memory, in their stored dtype and shape: for evaluation and small data."""
+    def to_numpy(self) -> tuple[np.ndarray, Any]:
+        """All rows in memory, in their stored dtype and shape: for evaluation and small data. The labels are
+        one array, or for several outputs a dict (or list) of arrays as they were given; None without labels."""
         return self.read_files(self.file_urls())
 
-    def read_files(self, urls: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    def read_files(self, urls: list[str]) -> tuple[np.ndarray, Any]:
         """The rows of some of this dataset's files (:meth:`file_urls`), in order, as ``to_numpy`` gives them."""
         pq = guarded_parquet()
 
@@ -369,10 +431,12 @@ class Dataset:
             x = column.to_numpy(zero_copy_only=False)
         if layout is None and self.feature_shape:
             x = x.reshape((len(x), *self.feature_shape))
-        y = table.column(self.label).combine_chunks().to_numpy(zero_copy_only=False) if self.label else None
-        if y is not None and self.label_dtype is not None:
-            y = y.astype(self.label_dtype, copy=False)
-        return x, y
+        dtypes = [d for _, _, d in self.outputs] if self.outputs else [self.label_dtype]
+        values = [
+            labels.as_dtype(table.column(column).combine_chunks().to_numpy(zero_copy_only=False), dtype)
+            for column, dtype in zip(self.label_columns, dtypes, strict=False)
+        ]
+        return x, self.labels_as_keras_takes_them(values) if values else None
 
     def split(self, fraction: float, *, seed: int = 42, spark: SparkSession | None = None) -> tuple[Dataset, Dataset]:
         """Split into two datasets holding about ``fraction`` and ``1 - fraction`` of the rows.
@@ -418,43 +482,6 @@ class Dataset:
             f"<div><strong>Occam dataset</strong> {e(self.num_rows)} rows; {cols}; "
             f"features shape {e(self.feature_shape or '-')}{classes}<br><small>{e(self.path)}</small></div>"
         )
-
-
-def _as_array(name: str, data: Any) -> np.ndarray:
-    try:
-        return np.asarray(data)
-    except ValueError as exc:  # numpy >= 1.24 refuses ragged nested lists outright
-        raise DatasetError(
-            f"{name} is ragged (rows of different shapes): pad or crop every row to one shape, then pass "
-            f"one numeric array ({exc})"
-        ) from None
-
-
-def _hdf5_dataset(f: Any, path: str, name: str) -> Any:
-    import h5py
-
-    found = f.get(name)
-    if not isinstance(found, h5py.Dataset):
-        names = []
-        f.visititems(lambda item, obj: names.append(item) if isinstance(obj, h5py.Dataset) else None)
-        raise DatasetError(f"{path} has no dataset {name!r}; it has {names}. Pass x=... and y=... naming them")
-    return found
-
-
-def _layout_options(layout: ArrayLayout) -> dict[str, Any]:
-    """What decides the stored form besides the data itself: part of every cache key."""
-    return {"dtype": layout.feature_dtype, "shape": list(layout.feature_shape), "label": layout.label_dtype}
-
-
-def _layout_metadata(layout: ArrayLayout) -> dict[str, Any]:
-    return {
-        "features": "features",
-        "label": "label" if layout.label_dtype is not None else None,
-        "feature_shape": list(layout.feature_shape),
-        "columns": layout.columns(),
-        "feature_dtype": layout.feature_dtype,
-        "label_dtype": layout.label_dtype,
-    }
 
 
 def _check_driver_writes(spark: SparkSession | None, root: str) -> None:

@@ -58,13 +58,29 @@ _LABEL_STORAGE = {
 FEATURE_DTYPES = tuple(_LABEL_STORAGE)
 
 
+#: The column of the one label of a single-output dataset.
+LABEL_COLUMN = "label"
+
+
+def output_column(index: int) -> str:
+    """The column of a multi-output dataset's ``index``-th label: a plain identifier whatever the output is
+    called (Petastorm names batch fields by column), the output's name kept in the metadata."""
+    return f"label_{index}"
+
+
 @dataclass(frozen=True)
 class ArrayLayout:
-    """How arrays of one dtype and row shape are stored: what the reader needs to decode them."""
+    """How arrays of one dtype and row shape are stored: what the reader needs to decode them.
+
+    ``label_dtype`` is the dtype of a single label column; a multi-output dataset has ``outputs`` instead,
+    one ``(column, output name or None, dtype)`` per label column (names for a dict of labels, None for a
+    list, matched to the model's outputs by position), and ``label_dtype`` None.
+    """
 
     feature_dtype: str
     feature_shape: tuple[int, ...]
     label_dtype: str | None
+    outputs: tuple[tuple[str, str | None, str], ...] = ()
 
     @property
     def row_bytes(self) -> int:
@@ -74,13 +90,42 @@ class ArrayLayout:
     def label_storage(self) -> str | None:
         return None if self.label_dtype is None else _LABEL_STORAGE[self.label_dtype]
 
+    def label_columns(self) -> list[tuple[str, str]]:
+        """Every label column and the dtype its labels were given in."""
+        if self.outputs:
+            return [(column, dtype) for column, _, dtype in self.outputs]
+        return [] if self.label_dtype is None else [(LABEL_COLUMN, self.label_dtype)]
+
     def columns(self) -> dict[str, str]:
         """Column name to what it holds, for ``Dataset.schema``."""
         shape = ", ".join(str(d) for d in self.feature_shape)
         described = {"features": f"{self.feature_dtype}[{shape}]"}
-        if self.label_storage is not None:
-            described["label"] = self.label_storage
+        for column, dtype in self.label_columns():
+            described[column] = _LABEL_STORAGE[dtype]
         return described
+
+    def key_options(self) -> dict[str, Any]:
+        """What decides the stored form besides the data itself: part of every cache key."""
+        options: dict[str, Any] = {
+            "dtype": self.feature_dtype,
+            "shape": list(self.feature_shape),
+            "label": self.label_dtype,
+        }
+        if self.outputs:
+            options["outputs"] = [list(output) for output in self.outputs]
+        return options
+
+    def metadata(self) -> dict[str, Any]:
+        """The dataset metadata (``_occam.json``) that describes arrays written in this layout."""
+        return {
+            "features": "features",
+            "label": LABEL_COLUMN if self.label_dtype is not None else None,
+            "feature_shape": list(self.feature_shape),
+            "columns": self.columns(),
+            "feature_dtype": self.feature_dtype,
+            "label_dtype": self.label_dtype,
+            "outputs": [list(output) for output in self.outputs],
+        }
 
 
 def _dtype_problem(what: str, dtype: np.dtype[Any]) -> str | None:
@@ -113,21 +158,71 @@ def plan_layout(
     if 0 in x_shape[1:]:
         raise DatasetError(f"x has rows of no values (shape {x_shape}): each row needs at least one value")
     if y_dtype is not None and y_shape is not None:
-        problem = _dtype_problem("y", y_dtype)
-        if problem:
-            raise DatasetError(problem)
-        if len(y_shape) != 1:
-            raise DatasetError(
-                f"y must be one label per row (shape (rows,)), got shape {y_shape}: "
-                "for one-hot labels pass their argmax (y.argmax(axis=1))"
-            )
-        if y_shape[0] != x_shape[0]:
-            raise DatasetError(f"x has {x_shape[0]} rows but y has {y_shape[0]}: they must match")
+        _check_labels("y", y_dtype, y_shape, x_shape[0])
     return ArrayLayout(
         feature_dtype=x_dtype.name,
         feature_shape=tuple(int(d) for d in x_shape[1:]),
         label_dtype=None if y_dtype is None else y_dtype.name,
     )
+
+
+#: Why a dict or list of feature arrays is refused.
+SEVERAL_INPUTS = (
+    "x must be one array: models with several inputs are not supported yet. Give the model one input (for "
+    "example concatenate the inputs' values per row, then split them with Lambda layers inside the model)"
+)
+
+
+def _check_labels(what: str, dtype: np.dtype[Any], shape: tuple[int, ...], rows: int) -> None:
+    problem = _dtype_problem(what, dtype)
+    if problem:
+        raise DatasetError(problem)
+    if len(shape) != 1:
+        raise DatasetError(
+            f"{what} must be one label per row (shape (rows,)), got shape {shape}: "
+            "for one-hot labels pass their argmax (y.argmax(axis=1))"
+        )
+    if shape[0] != rows:
+        raise DatasetError(f"x has {rows} rows but {what} has {shape[0]}: they must match")
+
+
+def plan_outputs(
+    layout: ArrayLayout, rows: int, labels: list[tuple[str | None, np.dtype[Any], tuple[int, ...]]]
+) -> ArrayLayout:
+    """``layout`` (planned without labels) with one label column per model output: ``labels`` holds each
+    output's name (None: matched by position), dtype and shape, in order. Checked as a single label is."""
+    if not labels:
+        raise DatasetError("y is an empty dict or list: give one label array per model output")
+    names = [name for name, _, _ in labels]
+    if any(name is not None and (not isinstance(name, str) or not name) for name in names):
+        raise DatasetError(f"the keys of y must be the model's output names (non-empty strings), got {names}")
+    outputs = []
+    for index, (name, dtype, shape) in enumerate(labels):
+        what = f"y[{name!r}]" if name is not None else f"y[{index}]"
+        _check_labels(what, dtype, shape, rows)
+        outputs.append((output_column(index), name, dtype.name))
+    return ArrayLayout(layout.feature_dtype, layout.feature_shape, None, tuple(outputs))
+
+
+def as_array(name: str, data: Any) -> np.ndarray:
+    try:
+        return np.asarray(data)
+    except ValueError as exc:  # numpy >= 1.24 refuses ragged nested lists outright
+        raise DatasetError(
+            f"{name} is ragged (rows of different shapes): pad or crop every row to one shape, then pass "
+            f"one numeric array ({exc})"
+        ) from None
+
+
+def hdf5_dataset(f: Any, path: str, name: str) -> Any:
+    import h5py
+
+    found = f.get(name)
+    if not isinstance(found, h5py.Dataset):
+        names = []
+        f.visititems(lambda item, obj: names.append(item) if isinstance(obj, h5py.Dataset) else None)
+        raise DatasetError(f"{path} has no dataset {name!r}; it has {names}. Pass x=... and y=... naming them")
+    return found
 
 
 def rows_per_group(num_rows: int, row_bytes: int) -> int:
@@ -137,7 +232,7 @@ def rows_per_group(num_rows: int, row_bytes: int) -> int:
     return max(1, min(by_count, by_size))
 
 
-def encode(layout: ArrayLayout, x: np.ndarray, y: np.ndarray | None) -> pa.Table:
+def encode(layout: ArrayLayout, x: np.ndarray, y: np.ndarray | dict[str, np.ndarray] | None) -> pa.Table:
     """One row group: ``x``'s rows as fixed-size binary (zero-copy when ``x`` is contiguous little-endian)."""
     pa = guarded_pyarrow()
 
@@ -146,11 +241,14 @@ def encode(layout: ArrayLayout, x: np.ndarray, y: np.ndarray | None) -> pa.Table
         pa.binary(layout.row_bytes), len(raw), [None, pa.py_buffer(raw.reshape(-1).view(np.uint8))]
     )
     columns: dict[str, Any] = {"features": features}
-    if y is not None and layout.label_storage is not None:
-        labels = np.asarray(y)
-        if layout.label_dtype == "uint64" and len(labels) and labels.max() > np.iinfo(np.int64).max:
-            raise DatasetError("y has uint64 labels above 2**63 - 1: map them to smaller class numbers first")
-        columns["label"] = pa.array(labels.astype(layout.label_storage, copy=False))
+    if y is not None:
+        # One array for a single label column, a dict by column for several.
+        given = y if isinstance(y, dict) else {LABEL_COLUMN: y}
+        for column, dtype in layout.label_columns():
+            labels = np.asarray(given[column])
+            if dtype == "uint64" and len(labels) and labels.max() > np.iinfo(np.int64).max:
+                raise DatasetError("y has uint64 labels above 2**63 - 1: map them to smaller class numbers first")
+            columns[column] = pa.array(labels.astype(_LABEL_STORAGE[dtype], copy=False))
     return pa.table(columns)
 
 
@@ -232,9 +330,11 @@ def _remove_stale_staging(root: str, key: str) -> None:
                     shutil.rmtree(entry.path, ignore_errors=True)
 
 
-def write_arrays(
-    final: str, layout: ArrayLayout, slices: Iterator[tuple[np.ndarray, np.ndarray | None]], metadata: dict[str, Any]
-) -> None:
+#: A row group's features and labels: one label array, a dict of them by column (several outputs), or None.
+Slice = tuple[np.ndarray, np.ndarray | dict[str, np.ndarray] | None]
+
+
+def write_arrays(final: str, layout: ArrayLayout, slices: Iterator[Slice], metadata: dict[str, Any]) -> None:
     """Write row groups (each ``(x, y)`` slice one group) as the cache entry ``final``."""
     with StagedWrite(final) as staged:
         for x, y in slices:
@@ -242,8 +342,14 @@ def write_arrays(
         staged.commit(metadata)
 
 
-def array_slices(x: Any, y: Any, num_rows: int, group_rows: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """``(x[i:j], y[i:j])`` for consecutive groups; works for numpy arrays and h5py datasets (read per slice)."""
+def array_slices(x: Any, y: Any, num_rows: int, group_rows: int) -> Iterator[Slice]:
+    """``(x[i:j], y[i:j])`` for consecutive groups; works for numpy arrays and h5py datasets (read per slice).
+    ``y`` may be a dict of label arrays by column (several outputs): each is sliced alike."""
     for start in range(0, num_rows, group_rows):
         stop = min(num_rows, start + group_rows)
-        yield np.asarray(x[start:stop]), None if y is None else np.asarray(y[start:stop])
+        labels: np.ndarray | dict[str, np.ndarray] | None = None
+        if isinstance(y, dict):
+            labels = {column: np.asarray(values[start:stop]) for column, values in y.items()}
+        elif y is not None:
+            labels = np.asarray(y[start:stop])
+        yield np.asarray(x[start:stop]), labels

@@ -1,4 +1,5 @@
-"""A thin layer over the Kubernetes API for one namespace: what the backend reads, creates and deletes.
+"""A thin layer over the Kubernetes API: what the backend reads, creates and deletes in one namespace, and what
+an admin's ``occam course`` reads across the cluster (:class:`CourseApi`).
 
 Every call has a request timeout; connection failures and refusals become errors that say what to do
 (:func:`call`, which the spawner uses too). Objects come back as plain dicts (the API's own JSON shape),
@@ -12,6 +13,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from occam.contract import APP_NAME, MANAGED_BY_LABEL, SPAWNER_MANAGED_BY
 from occam.errors import ConfigError
 from occam.kubernetes.objects import APP_LABEL, CLUSTER_LABEL
 
@@ -134,6 +136,55 @@ class NamespaceApi:
         self._call(
             "delete Secrets", self.core.delete_collection_namespaced_secret, self.namespace, label_selector=selector
         )
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class CourseApi:
+    """What ``occam course`` reads across the cluster with the admin's own kubeconfig (read-only): the student
+    namespaces the spawner made and the Occam pods in them."""
+
+    def __init__(self, kubeconfig: str | None = None) -> None:
+        from kubernetes import client
+        from kubernetes import config as kube_config
+
+        configuration = client.Configuration()
+        try:
+            # None: $KUBECONFIG, else ~/.kube/config, as kubectl finds it.
+            kube_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        except (kube_config.ConfigException, OSError) as exc:
+            raise ConfigError(
+                f"no Kubernetes credentials for the course's cluster: {exc}. Pass --kubeconfig PATH or set "
+                "KUBECONFIG to an admin's kubeconfig (the one kubectl uses)"
+            ) from None
+        configuration.retries = 1
+        self.host = configuration.host
+        self._client = client.ApiClient(configuration)
+        self.core = client.CoreV1Api(self._client)
+
+    def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+        result = call(
+            self._client,
+            what,
+            method,
+            *args,
+            who="you",
+            refused="occam course needs to list namespaces and pods in every namespace (a cluster admin's "
+            "kubeconfig, or a ClusterRole with those two verbs)",
+            unreachable="Check the kubeconfig's cluster address and that the cluster is up",
+            **kwargs,
+        )
+        return self._client.sanitize_for_serialization(result)
+
+    def student_namespaces(self) -> list[dict[str, Any]]:
+        selector = f"{MANAGED_BY_LABEL}={SPAWNER_MANAGED_BY}"
+        return list(self._call("list namespaces", self.core.list_namespace, label_selector=selector)["items"])
+
+    def occam_pods(self) -> list[dict[str, Any]]:
+        """Every Occam pod (notebooks, executors, batch drivers) in every namespace."""
+        selector = f"{APP_LABEL}={APP_NAME}"
+        return list(self._call("list pods", self.core.list_pod_for_all_namespaces, label_selector=selector)["items"])
 
     def close(self) -> None:
         self._client.close()

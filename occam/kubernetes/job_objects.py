@@ -86,6 +86,8 @@ def driver_pod_template(spec: ClusterSpec, settings: KubernetesSettings, *, serv
     template["spec"]["containers"][0]["volumeMounts"] = [{"name": JOB_VOLUME, "mountPath": JOB_DIR, "readOnly": True}]
     # The driver reads what its executors write (converted datasets, checkpoints) on the shared work volume.
     shared.mount_in(template["spec"], settings.shared_volume, settings.shared_path)
+    # ... and the course's data where the notebook and the executors see it.
+    shared.mount_data_in(template["spec"], settings.data_volume, settings.data_path)
     return template
 
 

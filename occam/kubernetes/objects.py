@@ -106,6 +106,13 @@ def locked_down_pod_spec(container: str, settings: KubernetesSettings, *, automo
     }
 
 
+def executor_image(spec: ClusterSpec, settings: KubernetesSettings) -> str:
+    """The image this cluster's executors run: the GPU executor image for a GPU cluster, when there is one."""
+    if spec.gpu and settings.gpu_executor_image:
+        return settings.gpu_executor_image
+    return settings.executor_image
+
+
 def executor_pod_template(spec: ClusterSpec, settings: KubernetesSettings) -> dict[str, Any]:
     """A v1 Pod manifest for ``spark.kubernetes.executor.podTemplateFile``.
 
@@ -114,7 +121,8 @@ def executor_pod_template(spec: ClusterSpec, settings: KubernetesSettings) -> di
     ``spec.gpu``, with the settings' GPU node selector and tolerations) and a locked-down security
     context that meets the "restricted" Pod Security Standard: the image must run as a numeric non-root
     user (Spark's images use UID 185). With a shared work volume in the settings, the executor container
-    mounts it read-write at ``settings.shared_path``, where the notebook mounts it too.
+    mounts it read-write at ``settings.shared_path``, where the notebook mounts it too; the course's data
+    volume (``settings.data_volume``), when there is one, is mounted read-only at ``settings.data_path``.
     """
     memory = f"{executor_pod_memory_bytes(spec) >> 20}Mi"
     resources: dict[str, dict[str, str]] = {
@@ -123,9 +131,11 @@ def executor_pod_template(spec: ClusterSpec, settings: KubernetesSettings) -> di
     }
     pod_spec = locked_down_pod_spec(EXECUTOR_CONTAINER_NAME, settings, automount_token=False)
     pod_spec["containers"][0]["resources"] = resources
+    pod_spec["containers"][0]["image"] = executor_image(spec, settings)
     if settings.service_account:
         pod_spec["serviceAccountName"] = settings.service_account
     shared.mount_in(pod_spec, settings.shared_volume, settings.shared_path)
+    shared.mount_data_in(pod_spec, settings.data_volume, settings.data_path)
     if spec.gpu:
         resources["limits"][settings.gpu_resource] = "1"
         if settings.gpu_node_selector:

@@ -25,7 +25,7 @@ from occam.contract import (
 )
 from occam.errors import ConfigError
 from occam.kubernetes.shared import EXAMPLE as SHARED_VOLUME_EXAMPLE
-from occam.kubernetes.shared import check_shared_work
+from occam.kubernetes.shared import check_shared_data, check_shared_work
 
 #: Setting name -> the variable it is read from (occam.config's ``kubernetes.<name>``). Settings missing here
 #: are set by argument only.
@@ -55,7 +55,8 @@ class KubernetesSettings:
     ``namespace``, ``pod_name``, ``pod_ip``: where the driver runs; executors connect back to ``pod_ip``.
     ``pod_uid``: the notebook pod's UID; when known, the objects Occam creates are owned by the notebook
     pod, so Kubernetes deletes them with it. ``executor_image`` and ``image_pull_policy``: the executors'
-    container. ``service_account``: the account executor pods run as (None: the namespace's default;
+    container; ``gpu_executor_image``: the image of GPU executors, when not ``executor_image`` (a CPU notebook
+    whose course lends it GPUs runs the CPU image; its GPU executors need the GPU one). ``service_account``: the account executor pods run as (None: the namespace's default;
     its token is never mounted). ``api_server``: the Kubernetes API as seen from the pod. ``user``: the
     student, for the ``occam.io/user`` label only. ``driver_port``, ``block_manager_port``,
     ``ui_port``: fixed ports on the notebook pod, so network policies can allow them. ``gpu_resource``:
@@ -64,6 +65,8 @@ class KubernetesSettings:
     ``shared_volume`` and ``shared_path``: the shared work volume (a Kubernetes volume source) and
     where the notebook mounts it; executor pods mount it read-write at the same path, so datasets and
     checkpoints written there are seen by all (see :mod:`occam.kubernetes.shared`). None: no such volume.
+    ``data_volume`` and ``data_path``: the course's read-only data volume (the chart's ``occam.sharedData``)
+    and where the notebook mounts it; executor pods mount it read-only at the same path. None: none.
     """
 
     namespace: str
@@ -72,6 +75,7 @@ class KubernetesSettings:
     executor_image: str
     pod_uid: str | None = None
     image_pull_policy: str = config.DEFAULTS["kubernetes.image_pull_policy"]
+    gpu_executor_image: str | None = None
     service_account: str | None = None
     api_server: str = config.DEFAULTS["kubernetes.api_server"]
     user: str | None = None
@@ -83,6 +87,8 @@ class KubernetesSettings:
     gpu_tolerations: list[dict[str, Any]] = field(default_factory=list)
     shared_volume: dict[str, Any] | None = None
     shared_path: str | None = None
+    data_volume: dict[str, Any] | None = None
+    data_path: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("namespace", "pod_name", "pod_ip", "executor_image", "api_server"):
@@ -118,6 +124,9 @@ class KubernetesSettings:
         check_shared_work(self.shared_volume, self.shared_path)
         if self.shared_path is not None:
             object.__setattr__(self, "shared_path", posixpath.normpath(self.shared_path))
+        check_shared_data(self.data_volume, self.data_path, self.shared_path)
+        if self.data_path is not None:
+            object.__setattr__(self, "data_path", posixpath.normpath(self.data_path))
 
 
 def in_kubernetes_pod(environ: Mapping[str, str]) -> bool:
@@ -139,6 +148,7 @@ def settings_from_env(environ: Mapping[str, str], **overrides: Any) -> Kubernete
         "gpu_node_selector": _parse_node_selector,
         "gpu_tolerations": _parse_tolerations,
         "shared_volume": _parse_shared_volume,
+        "data_volume": _parse_shared_volume,
     }
     values: dict[str, Any] = {}
     for name in known:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from occam.contract import SHARED_PATH_ENV, SHARED_VOLUME_ENV
+from occam.contract import DATA_PATH_ENV, DATA_VOLUME_ENV, DATA_VOLUME_NAME, SHARED_PATH_ENV, SHARED_VOLUME_ENV
 from occam.contract import SHARED_VOLUME_NAME as VOLUME_NAME
 from occam.errors import ConfigError
 
@@ -93,6 +93,51 @@ def mount_in(pod_spec: dict[str, Any], source: dict[str, Any] | None, path: str 
         return
     pod_spec.setdefault("volumes", []).append(volume(source))
     pod_spec["containers"][0].setdefault("volumeMounts", []).append(volume_mount(path))
+
+
+#: Volume sources with a ``readOnly`` field of their own (others are read-only through the mount alone).
+_READ_ONLY_FIELD = ("persistentVolumeClaim", "nfs", "csi", "iscsi", "cephfs", "rbd", "azureFile", "flexVolume")
+
+
+def check_shared_data(source: Any, path: Any, work_path: str | None = None) -> None:
+    """Raise :class:`~occam.errors.ConfigError` unless ``source`` and ``path`` make a usable course data volume
+    (the chart's ``occam.sharedData``: one volume source, mounted read-only at the same absolute ``path`` in
+    the notebook and every executor). Both or neither must be given; ``work_path`` is the shared work volume's
+    mount path, which it must not share."""
+    if source is None and path is None:
+        return
+    example = '{"persistentVolumeClaim": {"claimName": "course-datasets"}}'
+    if source is None or path is None:
+        missing = DATA_VOLUME_ENV if source is None else DATA_PATH_ENV
+        raise ConfigError(
+            f"the course data volume needs both {DATA_VOLUME_ENV} (the volume source, e.g. {example}) and "
+            f"{DATA_PATH_ENV} (where it is mounted); {missing} is missing"
+        )
+    if not isinstance(source, dict) or len(source) != 1 or not isinstance(next(iter(source.values())), dict):
+        raise ConfigError(
+            f"course data volume {source!r} must be one Kubernetes volume source (a JSON object with one key "
+            f"mapping to its fields), e.g. {example} ({DATA_VOLUME_ENV})"
+        )
+    if not isinstance(path, str) or not posixpath.isabs(path) or posixpath.normpath(path) == "/":
+        raise ConfigError(f"course data path {path!r} must be an absolute path such as /data/course ({DATA_PATH_ENV})")
+    if work_path is not None and posixpath.normpath(path) == posixpath.normpath(work_path):
+        raise ConfigError(
+            f"the course data volume and the shared work volume are both mounted at {path}: give them different "
+            f"paths ({DATA_PATH_ENV}, {SHARED_PATH_ENV})"
+        )
+
+
+def mount_data_in(pod_spec: dict[str, Any], source: dict[str, Any] | None, path: str | None) -> None:
+    """Add the course's data volume ``source``, if any, to ``pod_spec``, mounted read-only in its first container
+    at ``path``, where the notebook mounts it: ``Dataset.from_parquet``/``from_images`` of a path under it then
+    read in the executors as in the notebook."""
+    if source is None or path is None:
+        return
+    ((kind, fields),) = source.items()
+    fields = {**fields, "readOnly": True} if kind in _READ_ONLY_FIELD else dict(fields)
+    pod_spec.setdefault("volumes", []).append({"name": DATA_VOLUME_NAME, kind: fields})
+    mount = {"name": DATA_VOLUME_NAME, "mountPath": posixpath.normpath(path), "readOnly": True}
+    pod_spec["containers"][0].setdefault("volumeMounts", []).append(mount)
 
 
 def is_remote(path: str) -> bool:

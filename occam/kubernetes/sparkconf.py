@@ -31,6 +31,7 @@ from occam.kubernetes.objects import (
     AUTH_SECRET_KEY,
     EXECUTOR_CONTAINER_NAME,
     cluster_labels,
+    executor_image,
     executor_memory_overhead_mib,
     resource_name,
 )
@@ -75,7 +76,7 @@ def kubernetes_conf(
             "spark.master": f"k8s://{settings.api_server}",
             "spark.submit.deployMode": "client",
             "spark.kubernetes.namespace": settings.namespace,
-            "spark.kubernetes.container.image": settings.executor_image,
+            "spark.kubernetes.container.image": executor_image(spec, settings),
             "spark.kubernetes.container.image.pullPolicy": settings.image_pull_policy,
             # Executors get an owner reference to the notebook pod, so they go when it goes (SPARK-25295).
             "spark.kubernetes.driver.pod.name": settings.pod_name,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from occam.contract import ENV_PREFIX, tensorflow_environment
+from occam.contract import ENV_PREFIX, JUPYTERHUB_USER_ENV, tensorflow_environment
 
 #: Variables passed on by name.
 ALLOWED_NAMES = frozenset(
@@ -31,6 +31,8 @@ ALLOWED_NAMES = frozenset(
         "PYTHONHASHSEED",
         "PYTHONNOUSERSITE",
         "VIRTUAL_ENV",
+        # Who the notebook's user is: occam.models.load("name") in a model_fn finds that user's models.
+        JUPYTERHUB_USER_ENV,
         "LD_LIBRARY_PATH",
         "JAVA_HOME",
         "XLA_FLAGS",

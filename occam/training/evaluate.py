@@ -3,7 +3,8 @@
 The model travels once to every executor (a Spark broadcast of its ``.keras`` file); each Spark task reads a
 slice of the dataset's Parquet files with pyarrow (the executors see them, as for ``fit``), and applies the
 model there. ``predict`` keeps the dataset's row order (files in order, rows in order within a file);
-``evaluate`` combines each task's metrics weighted by its rows, which is exact for the means Keras reports
+``predict(..., output="dataframe")`` writes the predictions as Parquet on the executors instead
+(:mod:`occam.training.predictions`); ``evaluate`` combines each task's metrics weighted by its rows, which is exact for the means Keras reports
 (loss, accuracy, MAE...) and an approximation for metrics that are not means over samples (AUC, precision).
 """
 
@@ -18,8 +19,9 @@ import numpy as np
 
 from occam.backends import unshared_path_problem
 from occam.contract import tensorflow_environment
-from occam.data.dataset import Dataset
+from occam.data.dataset import Dataset, cache_root
 from occam.errors import ConfigError
+from occam.training import predictions
 
 if TYPE_CHECKING:
     from occam.training.fit import Cluster
@@ -90,8 +92,7 @@ def _run(
                 fh.write(shipped.value)
             loaded = tf.keras.models.load_model(path, custom_objects=objects)
         for files in parts:
-            x, y = dataset.read_files(files)
-            yield index, task(loaded, x, y)
+            yield index, task(loaded, files)
 
     try:
         rdd = cluster.sc.parallelize(_slices(urls, max(1, min(len(urls), cluster.n))), max(1, cluster.n))
@@ -111,10 +112,11 @@ def evaluate(
 ) -> dict[str, float]:
     """What ``Cluster.evaluate`` does: the model's loss and metrics on ``dataset``, computed on the executors."""
     _check_dataset(dataset)
-    if dataset.label is None:
+    if not dataset.labelled:
         raise ConfigError("evaluate needs labels: the dataset has no label column (use predict)")
 
-    def task(loaded: Any, x: np.ndarray, y: np.ndarray | None) -> tuple[int, dict[str, float]]:
+    def task(loaded: Any, files: list[str]) -> tuple[int, dict[str, float]]:
+        x, y = dataset.read_files(files)
         scores = loaded.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
         return len(x), {k: float(v) for k, v in scores.items()}
 
@@ -131,11 +133,61 @@ def predict(
     *,
     batch_size: int = 32,
     custom_objects: Mapping[str, Any] | None = None,
-) -> np.ndarray:
+    output: str = "numpy",
+    path: str | os.PathLike[str] | None = None,
+) -> Any:
     """What ``Cluster.predict`` does: the model's outputs for every row of ``dataset``, in the dataset's order."""
     _check_dataset(dataset)
+    predictions.check_output(output)
+    if output == "dataframe":
+        return _predict_to_parquet(cluster, model, dataset, batch_size, custom_objects, path)
+    if path is not None:
+        raise ConfigError("path= is where output='dataframe' writes its Parquet files: pass both, or neither")
 
-    def task(loaded: Any, x: np.ndarray, y: np.ndarray | None) -> np.ndarray:
-        return np.asarray(loaded.predict(x, batch_size=batch_size, verbose=0))
+    def task(loaded: Any, files: list[str]) -> Any:
+        x, _ = dataset.read_files(files)
+        return loaded.predict(x, batch_size=batch_size, verbose=0)
 
-    return np.concatenate(_run(cluster, model, dataset, custom_objects, task))
+    return concatenate_outputs(_run(cluster, model, dataset, custom_objects, task))
+
+
+def _predict_to_parquet(
+    cluster: Cluster,
+    model: Any,
+    dataset: Dataset,
+    batch_size: int,
+    custom_objects: Mapping[str, Any] | None,
+    path: str | os.PathLike[str] | None,
+) -> Any:
+    """The executors write each dataset file's predictions as Parquet (one file in memory at a time); the
+    result is a Spark DataFrame of them in the dataset's order."""
+    folder = predictions.prediction_folder(path, cache_root())
+    problem = unshared_path_problem(cluster.spark, folder, writer="the executors write predictions")
+    if problem:
+        raise ConfigError(problem)
+    urls = dataset.file_urls()
+    first_rows = predictions.first_rows(urls)
+    numbers = {url: i for i, url in enumerate(urls)}
+
+    def task(loaded: Any, files: list[str]) -> int:
+        for url in files:  # a file at a time: an executor never holds more than one file's rows
+            x, _ = dataset.read_files([url])
+            outputs = loaded.predict(x, batch_size=batch_size, verbose=0)
+            predictions.write_part(folder, numbers[url], predictions.prediction_table(first_rows[url], outputs))
+        return len(files)
+
+    written = sum(_run(cluster, model, dataset, custom_objects, task))
+    if written != len(urls):  # pragma: no cover - a task returned without writing its files
+        raise ConfigError(f"only {written} of the dataset's {len(urls)} files got predictions in {folder}")
+    return cluster.spark.read.parquet("file://" + folder).orderBy(predictions.ROW_COLUMN)
+
+
+def concatenate_outputs(parts: list[Any]) -> Any:
+    """The parts' predictions end to end, in the structure Keras' ``predict`` gives: one array, or for a model
+    with several outputs a list (by position) or a dict (by output name) of arrays."""
+    first = parts[0]
+    if isinstance(first, dict):
+        return {name: np.concatenate([part[name] for part in parts]) for name in first}
+    if isinstance(first, list | tuple):
+        return [np.concatenate([part[i] for part in parts]) for i in range(len(first))]
+    return np.concatenate([np.asarray(part) for part in parts])

@@ -14,6 +14,10 @@ from occam import config
 from occam.backends import rank_interfaces, unshared_path_problem
 from occam.data.dataset import Dataset
 from occam.errors import ConfigError, TrainingError
+from occam.tracking.paths import new_run_id
+from occam.tracking.paths import settings as tracking_settings
+from occam.tracking.recorder import FAILED, FINISHED, KILLED, recorder_for
+from occam.tracking.tensorboard import WithTensorBoard
 from occam.training import defaults
 from occam.training.callbacks import check_callbacks
 from occam.training.environment import rank_environment
@@ -23,9 +27,11 @@ from occam.training.job import TrainingJob
 from occam.training.keras_setup import CHECKPOINT_PREFIX, compiled_model_problem, take_weights
 from occam.training.messages import EpochEnded, Message, RankFailed, RankOutcome
 from occam.training.network import local_interfaces
+from occam.training.profile import PROFILE_STEPS
 from occam.training.progress import ProgressFollower
 from occam.training.rank import run_rank
 from occam.training.result import FitResult
+from occam.training.runs import fit_record, tensorboard_logdir
 
 if TYPE_CHECKING:
     from pyspark import SparkContext
@@ -124,6 +130,9 @@ def fit(
     shuffle: bool = defaults.SHUFFLE,
     steps_per_epoch: int | None = None,
     validation_steps: int | None = None,
+    tensorboard: bool | str | os.PathLike[str] | None = None,
+    track: bool | None = None,
+    profile: bool = False,
 ) -> FitResult:
     """What :meth:`occam.cluster.Cluster.fit` does; its docstring is the reference for every argument."""
     if not callable(model_fn):
@@ -143,17 +152,46 @@ def fit(
         raise ConfigError(
             f"class_weight must map each class to its weight, e.g. {{0: 1.0, 1: 5.0}}, not {class_weight!r}"
         )
-    if dataset.label is None:
+    if not dataset.labelled:
         raise ConfigError("the dataset has no label column; build it with a label (y=... or label=...)")
+    if class_weight is not None and dataset.outputs:
+        raise ConfigError("class_weight works for a single output only (as in Keras): the dataset has several labels")
 
     checkpoint_dir = os.path.expanduser(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(model_fn)
     problem = unshared_path_problem(cluster.spark, checkpoint_dir, writer="rank 0 writes checkpoints")
     if problem:
         raise ConfigError(problem)
+    tracking = tracking_settings(track)
+    model_name = getattr(model_fn, "__name__", "model").strip("<>")
+    run_id = new_run_id(model_name)
+    log_dir = tensorboard_logdir(cluster.spark, tensorboard, tracking.runs_dir, run_id)
     # The last check, and before the first Spark job (the split).
     model = _driver_model(model_fn)
     if isinstance(validation, float):
         dataset, validation = dataset.split(1 - validation, spark=cluster.spark)
+    validation_set = validation if isinstance(validation, Dataset) else None
+    # The run is recorded from here on (by a thread of its own, from what the driver already sees).
+    recorder = recorder_for(
+        tracking,
+        fit_record(
+            run_id=run_id,
+            model_name=model_name,
+            model=model,
+            executors=cluster.n,
+            gpu=cluster.spec.gpu,
+            epochs=epochs,
+            batch_size=batch_size,
+            dataset=dataset,
+            validation=validation_set,
+            scale_lr=scale_lr,
+            resume=resume,
+            steps_per_epoch=steps_per_epoch,
+            tensorboard_dir=log_dir,
+        ),
+    )
+    on_epoch_end = recorder.chain(on_epoch_end)
+    if log_dir:
+        callbacks = WithTensorBoard(log_dir, callbacks)
     os.makedirs(checkpoint_dir, exist_ok=True)
     if not resume:
         _clear_checkpoints(checkpoint_dir)
@@ -163,7 +201,7 @@ def fit(
         job = TrainingJob(
             model_fn=model_fn,
             train=dataset,
-            validation=validation if isinstance(validation, Dataset) else None,
+            validation=validation_set,
             epochs=epochs,
             batch_size=batch_size,
             scale_lr=scale_lr,
@@ -175,6 +213,8 @@ def fit(
             shuffle=shuffle,
             steps=steps_per_epoch,
             val_steps=validation_steps,
+            monitor=progress,
+            profile_steps=PROFILE_STEPS if profile else 0,
         )
         follower = ProgressFollower(server.events, epochs=epochs, progress=progress, on_epoch_end=on_epoch_end)
         follower.start()
@@ -199,11 +239,18 @@ def fit(
             server.drain(DRAIN_SECONDS)
             follower.finish()
     if interrupted or watch.interrupted:
+        recorder.finish(KILLED)
         message = _interrupted_message(follower.events, epochs, checkpoint_dir)
         print(message, file=sys.stderr, flush=True)
         raise KeyboardInterrupt(message)
     lost = _lost_executors(cluster, executors_at_start, follower.events) if error is not None else []
-    result = _result(cluster, model, results, error, follower.events, checkpoint_dir, lost)
+    try:
+        result = _result(cluster, model, results, error, follower.events, checkpoint_dir, lost)
+        result.dataset_key = dataset.key
+    except BaseException:
+        recorder.finish(FAILED)
+        raise
+    recorder.finish(FINISHED, result.history, result.epochs, result.model)
     if follower.callback_error is not None:
         raise follower.callback_error
     return result

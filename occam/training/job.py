@@ -30,6 +30,10 @@ class TrainingJob:
     #: Overrides of the batches each rank runs per epoch / per validation (None: the dataset's size says).
     steps: int | None = None
     val_steps: int | None = None
+    #: Whether ranks report throughput and resources for the dashboard (fit's ``progress``).
+    monitor: bool = True
+    #: Batches/allreduces each rank times after training for :func:`occam.scaling` (0: no profile).
+    profile_steps: int = 0
 
     def steps_per_epoch(self, size: int) -> int:
         """Batches each rank runs per epoch, so that together the ranks see the training set once."""

@@ -72,6 +72,8 @@ def distribute(model: Any, hvd: Any, *, scale_lr: bool) -> Any:
     def restore(value: Any) -> Any:
         if isinstance(value, dict) and "class_name" in value:
             return tf.keras.saving.deserialize_keras_object(value)
+        if isinstance(value, dict):  # a multi-output model's losses or metrics, by output name
+            return {name: restore(v) for name, v in value.items()}
         if isinstance(value, list):
             return [restore(v) for v in value]
         return value

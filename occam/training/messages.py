@@ -15,7 +15,7 @@ import dataclasses
 import json
 import traceback
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 # A rank's error text and traceback are cut to these lengths, so that a failure report always fits in
@@ -41,12 +41,46 @@ class RankStarted:
 
 @dataclass(frozen=True)
 class BatchProgress:
-    """Rank 0 finished ``batch`` of the ``steps`` batches of ``epoch`` (1-based); sent at most once a second."""
+    """Rank 0 finished ``batch`` of the ``steps`` batches of ``epoch`` (1-based); sent at most once a second.
+
+    ``metrics`` are Keras' running values for the epoch so far (``loss``, ``accuracy``...), rank 0's own (the
+    ranks' average arrives with :class:`EpochEnded`): enough to draw the curve within an epoch.
+    """
 
     kind: ClassVar[str] = "batch_progress"
     epoch: int
     batch: int
     steps: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RankStats:
+    """Every rank, every few seconds while it trains: its throughput since its last report and what its
+    process uses.
+
+    ``resources`` holds what could be measured, by name: ``cpu_percent`` (of one core, so up to 100 times
+    the cores the rank uses), ``memory_mb`` (resident), and where a GPU is visible ``gpu_percent`` and
+    ``gpu_memory_mb``; a name is absent when it could not be measured.
+    """
+
+    kind: ClassVar[str] = "rank_stats"
+    rank: int
+    epoch: int
+    samples_per_second: float
+    resources: dict[str, float]
+
+
+@dataclass(frozen=True)
+class StepProfile:
+    """A rank's timing of one training step's parts, sent once after training when the fit asked for it
+    (:mod:`occam.training.profile` says how each is measured)."""
+
+    kind: ClassVar[str] = "step_profile"
+    rank: int
+    step_seconds: float
+    input_seconds: float
+    exchange_seconds: float
 
 
 @dataclass(frozen=True)
@@ -82,10 +116,10 @@ class RankFailed:
         return cls(rank=rank, error=error[:MAX_ERROR_CHARS], traceback=trace)
 
 
-Message = RankStarted | BatchProgress | EpochEnded | RankFailed
+Message = RankStarted | BatchProgress | RankStats | EpochEnded | StepProfile | RankFailed
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
-    cls.kind: cls for cls in (RankStarted, BatchProgress, EpochEnded, RankFailed)
+    cls.kind: cls for cls in (RankStarted, BatchProgress, RankStats, EpochEnded, StepProfile, RankFailed)
 }
 
 

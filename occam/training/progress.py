@@ -1,21 +1,27 @@
-"""The driver's side of the ranks' messages while ``fit`` runs: a progress bar, a line per epoch, and
-the user's ``on_epoch_end``."""
+"""The driver's side of the ranks' messages while ``fit`` runs: the live dashboard and the user's
+``on_epoch_end``."""
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
+import time
 from collections.abc import Callable
-from typing import Any, assert_never
 
-from occam.training.messages import BatchProgress, EpochEnded, Message, RankFailed, RankStarted
+from occam.training.dashboard import UPDATE_SECONDS, Dashboard, choose_dashboard
+from occam.training.messages import EpochEnded, Message, RankFailed, RankStarted
+from occam.training.snapshot import ProgressTracker
 
 POLL_SECONDS = 0.2
 
 
 class ProgressFollower(threading.Thread):
-    """Takes the ranks' messages from ``messages`` as they arrive and keeps them in ``events``.
+    """Takes the ranks' messages from ``messages`` as they arrive, keeps them in ``events``, and draws
+    the fit's progress on a :class:`~occam.training.dashboard.Dashboard`.
 
+    The dashboard is redrawn at once when an epoch starts or ends, and otherwise at most every
+    ``update_seconds``: the ranks send several messages a second, and each redraw costs the driver CPU.
     An exception from ``on_epoch_end`` does not stop training: it is kept in ``callback_error`` (and the
     callback not called again), for ``fit`` to raise once training is over.
     """
@@ -27,49 +33,57 @@ class ProgressFollower(threading.Thread):
         epochs: int,
         progress: bool,
         on_epoch_end: Callable[[int, dict[str, float]], None] | None,
+        dashboard: Dashboard | None = None,
+        update_seconds: float = UPDATE_SECONDS,
     ) -> None:
         super().__init__(name="occam-fit-progress", daemon=True)
         self.messages, self.epochs, self.progress, self.on_epoch_end = messages, epochs, progress, on_epoch_end
         self.events: list[Message] = []
         self.callback_error: BaseException | None = None
+        self.tracker = ProgressTracker(epochs)
+        # Made here, in the caller's thread: a notebook display belongs to the cell that runs fit.
+        self.dashboard = dashboard if dashboard is not None else choose_dashboard(progress)
+        self.update_seconds = update_seconds
+        self.updates = 0
+        self._last_update = 0.0
+        self._display_failed = False
         self._done = threading.Event()
+        # The creator's context: a notebook kernel finds in it the cell this fit's output belongs to.
+        self._context = contextvars.copy_context()
 
     def run(self) -> None:
-        from tqdm.auto import tqdm
+        self._context.run(self._follow)
 
-        with tqdm(total=self.epochs, desc="epochs", unit="epoch", disable=not self.progress) as bar:
-            while not (self._done.is_set() and self.messages.empty()):
-                try:
-                    message = self.messages.get(timeout=POLL_SECONDS)
-                except queue.Empty:
-                    continue
-                self.events.append(message)
-                self.handle(bar, message)
+    def _follow(self) -> None:
+        while not (self._done.is_set() and self.messages.empty()):
+            try:
+                message = self.messages.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                continue
+            self.handle(message)
 
-    def handle(self, bar: Any, message: Message) -> None:
-        """Show ``message`` on ``bar`` (a tqdm bar) and call ``on_epoch_end`` for an ended epoch."""
-        match message:
-            case RankStarted(initial_epoch=done) if done:
-                bar.update(done)
-                if self.progress:  # a bar's write prints even when the bar is disabled
-                    bar.write(f"resuming after epoch {done}")
-            case RankStarted():
-                pass
-            case BatchProgress(epoch=epoch, batch=batch, steps=steps):
-                bar.set_postfix_str(f"epoch {epoch}: batch {batch}/{steps}")
-            case EpochEnded():
-                self._epoch_ended(bar, message)
-            case RankFailed():
-                pass  # fit raises it, with the other ranks' reports, once Horovod returns
-            case _:
-                assert_never(message)
+    def handle(self, message: Message) -> None:
+        """Take ``message`` into the dashboard's state, redraw when due, call ``on_epoch_end`` for an epoch."""
+        self.events.append(message)
+        self.tracker.add(message)
+        now = time.monotonic()
+        if isinstance(message, RankStarted | EpochEnded | RankFailed) or now - self._last_update >= self.update_seconds:
+            self._last_update = now
+            self._draw()
+        if isinstance(message, EpochEnded):
+            self._epoch_ended(message)
 
-    def _epoch_ended(self, bar: Any, message: EpochEnded) -> None:
-        bar.set_postfix_str("")
-        bar.update(1)
-        if self.progress:
-            metrics = " ".join(f"{k}={v:.4f}" for k, v in message.metrics.items())
-            bar.write(f"epoch {message.epoch}/{message.epochs} ({message.seconds:.1f} s): {metrics}")
+    def _draw(self) -> None:
+        if self._display_failed:
+            return
+        self.updates += 1
+        try:
+            self.dashboard.update(self.tracker.snapshot())
+        except Exception as exc:  # a display that fails must not stop training (or its progress thread)
+            self._display_failed = True
+            print(f"occam: the progress display failed and is off for this fit: {exc!r}")
+
+    def _epoch_ended(self, message: EpochEnded) -> None:
         if self.on_epoch_end is not None and self.callback_error is None:
             try:
                 self.on_epoch_end(message.epoch, dict(message.metrics))
@@ -77,6 +91,14 @@ class ProgressFollower(threading.Thread):
                 self.callback_error = exc
 
     def finish(self, timeout: float = 30.0) -> None:
-        """Handle what is still queued, then stop."""
+        """Handle what is still queued, draw the final state, then stop."""
         self._done.set()
-        self.join(timeout=timeout)
+        if self.ident is not None:  # started
+            self.join(timeout=timeout)
+        self.tracker.finish()
+        if self._display_failed:
+            return
+        try:
+            self.dashboard.close(self.tracker.snapshot())
+        except Exception as exc:
+            print(f"occam: the progress display failed: {exc!r}")

@@ -12,6 +12,8 @@ from occam.training.events import EventClient
 from occam.training.job import TrainingJob
 from occam.training.keras_setup import built_input_shape, checkpoint_manager, distribute, epochs_done
 from occam.training.messages import BatchProgress, EpochEnded, RankFailed, RankOutcome, RankStarted
+from occam.training.monitor import monitor_callback
+from occam.training.profile import profile_rank, step_timer
 
 BATCH_EVENT_SECONDS = 1.0
 
@@ -40,12 +42,15 @@ def _to_xy(data: Dataset, dataset: Any, model_dtype: Any) -> Any:
     """Petastorm's batches as ``(x, y)`` (or ``x``) for Keras, features decoded for the model."""
     import tensorflow as tf
 
-    features, label = data.features, data.label
+    features, labels = data.features, data.label_columns
     decode = _decoder(tf, data, model_dtype)
 
     def split(batch: Any) -> Any:
         x = decode(getattr(batch, features))
-        return (x, getattr(batch, label)) if label else x
+        if not labels:
+            return x
+        # One label, or a dict by output name / a tuple by position for a model with several outputs.
+        return x, data.labels_as_keras_takes_them([getattr(batch, c) for c in labels], sequence=tuple)
 
     return dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -75,7 +80,8 @@ def _progress_callback(tf: Any, job: TrainingJob, events: EventClient, steps: in
             now = time.perf_counter()
             if now - self.last_sent >= BATCH_EVENT_SECONDS:
                 self.last_sent = now
-                events.send(BatchProgress(epoch=self.epoch, batch=batch + 1, steps=steps))
+                metrics = {k: float(v) for k, v in (logs or {}).items() if getattr(v, "ndim", 0) == 0}
+                events.send(BatchProgress(epoch=self.epoch, batch=batch + 1, steps=steps, metrics=metrics))
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             metrics = {k: float(v) for k, v in (logs or {}).items()}
@@ -127,6 +133,11 @@ def _train(job: TrainingJob, hvd: Any, rank: int, size: int, events: EventClient
     # (early stopping...) then decide the same in every rank (occam.training.callbacks).
     callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()]
     callbacks += rank_callbacks(job.callbacks, rank)
+    if job.monitor:
+        callbacks.append(monitor_callback(tf, events, rank, job.batch_size))
+    timer = step_timer(tf) if job.profile_steps else None
+    if timer is not None:
+        callbacks.append(timer)
     if rank == 0:
         callbacks += [_checkpoint_callback(tf, manager), _progress_callback(tf, job, events, steps)]
         events.send(RankStarted(size=size, initial_epoch=initial_epoch, steps=steps))
@@ -159,8 +170,9 @@ def _train(job: TrainingJob, hvd: Any, rank: int, size: int, events: EventClient
                 "validation_data": _to_xy(job.validation, val_data, model_dtype),
                 "validation_steps": job.validation_steps(size),
             }
+        train_xy = _to_xy(job.train, train_data, model_dtype)
         history = model.fit(
-            _to_xy(job.train, train_data, model_dtype),
+            train_xy,
             steps_per_epoch=steps,
             epochs=job.epochs,
             initial_epoch=initial_epoch,
@@ -169,6 +181,8 @@ def _train(job: TrainingJob, hvd: Any, rank: int, size: int, events: EventClient
             verbose=0,
             **fit_args,
         )
+        if timer is not None:
+            events.send(profile_rank(hvd, tf, model, train_xy, timer, job.profile_steps))
     if rank != 0:
         return None
     return RankOutcome(

@@ -22,9 +22,14 @@ NAMESPACE = "jhub"
 KUBE_VERSION = "v1.34.10"
 
 
-#: The one value every install must add to the chart's defaults: an authenticator (the chart refuses Zero to
-#: JupyterHub's default dummy one). Tests that render "the defaults" render these.
-ADMIN_DEFAULTS: dict[str, Any] = {"jupyterhub": {"hub": {"config": {"JupyterHub": {"authenticator_class": "github"}}}}}
+#: The values an admin adds to the chart's defaults: an authenticator (the chart refuses Zero to JupyterHub's
+#: default dummy one, so every install must) and the API server's endpoints (optional: helm install looks them
+#: up; without them the API server's ports are open on any address). Tests that render "the defaults" render these.
+API_SERVER_CIDRS = ["10.0.0.5/32"]
+ADMIN_DEFAULTS: dict[str, Any] = {
+    "occam": {"network": {"apiServerCIDRs": API_SERVER_CIDRS}},
+    "jupyterhub": {"hub": {"config": {"JupyterHub": {"authenticator_class": "github"}}}},
+}
 
 
 def values_file(name: str) -> dict[str, Any]:

@@ -108,7 +108,7 @@ def test_install_gives_the_hub_what_the_spawner_needs_and_uninstall_leaves_nothi
 ) -> None:
     from kubernetes import client
 
-    from spawner.apply import CREATED, prepare_namespace
+    from spawner.apply import CREATED, prepare_namespace, wait_until_allowed
     from spawner.limits import CourseLimits
     from spawner.namespace import namespace_name, namespace_objects
 
@@ -137,8 +137,8 @@ def test_install_gives_the_hub_what_the_spawner_needs_and_uninstall_leaves_nothi
                 ]
             )
             # The hub's account, bound by the chart, prepares a student's namespace as the spawner does at
-            # a spawn (Kubernetes refuses the Role unless the hub holds every rule in it), and may watch
-            # pods in every namespace and list nodes.
+            # a spawn (Kubernetes refuses the RoleBindings unless the hub may bind the chart's two ClusterRoles),
+            # and may watch pods in every namespace and list nodes.
             hub = _hub_client(kube, release_namespace, "occam-hub")
             try:
                 limits = CourseLimits(max_executors=4, cpu="16", memory="64Gi", gpus=4)
@@ -152,11 +152,18 @@ def test_install_gives_the_hub_what_the_spawner_needs_and_uninstall_leaves_nothi
                             hub_namespace=release_namespace,
                             hub_selector={"app": "jupyterhub", "release": release},
                             prefix="ml-",
+                            hub_user=f"system:serviceaccount:{release_namespace}:occam-hub",
+                            notebook_cluster_role=f"occam-notebook-{release_namespace}-{release}",
+                            hub_namespace_role=f"occam-hub-ns-{release_namespace}-{release}",
                         ),
                     ),
                     timeout=TIMEOUT,
                 )
                 assert [a.action for a in applied] == [CREATED] * len(applied)
+                wait_until_allowed(hub, student_ns, "create", "pods")  # the chart's in-namespace role, bound
+                with pytest.raises(client.ApiException) as refused:
+                    client.CoreV1Api(hub).list_namespaced_secret("kube-system")
+                assert refused.value.status == 403
                 client.CoreV1Api(hub).list_pod_for_all_namespaces(limit=1)
                 client.CoreV1Api(hub).list_node(limit=1)
                 with pytest.raises(client.ApiException) as refused:

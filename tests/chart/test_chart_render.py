@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 import yaml
 
-from spawner.admission_policy import admission_objects
-from spawner.hub_rbac import hub_rules
+from spawner.admission_policy import HUB_POLICY, admission_objects, hub_binding, hub_policy
+from spawner.hub_rbac import hub_namespace_cluster_role, hub_rules, notebook_cluster_role, pull_secret_reader_rules
 
 from . import z2jh_facts
 from .rendering import (
     ADMIN_DEFAULTS,
+    API_SERVER_CIDRS,
     CHART,
     KUBE_VERSION,
     NAMESPACE,
@@ -36,7 +37,7 @@ from .rendering import (
 
 helm = pytest.importorskip("helm_python", reason="the chart tier needs helm-python-sdk (the dev extra)")
 
-GOOD = ["minimal.yaml", "gpu-course.yaml", "shared-volume.yaml"]
+GOOD = ["minimal.yaml", "gpu-course.yaml", "shared-volume.yaml", "shared-work-per-student.yaml"]
 BAD = sorted(p.name for p in (Path(__file__).with_name("values")).glob("bad-*.yaml"))
 
 
@@ -59,14 +60,16 @@ def test_lint_is_clean_but_for_the_dependency_that_cannot_be_fetched_here(tmp_pa
 @pytest.mark.parametrize("name", GOOD)
 def test_good_values_render_the_hub_config_and_rbac(name: str) -> None:
     items = objects(values_file(name))
+    # Only with occam.imagePullSecrets: the Role that reads them by name in the hub's namespace, and its binding.
+    pull_secrets = ["Role", "RoleBinding"] if values_file(name)["occam"].get("imagePullSecrets") else []
     assert sorted(item["kind"] for item in items) == [
-        "ClusterRole",
+        *["ClusterRole"] * 3,  # the hub's, the notebook's, the hub's in student namespaces
         "ClusterRoleBinding",
         "ConfigMap",
-        "ValidatingAdmissionPolicy",
-        "ValidatingAdmissionPolicy",
-        "ValidatingAdmissionPolicyBinding",
-        "ValidatingAdmissionPolicyBinding",
+        "DaemonSet",  # the GPU image pre-puller
+        *pull_secrets,
+        *["ValidatingAdmissionPolicy"] * 3,  # student pods, student Services, the hub's scope
+        *["ValidatingAdmissionPolicyBinding"] * 3,
     ]
     (config_map,) = by_kind(items, "ConfigMap")
     assert config_map["metadata"]["name"] == "occam-hub-config"
@@ -99,6 +102,8 @@ def test_course_limits_and_profiles_reach_the_hub_config() -> None:
         "memory": "64Gi",
         "executorMaxCpu": "4",
         "executorMaxMemory": "16Gi",
+        "executorIdleMinutes": 20,
+        "maxGpusInUse": 8,
         # the chart's defaults for what the values file leaves out
         "ephemeralStorage": "20Gi",
         "executorMaxEphemeralStorage": "4Gi",
@@ -108,34 +113,56 @@ def test_course_limits_and_profiles_reach_the_hub_config() -> None:
         "services": 10,
         "persistentVolumeClaims": 4,
     }
-    assert [p["slug"] for p in values["profiles"]] == ["cpu", "gpu-large"]
+    assert [p["slug"] for p in values["profiles"]] == ["cpu", "gpu-large", "cpu-shared-gpu"]
+    assert values["imagePullSecrets"] == ["registry-credentials"]
     assert (values["profiles"][1]["gpus"], values["profiles"][1]["gpuQuota"]) == (1, 4)
     assert values["spawner"] == {
         "namespacePrefix": "ml-",
         "namespacePrepareTimeout": 120,
         "checkNodeFit": False,
         "podSecurityLevel": "restricted",
+        "clusterDomain": "cluster.local",
     }
 
 
-def test_the_cluster_role_is_exactly_what_the_spawner_needs() -> None:
-    (role,) = by_kind(objects(), "ClusterRole")
-    rendered = sorted((r["apiGroups"], r["resources"], sorted(r["verbs"])) for r in role["rules"])
-    wanted = sorted((r["apiGroups"], r["resources"], sorted(r["verbs"])) for r in hub_rules())
-    assert rendered == wanted, (
-        "templates/hub-rbac.yaml must hold spawner.hub_rbac.hub_rules(); they are now:\n"
-        + yaml.safe_dump(hub_rules(), default_flow_style=None, sort_keys=False)
+def _rule_set(rules: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (r["apiGroups"], r["resources"], sorted(r["verbs"]), sorted(r.get("resourceNames", []))) for r in rules
     )
-    for rule in role["rules"]:
-        assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
-        assert "resourceNames" not in rule and "nonResourceURLs" not in rule
+
+
+def test_the_cluster_roles_are_exactly_what_the_spawner_needs() -> None:
+    roles = {r["metadata"]["name"]: r for r in by_kind(objects(), "ClusterRole")}
+    hub, notebook, in_namespace = (f"occam-{kind}-{NAMESPACE}-{RELEASE}" for kind in ("hub", "notebook", "hub-ns"))
+    assert set(roles) == {hub, notebook, in_namespace}
+    wanted = hub_rules(notebook, in_namespace)
+    assert _rule_set(roles[hub]["rules"]) == _rule_set(wanted), (
+        "templates/hub-rbac.yaml must hold spawner.hub_rbac.hub_rules(); they are now:\n"
+        + yaml.safe_dump(wanted, default_flow_style=None, sort_keys=False)
+    )
+    assert _rule_set(roles[notebook]["rules"]) == _rule_set(notebook_cluster_role()["rules"])
+    assert _rule_set(roles[in_namespace]["rules"]) == _rule_set(hub_namespace_cluster_role()["rules"])
+    for role in roles.values():
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
+            assert "nonResourceURLs" not in rule
+            assert "resourceNames" not in rule or rule["verbs"] == ["bind"]
     (binding,) = by_kind(objects(), "ClusterRoleBinding")
-    assert binding["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io",
-        "kind": "ClusterRole",
-        "name": role["metadata"]["name"],
-    }
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": hub}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "occam-hub", "namespace": "jhub"}]
+    (config_map,) = by_kind(objects(), "ConfigMap")
+    values = json.loads(config_map["data"]["occam-values.json"])
+    assert (values["notebookClusterRole"], values["hubNamespaceRole"]) == (notebook, in_namespace)
+
+
+def test_the_hub_s_scope_policy_is_what_the_builder_makes() -> None:
+    items = objects()
+    name = f"{RELEASE}-{NAMESPACE}-{HUB_POLICY}"
+    (policy,) = [i for i in by_kind(items, "ValidatingAdmissionPolicy") if i["metadata"]["name"] == name]
+    (made,) = [i for i in by_kind(items, "ValidatingAdmissionPolicyBinding") if i["metadata"]["name"] == name]
+    want = hub_policy(f"system:serviceaccount:{NAMESPACE}:occam-hub", name=name)
+    assert policy["spec"] == want["spec"]
+    assert made["spec"] == hub_binding(want)["spec"]
 
 
 def test_two_releases_get_distinct_cluster_scoped_names() -> None:
@@ -240,9 +267,16 @@ def test_notes_say_what_to_do_next() -> None:
 
 @pytest.mark.parametrize("allowed", [[], ["student-batch", "course.low"]])
 def test_the_admission_policies_are_exactly_what_the_builders_make(allowed: list[str]) -> None:
-    values = {**ADMIN_DEFAULTS, "occam": {"admissionPolicy": {"enabled": True, "allowedPriorityClasses": allowed}}}
+    values = {
+        **ADMIN_DEFAULTS,
+        "occam": {**ADMIN_DEFAULTS["occam"], "admissionPolicy": {"enabled": True, "allowedPriorityClasses": allowed}},
+    }
     items = objects(values)
-    rendered = [*by_kind(items, "ValidatingAdmissionPolicy"), *by_kind(items, "ValidatingAdmissionPolicyBinding")]
+    rendered = [
+        i
+        for i in [*by_kind(items, "ValidatingAdmissionPolicy"), *by_kind(items, "ValidatingAdmissionPolicyBinding")]
+        if not i["metadata"]["name"].endswith(HUB_POLICY)
+    ]
     wanted = admission_objects(allowed, prefix=f"{RELEASE}-{NAMESPACE}-")
     assert [(i["kind"], i["metadata"]["name"]) for i in rendered] == [
         (i["kind"], i["metadata"]["name"]) for i in wanted
@@ -255,10 +289,18 @@ def test_the_admission_policies_are_exactly_what_the_builders_make(allowed: list
 
 
 def test_the_admission_policies_can_be_left_out_and_bad_class_names_are_refused() -> None:
-    items = objects({**ADMIN_DEFAULTS, "occam": {"admissionPolicy": {"enabled": False}}})
+    items = objects({**ADMIN_DEFAULTS, "occam": {**ADMIN_DEFAULTS["occam"], "admissionPolicy": {"enabled": False}}})
     assert not by_kind(items, "ValidatingAdmissionPolicy") and not by_kind(items, "ValidatingAdmissionPolicyBinding")
     with pytest.raises(Exception, match="allowedPriorityClasses"):
-        objects({**ADMIN_DEFAULTS, "occam": {"admissionPolicy": {"allowedPriorityClasses": ["High'); true || ('"]}}})
+        objects(
+            {
+                **ADMIN_DEFAULTS,
+                "occam": {
+                    **ADMIN_DEFAULTS["occam"],
+                    "admissionPolicy": {"allowedPriorityClasses": ["High'); true || ('"]},
+                },
+            }
+        )
 
 
 def test_the_chart_refuses_the_dummy_authenticator_unless_the_admin_says_so_loudly() -> None:
@@ -267,6 +309,49 @@ def test_the_chart_refuses_the_dummy_authenticator_unless_the_admin_says_so_loud
 
     with pytest.raises(helm.HelmRenderError, match="anyone who reaches the hub logs in as any student"):
         render({})
-    notes = render({"occam": {"insecureAllowAnyLogin": True}})["occam/templates/NOTES.txt"]
+    notes = render({"occam": {**ADMIN_DEFAULTS["occam"], "insecureAllowAnyLogin": True}})["occam/templates/NOTES.txt"]
     assert "WARNING: occam.insecureAllowAnyLogin is true" in notes
     assert "WARNING" not in render()["occam/templates/NOTES.txt"]
+
+
+def test_the_gpu_pre_puller_pulls_the_gpu_image_on_tolerated_gpu_nodes_only() -> None:
+    (daemon_set,) = by_kind(objects(values_file("gpu-course.yaml")), "DaemonSet")
+    pod = daemon_set["spec"]["template"]["spec"]
+    assert [c["image"] for c in pod["initContainers"]] == ["registry.example.org/occam-notebook:0.1.0-gpu"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert pod["automountServiceAccountToken"] is False
+    # it pulls, it does not hold a GPU
+    assert all("nvidia.com/gpu" not in str(c.get("resources")) for c in pod["initContainers"] + pod["containers"])
+    off = {**values_file("gpu-course.yaml")}
+    off["occam"] = {**off["occam"], "gpuPrePuller": {"enabled": False}}
+    assert by_kind(objects(off), "DaemonSet") == []
+
+
+def test_a_default_install_renders_and_without_the_api_server_s_addresses_warns_that_its_ports_are_open() -> None:
+    """``helm template`` cannot look the addresses up (no cluster): the hub gets none, and the spawner then opens
+    the API server's ports on any address to the notebook and batch drivers (spawner.network_policy); NOTES says so.
+    With the addresses set they reach the hub as they are, and NOTES is quiet."""
+    bare = {"jupyterhub": ADMIN_DEFAULTS["jupyterhub"]}
+    rendered = render(bare)
+    assert _hub_values(objects(bare))["network"]["apiServerCIDRs"] == []
+    notes = rendered["occam/templates/NOTES.txt"]
+    assert "WARNING: occam.network.apiServerCIDRs is empty" in notes
+    assert "ports 443\nand 6443 of ANY address" in notes
+    assert _hub_values(objects(ADMIN_DEFAULTS))["network"]["apiServerCIDRs"] == API_SERVER_CIDRS
+    assert "apiServerCIDRs" not in render()["occam/templates/NOTES.txt"]
+
+
+def test_the_hub_reads_image_pull_secrets_by_name_in_its_own_namespace_only() -> None:
+    items = objects(values_file("gpu-course.yaml"))
+    (role,) = by_kind(items, "Role")
+    (binding,) = by_kind(items, "RoleBinding")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == pull_secret_reader_rules(["registry-credentials"])
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "occam-hub", "namespace": NAMESPACE}]
+    assert by_kind(objects(values_file("minimal.yaml")), "Role") == []

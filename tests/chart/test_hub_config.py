@@ -142,8 +142,15 @@ def test_the_shared_data_is_mounted_read_only_beside_z2jh_volumes(
         "mountPath": "/data/courses",
         "readOnly": True,
     }
+    # The notebook tells the Kubernetes backend, which mounts the same volume read-only in every executor.
+    env = spawner.get_env()
+    assert json.loads(env["OCCAM_K8S_DATA_VOLUME"]) == {
+        "nfs": {"server": "nfs.example.org", "path": "/exports/datasets", "readOnly": True}
+    }
+    assert env["OCCAM_K8S_DATA_PATH"] == "/data/courses"
     without = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values_file("minimal.yaml")), "cpu")
     assert "occam-shared-data" not in without.volumes
+    assert "OCCAM_K8S_DATA_VOLUME" not in without.get_env()
 
 
 def test_the_shared_work_volume_reaches_the_spawner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -158,6 +165,36 @@ def test_the_shared_work_volume_reaches_the_spawner(tmp_path: Path, monkeypatch:
     assert "OCCAM_K8S_SHARED_VOLUME" not in without.get_env()
 
 
+def test_each_student_s_own_work_volume_reaches_the_spawner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spawner = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values_file("shared-work-per-student.yaml")), "cpu")
+    assert (spawner.work_storage_class, spawner.work_storage_size) == ("nfs-client", "15Gi")
+    assert spawner.shared_work_volume == {}
+    assert spawner.work_volume == {"persistentVolumeClaim": {"claimName": "occam-work"}}
+    assert spawner.get_env()["OCCAM_K8S_SHARED_PATH"] == "/srv/occam-work"
+
+
+def test_the_network_values_reach_the_spawner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    values = values_file("minimal.yaml")
+    values["occam"]["network"] = {"apiServerCIDRs": ["10.0.0.5/32"], "dnsCIDRs": ["169.254.20.10/32"], "internet": True}
+    spawner = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values), "cpu")
+    assert spawner.api_server_cidrs == ["10.0.0.5/32"]
+    assert spawner.dns_cidrs == ["169.254.20.10/32"]
+    assert spawner.allow_internet is True
+    default = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values_file("minimal.yaml")), "cpu")
+    assert default.allow_internet is False
+    assert default.dns_cidrs == []
+
+
+def test_the_course_tracking_server_reaches_the_notebooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    values = values_file("minimal.yaml")
+    values["occam"]["tracking"] = {"uri": "http://mlflow.occam.svc:5000"}
+    spawner = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values), "cpu")
+    assert spawner.tracking_uri == "http://mlflow.occam.svc:5000"
+    assert spawner.get_env()["OCCAM_TRACKING_URI"] == "http://mlflow.occam.svc:5000"
+    default = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values_file("minimal.yaml")), "cpu")
+    assert default.tracking_uri == "" and "OCCAM_TRACKING_URI" not in default.get_env()
+
+
 def test_the_default_values_make_a_working_spawner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     c = _run_as_z2jh(tmp_path, monkeypatch, None)
     for slug, gpus in (("cpu", 0), ("gpu", 3)):
@@ -165,3 +202,112 @@ def test_the_default_values_make_a_working_spawner(tmp_path: Path, monkeypatch: 
         assert spawner.check_node_fit is True
         assert spawner.limits.gpus == gpus
         assert spawner.image.startswith("ghcr.io/occam-project/occam-notebook:0.1.0")
+
+
+def test_z2jh_s_short_hub_url_becomes_one_every_student_namespace_resolves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .z2jh_facts import load as z2jh_facts
+
+    c = Config()
+    # What Z2JH's jupyterhub_config.py sets before our file runs (the recorded fact; tests/chart/test_with_z2jh.py
+    # reads it from the real chart): a short name, resolvable only in the hub's own namespace.
+    c.JupyterHub.hub_connect_url = z2jh_facts()["facts"]["hub_connect_url"]["value"]
+    (config_map,) = by_kind(objects(values_file("gpu-course.yaml")), "ConfigMap")
+    values_path = tmp_path / "occam-values.json"
+    values_path.write_text(config_map["data"]["occam-values.json"])
+    monkeypatch.setenv("OCCAM_HUB_VALUES", str(values_path))
+    exec(compile(config_map["data"]["occam_config.py"], "occam_config.py", "exec"), {"c": c})
+    assert c.JupyterHub.hub_connect_url == "http://hub.jhub.svc.cluster.local:8081"
+    # and what the notebook gets: KubeSpawner derives JUPYTERHUB_API_URL from the hub's connect URL
+    from jupyterhub.app import JupyterHub
+
+    assert JupyterHub(config=c).hub_connect_url == "http://hub.jhub.svc.cluster.local:8081"
+
+
+def test_qualified_hub_url_keeps_what_is_already_qualified() -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile(CONFIG_FILE.read_text(), "occam_config.py", "exec"), namespace)
+    qualified = namespace["qualified_hub_url"]
+    assert qualified("http://hub:8081", "course", "cluster.local") == "http://hub.course.svc.cluster.local:8081"
+    assert qualified("http://hub:8081/x", "c", "k8s.example") == "http://hub.c.svc.k8s.example:8081/x"
+    for kept in ("http://hub.other.svc:8081", "http://10.0.0.5:8081", "http://[fd00::1]:8081"):
+        assert qualified(kept, "course", "cluster.local") == kept
+
+
+def test_a_cpu_notebook_borrows_gpus_for_its_executors_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spawner = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values_file("gpu-course.yaml")), "cpu-shared-gpu")
+    assert spawner.image == "registry.example.org/occam-notebook:0.1.0-cpu"
+    assert spawner.limits.gpus == 2  # the namespace's quota: what its executors may borrow
+    assert not spawner.extra_resource_limits and not spawner.node_selector and not spawner.tolerations
+    assert spawner.gpu_node_selector == {"nvidia.com/gpu.present": "true"}
+    assert spawner.gpu_tolerations == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    env = spawner.get_env()
+    assert env["OCCAM_K8S_EXECUTOR_IMAGE"] == "registry.example.org/occam-notebook:0.1.0-cpu"
+    assert env["OCCAM_K8S_GPU_EXECUTOR_IMAGE"] == "registry.example.org/occam-notebook:0.1.0-gpu"
+    assert spawner.notebook_gpus() == 0
+
+
+def test_course_settings_reach_the_spawner_and_the_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spawner = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values_file("gpu-course.yaml")), "gpu-large")
+    assert spawner.copied_pull_secrets == ["registry-credentials"]
+    assert spawner.max_gpus_in_use == 8
+    assert spawner.notebook_gpus() == 1
+    env = spawner.get_env()
+    assert env["OCCAM_EXECUTOR_IDLE_MINUTES"] == "20"
+    assert env["OCCAM_K8S_SERVICE_ACCOUNT"] == "occam-notebook"
+    assert "OCCAM_K8S_GPU_EXECUTOR_IMAGE" not in env  # a GPU notebook's executors run its own image
+
+
+def test_the_hub_restarts_when_the_mounted_settings_change(tmp_path: Path) -> None:
+    """The watcher the hub pod runs, on real files and a real thread; its action is recorded instead of SIGTERM."""
+    import threading
+
+    namespace: dict[str, Any] = {}
+    exec(compile(CONFIG_FILE.read_text(), "occam_config.py", "exec"), namespace)
+    values = tmp_path / "occam-values.json"
+    code = tmp_path / "occam_config.py"
+    values.write_text('{"course": 1}')
+    code.write_text("# v1")
+    fired = threading.Event()
+    stop = threading.Event()
+    try:
+        namespace["watch_config"]([str(values), str(code)], fired.set, every=0.02, stop=stop)
+        assert not fired.wait(0.2), "nothing changed, yet the hub would restart"
+        # the kubelet swaps a ConfigMap volume's files atomically; a moment with a file missing is no change
+        values.unlink()
+        assert not fired.wait(0.1)
+        values.write_text('{"course": 1}')
+        assert not fired.wait(0.1)
+        values.write_text('{"course": 2}')
+        assert fired.wait(5), "the settings changed but the hub would not restart"
+    finally:
+        stop.set()
+
+
+def test_an_upgrade_that_changes_occam_values_restarts_the_hub_and_one_that_does_not_leaves_it(tmp_path: Path) -> None:
+    """Render the release twice, as ``helm upgrade`` would, and swap the mounted files as the kubelet does."""
+    import threading
+
+    def mounted(values: dict[str, Any] | None) -> dict[str, str]:
+        (config_map,) = by_kind(objects(values), "ConfigMap")
+        data: dict[str, str] = config_map["data"]
+        return data
+
+    namespace: dict[str, Any] = {}
+    exec(compile(CONFIG_FILE.read_text(), "occam_config.py", "exec"), namespace)
+    before = mounted(values_file("gpu-course.yaml"))
+    changed = values_file("gpu-course.yaml")
+    changed["occam"]["course"]["executorIdleMinutes"] = 45
+    for after, restarts in ((mounted(values_file("gpu-course.yaml")), False), (mounted(changed), True)):
+        for name, text in before.items():
+            (tmp_path / name).write_text(text)
+        fired, stop = threading.Event(), threading.Event()
+        paths = [str(tmp_path / name) for name in sorted(before)]
+        namespace["watch_config"](paths, fired.set, every=0.02, stop=stop)
+        try:
+            for name, text in after.items():
+                (tmp_path / name).write_text(text)
+            assert fired.wait(0.5 if not restarts else 5) is restarts
+        finally:
+            stop.set()

@@ -89,6 +89,30 @@ def test_z2jh_accepts_our_values_and_lint_is_clean(full_chart: Path, name: str |
     assert {"name": "occam-hub-config", "configMap": {"name": "occam-hub-config"}} in pod["volumes"]
 
 
+def test_z2jh_s_hub_and_proxy_policies_admit_notebooks_from_students_namespaces(full_chart: Path) -> None:
+    """Notebooks run in students' namespaces: the hub's and the proxy's NetworkPolicies must let the labels
+    KubeSpawner puts on them (Z2JH's singleuser.extraLabels) in from any namespace; the proxy's API port
+    stays for the hub alone."""
+    items = _objects(full_chart, values_file("minimal.yaml"), "jhub")
+    policies = {i["metadata"]["name"]: i for i in items if i["kind"] == "NetworkPolicy"}
+    labels = yaml.safe_load((CHART / "values.yaml").read_text())["jupyterhub"]["singleuser"]["extraLabels"]
+
+    def admitted_from_any_namespace(policy: dict[str, Any], port: str) -> bool:
+        for rule in policy["spec"]["ingress"]:
+            if {"port": port} not in rule.get("ports", []):
+                continue
+            for peer in rule.get("from", []):
+                selector = (peer.get("podSelector") or {}).get("matchLabels") or {}
+                if peer.get("namespaceSelector") == {"matchLabels": {}} and selector.items() <= labels.items():
+                    return True
+        return False
+
+    assert labels["hub.jupyter.org/network-access-hub"] == "true"
+    assert admitted_from_any_namespace(policies["hub"], "http")
+    assert admitted_from_any_namespace(policies["proxy"], "http")
+    assert not admitted_from_any_namespace(policies["proxy"], "api")
+
+
 def test_every_object_of_the_release_passes_a_server_side_dry_run(
     full_chart: Path, kube: Kube, hub_namespace: str
 ) -> None:
@@ -142,3 +166,42 @@ def test_the_release_installs_and_uninstalls_leaving_nothing(full_chart: Path, k
         finally:
             cfg.uninstall("occam", timeout=TIMEOUT)
     assert wait_until("the release's objects to be deleted", lambda: left() == [] or None, timeout=TIMEOUT)
+
+
+def test_notebooks_in_student_namespaces_reach_the_hub(full_chart: Path) -> None:
+    """The hub URL notebooks get names Z2JH's hub Service in the release's namespace, and Z2JH's hub
+    NetworkPolicy admits notebook pods from other namespaces (Z2JH's own defaults do neither)."""
+    import re
+
+    config = (full_chart / "charts" / "jupyterhub" / "files" / "hub" / "jupyterhub_config.py").read_text()
+    # Z2JH's own line, as recorded in z2jh-facts.json (what tests/chart/test_hub_config.py starts from)
+    assert re.search(
+        r'c\.JupyterHub\.hub_connect_url = \(\s*f\'http://\{get_name\("hub"\)\}:\{get_name_env\("hub", "_SERVICE_PORT"\)\}\'',
+        config,
+    ), "Z2JH's hub_connect_url line changed: re-read it and update the hub_connect_url fact"
+    facts = z2jh_facts.load()["facts"]
+    items = _objects(full_chart, values_file("gpu-course.yaml"), "course-2027")
+    (service,) = [i for i in items if i["kind"] == "Service" and i["metadata"]["name"] == "hub"]
+    (port,) = service["spec"]["ports"]
+    assert facts["hub_connect_url"]["value"] == f"http://{service['metadata']['name']}:{port['port']}"
+
+    (config_map,) = [i for i in items if i["kind"] == "ConfigMap" and i["metadata"]["name"] == "occam-hub-config"]
+    namespace: dict[str, Any] = {}
+    exec(compile(config_map["data"]["occam_config.py"], "occam_config.py", "exec"), namespace)
+    values = yaml.safe_load(config_map["data"]["occam-values.json"])
+    url = namespace["qualified_hub_url"](facts["hub_connect_url"]["value"], values["hubNamespace"], "cluster.local")
+    assert url == "http://hub.course-2027.svc.cluster.local:8081"
+
+    (policy,) = [i for i in items if i["kind"] == "NetworkPolicy" and i["metadata"]["name"] == "hub"]
+    sources = [source for rule in policy["spec"]["ingress"] for source in rule.get("from", [])]
+    label = {"hub.jupyter.org/network-access-hub": "true"}
+    assert {"podSelector": {"matchLabels": label}, "namespaceSelector": {"matchLabels": {}}} in sources
+    (deployment,) = [i for i in items if i["kind"] == "Deployment" and i["metadata"]["name"] == "hub"]
+    # Z2JH labels every notebook pod with it (singleuser.extraLabels), whatever its namespace
+    assert (
+        label.items()
+        <= yaml.safe_load((full_chart / "charts" / "jupyterhub" / "values.yaml").read_text())["singleuser"][
+            "extraLabels"
+        ].items()
+    )
+    assert deployment["spec"]["template"]["metadata"]["annotations"].keys() >= set(facts["hub_pod_checksums"]["value"])

@@ -46,22 +46,29 @@ def find_chp() -> str | None:
 
 
 def hub_account_kubeconfig(admin: Any, path: Path, *, namespace: str = "occam-hub", account: str = "hub") -> Path:
-    """Make the hub's ServiceAccount bound to :func:`spawner.hub_rbac.hub_cluster_role` only; write its kubeconfig.
+    """Make the hub's ServiceAccount bound to :func:`spawner.hub_rbac.hub_cluster_role` only, and the two
+    ClusterRoles it binds in student namespaces (the notebook's, its own in-namespace one); write its kubeconfig.
 
-    ``admin`` is a cluster-admin ``kubernetes.client.ApiClient``. Idempotent, and a ClusterRole left by an
-    older run gets today's rules; the token (TokenRequest) lasts 2 hours.
+    ``admin`` is a cluster-admin ``kubernetes.client.ApiClient``. Idempotent, and ClusterRoles left by an
+    older run get today's rules; the token (TokenRequest) lasts 2 hours.
     """
     from kubernetes import client
 
-    from spawner.hub_rbac import hub_cluster_role, hub_cluster_role_binding
+    from spawner.hub_rbac import (
+        hub_cluster_role,
+        hub_cluster_role_binding,
+        hub_namespace_cluster_role,
+        notebook_cluster_role,
+    )
     from tests.kubernetes.pki import write_kubeconfig
 
     core = client.CoreV1Api(admin)
     rbac = client.RbacAuthorizationV1Api(admin)
+    roles = [hub_cluster_role(), notebook_cluster_role(), hub_namespace_cluster_role()]
     for create in (
         lambda: core.create_namespace({"metadata": {"name": namespace}}),
         lambda: core.create_namespaced_service_account(namespace, {"metadata": {"name": account}}),
-        lambda: rbac.create_cluster_role(hub_cluster_role()),
+        *(lambda role=role: rbac.create_cluster_role(role) for role in roles),
         lambda: rbac.create_cluster_role_binding(hub_cluster_role_binding(account, namespace)),
     ):
         try:
@@ -69,8 +76,8 @@ def hub_account_kubeconfig(admin: Any, path: Path, *, namespace: str = "occam-hu
         except client.ApiException as exc:
             if exc.status != 409:
                 raise
-    role = hub_cluster_role()
-    rbac.patch_cluster_role(role["metadata"]["name"], {"rules": role["rules"]})
+    for role in roles:
+        rbac.patch_cluster_role(role["metadata"]["name"], {"rules": role["rules"]})
     token = core.create_namespaced_service_account_token(
         account, namespace, {"spec": {"expirationSeconds": 7200}}
     ).status.token

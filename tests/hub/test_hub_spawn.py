@@ -17,11 +17,13 @@ import pytest
 
 from occam.kubernetes.objects import APP_LABEL, CLUSTER_LABEL, COMPONENT_LABEL, USER_LABEL
 from spawner.namespace import (
+    HUB_BINDING,
     LIMIT_RANGE,
     NETWORK_POLICY,
+    NOTEBOOK_BINDING,
+    NOTEBOOK_CLUSTER_ROLE,
     NOTEBOOK_LABELS,
     RESOURCE_QUOTA,
-    ROLE,
     SERVICE_ACCOUNT,
     namespace_name,
 )
@@ -87,16 +89,19 @@ def test_a_spawn_through_the_hub_prepares_the_namespace_and_the_notebook_pod(
     # The namespace objects, made by the hub's least-privilege account.
     core, rbac = client.CoreV1Api(kube.admin), client.RbacAuthorizationV1Api(kube.admin)
     assert core.read_namespaced_service_account(SERVICE_ACCOUNT, ns)
-    role = rbac.read_namespaced_role(ROLE, ns)
+    binding = rbac.read_namespaced_role_binding(NOTEBOOK_BINDING, ns)
+    assert (binding.role_ref.kind, binding.role_ref.name) == ("ClusterRole", NOTEBOOK_CLUSTER_ROLE)
+    role = rbac.read_cluster_role(NOTEBOOK_CLUSTER_ROLE)
     assert {r for rule in role.rules for r in rule.resources} >= {"pods", "services", "configmaps", "secrets", "events"}
-    binding = rbac.read_namespaced_role_binding(ROLE, ns)
     assert [(s.kind, s.name, s.namespace) for s in binding.subjects] == [("ServiceAccount", SERVICE_ACCOUNT, ns)]
+    hub_binding = rbac.read_namespaced_role_binding(HUB_BINDING, ns)  # the hub's own, made with its own account
+    assert [(s.kind, s.name) for s in hub_binding.subjects] == [("User", "system:serviceaccount:occam-hub:hub")]
     quota = core.read_namespaced_resource_quota(RESOURCE_QUOTA, ns)
     assert quota.spec.hard["pods"] == "4" and quota.spec.hard["limits.cpu"] == "6"
     limits = core.read_namespaced_limit_range(LIMIT_RANGE, ns)
     assert limits.spec.limits[0].max["cpu"] == "2"
     policy = client.NetworkingV1Api(kube.admin).read_namespaced_network_policy(NETWORK_POLICY, ns)
-    hub_peer = policy.spec.ingress[1]._from[0]
+    hub_peer = policy.spec.ingress[0]._from[0]
     assert hub_peer.namespace_selector.match_labels == {"kubernetes.io/metadata.name": HUB_NAMESPACE}
 
     # The notebook pod: Occam's labels, account, environment and the CPU profile's resources.

@@ -81,6 +81,23 @@ class Kube:
         return {name: log_tail(self.control_plane.log(name)) for name in self.control_plane.exited()}
 
 
+def install_occam_cluster_roles(admin: Any) -> None:
+    """The ClusterRoles the chart ships and the spawner binds in each student namespace (the notebook's rules, the
+    hub's in-namespace ones), under the spawner's default names; today's rules if they exist."""
+    from kubernetes import client
+
+    from spawner.hub_rbac import hub_namespace_cluster_role, notebook_cluster_role
+
+    rbac = client.RbacAuthorizationV1Api(admin)
+    for role in (notebook_cluster_role(), hub_namespace_cluster_role()):
+        try:
+            rbac.create_cluster_role(role)
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+            rbac.patch_cluster_role(role["metadata"]["name"], {"rules": role["rules"]})
+
+
 @pytest.fixture(scope="session")
 def kube() -> Iterator[Kube]:
     from kubernetes import config
@@ -89,6 +106,7 @@ def kube() -> Iterator[Kube]:
     if existing:
         admin = config.new_client_from_config(existing)
         try:
+            install_occam_cluster_roles(admin)
             yield Kube(Path(existing), admin)
         finally:
             admin.close()
@@ -96,6 +114,7 @@ def kube() -> Iterator[Kube]:
     with ControlPlane(find_binaries()) as control_plane:
         admin = config.new_client_from_config(str(control_plane.kubeconfig))
         try:
+            install_occam_cluster_roles(admin)
             yield Kube(control_plane.kubeconfig, admin, control_plane)
         finally:
             admin.close()

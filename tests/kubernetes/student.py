@@ -11,7 +11,7 @@ meet it (:func:`restricted_pod_spec`).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +142,27 @@ def wait_running(core: Any, namespace: str, name: str) -> Any:
         return pod if pod.status.phase == "Running" and pod.status.pod_ip else None
 
     return wait_until(f"pod {namespace}/{name} to be scheduled and reported Running", running)
+
+
+@dataclass
+class Tally:
+    """Hostile attempts made and refused (by name), for a module's closing line."""
+
+    attempts: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+
+def report_tally(request: Any, tally: Tally, who: str) -> None:
+    """Print ``tally`` past pytest's capture, so that it shows on a passing run too."""
+    unrefused = sorted(set(tally.attempts) - set(tally.refused))
+    line = f"{who}: {len(tally.attempts)} attempts, {len(tally.refused)} refused by the cluster"
+    if unrefused:
+        line += f"; NOT refused: {', '.join(unrefused)}"
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if capture is None or reporter is None:
+        print(line)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line("")
+        reporter.write_line(line)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from spawner.namespace import RESOURCE_QUOTA, SERVICE_ACCOUNT, namespace_name, n
 
 from .fixtures import Kube
 from .pki import write_kubeconfig
-from .student import restricted_pod_spec, wait_until
+from .student import Tally, report_tally, restricted_pod_spec, wait_until
 
 PAUSE = "registry.k8s.io/pause:3.10"
 #: Small counts, so that the floods are short.
@@ -52,12 +52,6 @@ LIMITS = CourseLimits(
 HUB = {"hub_namespace": "jhub", "hub_selector": {"app": "jupyterhub"}}
 #: A PriorityClass an admin made (and did not allow students): a student's pods must not preempt others'.
 HIGH_PRIORITY = f"occam-test-high-{uuid.uuid4().hex[:6]}"
-
-
-@dataclass
-class Tally:
-    attempts: list[str] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
 
 
 TALLY = Tally()
@@ -82,22 +76,6 @@ def _create_all(admin: Any, items: list[dict[str, Any]]) -> None:
             "ValidatingAdmissionPolicyBinding": api.create_validating_admission_policy_binding,
         }[item["kind"]]
         create(item)
-
-
-def _report(request: pytest.FixtureRequest) -> None:
-    """Print the tally past pytest's capture, so that it shows on a passing run too."""
-    unrefused = sorted(set(TALLY.attempts) - set(TALLY.refused))
-    line = f"hostile student: {len(TALLY.attempts)} attempts, {len(TALLY.refused)} refused by the cluster"
-    if unrefused:
-        line += f"; NOT refused: {', '.join(unrefused)}"
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if capture is None or reporter is None:
-        print(line)
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.write_line("")
-        reporter.write_line(line)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +107,7 @@ def policies(kube: Kube, request: pytest.FixtureRequest) -> Iterator[list[dict[s
         except client.ApiException as exc:
             if exc.status != 404:
                 raise
-        _report(request)
+        report_tally(request, TALLY, "hostile student")
 
 
 @pytest.fixture(scope="module")

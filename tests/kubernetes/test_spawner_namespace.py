@@ -19,15 +19,16 @@ from typing import Any
 import pytest
 
 from occam.errors import ConfigError
-from spawner.apply import APPLIED, CREATED, FIELD_MANAGER, prepare_namespace
+from spawner.apply import APPLIED, CREATED, FIELD_MANAGER, own_username, prepare_namespace, wait_until_allowed
 from spawner.limits import CourseLimits
 from spawner.namespace import (
+    HUB_NAMESPACE_ROLE,
     LIMIT_RANGE,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     NETWORK_POLICY,
+    NOTEBOOK_BINDING,
     RESOURCE_QUOTA,
-    ROLE,
     SERVICE_ACCOUNT,
     USERNAME_ANNOTATION,
     namespace_name,
@@ -73,8 +74,7 @@ def _read_all(admin: Any, ns: str) -> dict[str, dict[str, Any]]:
     found = {
         "Namespace": core.read_namespace(ns),
         "ServiceAccount": core.read_namespaced_service_account(SERVICE_ACCOUNT, ns),
-        "Role": rbac.read_namespaced_role(ROLE, ns),
-        "RoleBinding": rbac.read_namespaced_role_binding(ROLE, ns),
+        "RoleBinding": rbac.read_namespaced_role_binding(NOTEBOOK_BINDING, ns),
         "ResourceQuota": core.read_namespaced_resource_quota(RESOURCE_QUOTA, ns),
         "LimitRange": core.read_namespaced_limit_range(LIMIT_RANGE, ns),
         "NetworkPolicy": networking.read_namespaced_network_policy(NETWORK_POLICY, ns),
@@ -109,17 +109,18 @@ def _notebook_client(kube: Kube, ns: str) -> Any:
 
 
 def test_prepare_namespace_creates_every_object(kube: Kube, new_user: Callable[[], str]) -> None:
+    from kubernetes import client
+
     username = new_user()
     ns = namespace_name(username)
     applied = prepare_namespace(kube.admin, namespace_objects(username, LIMITS, **HUB))
     assert [(a.kind, a.action) for a in applied] == [
         ("Namespace", CREATED),
         ("ServiceAccount", CREATED),
-        ("Role", CREATED),
         ("RoleBinding", CREATED),
         ("ResourceQuota", CREATED),
         ("LimitRange", CREATED),
-        ("NetworkPolicy", CREATED),
+        *[("NetworkPolicy", CREATED)] * 4,  # default deny, DNS, the student's cluster, the notebook
     ]
     objects = _read_all(kube.admin, ns)
     for obj in objects.values():
@@ -150,7 +151,9 @@ def test_prepare_namespace_creates_every_object(kube: Kube, new_user: Callable[[
     assert metadata["annotations"][USERNAME_ANNOTATION] == username
     _quota_counted(kube, ns)  # the quota controller accepts and counts it
     ports = {p["port"] for rule in objects["NetworkPolicy"]["spec"]["ingress"] for p in rule["ports"]}
-    assert {7078, 7079, 4040, 8888} <= ports
+    assert ports == {8888}  # the notebook's policy: Jupyter, for the hub and proxy
+    names = {p.metadata.name for p in client.NetworkingV1Api(kube.admin).list_namespaced_network_policy(ns).items}
+    assert names == {"occam-default-deny", "occam-dns", "occam-cluster", "occam-notebook"}
 
 
 def _quota_counted(kube: Kube, ns: str) -> None:
@@ -236,7 +239,7 @@ def test_a_field_edited_by_hand_is_reset_by_the_next_apply(kube: Kube, new_user:
     objects = _read_all(kube.admin, ns)
     assert objects["ResourceQuota"]["spec"]["hard"]["pods"] == "3"
     wanted = namespace_objects(username, LIMITS, **HUB)
-    (policy,) = [obj for obj in wanted if obj["kind"] == "NetworkPolicy"]
+    (policy,) = [obj for obj in wanted if obj["metadata"]["name"] == NETWORK_POLICY]
     assert len(objects["NetworkPolicy"]["spec"]["ingress"]) == len(policy["spec"]["ingress"])
     assert {} not in objects["NetworkPolicy"]["spec"]["ingress"]
 
@@ -264,15 +267,77 @@ def test_the_hub_s_own_account_may_apply_everything(kube: Kube, new_user: Callab
     try:
         username = new_user()
         ns = namespace_name(username)
-        applied = prepare_namespace(hub, namespace_objects(username, LIMITS, **HUB))
+        hub_user = own_username(hub)
+        assert hub_user == "system:serviceaccount:occam-hub:hub"
+        applied = prepare_namespace(hub, namespace_objects(username, LIMITS, **HUB, hub_user=hub_user))
         assert [a.action for a in applied] == [CREATED] * len(applied)
         _quota_counted(kube, ns)
         before = _versions(_read_all(kube.admin, ns))
-        again = prepare_namespace(hub, namespace_objects(username, LIMITS, **HUB))
+        again = prepare_namespace(hub, namespace_objects(username, LIMITS, **HUB, hub_user=hub_user))
         assert {a.action for a in again} == {APPLIED}
         assert _versions(_read_all(kube.admin, ns)) == before
     finally:
         hub.close()
+
+
+def test_the_hub_s_own_account_reaches_into_occam_s_namespaces_only(
+    kube: Kube, new_user: Callable[[], str], tmp_path: Path
+) -> None:
+    """The hub binds the notebook's rules without holding them, and gets Secrets and pod creation only where it
+    bound itself: never in kube-system, nor by binding itself there (the chart's hub-scope admission policy)."""
+    from kubernetes import client, config
+
+    from spawner.admission_policy import hub_binding, hub_policy
+    from tests.hub.hubprocess import hub_account_kubeconfig
+
+    hub = config.new_client_from_config(str(hub_account_kubeconfig(kube.admin, tmp_path / "hub.kubeconfig")))
+    admission = client.AdmissionregistrationV1Api(kube.admin)
+    policy = hub_policy("system:serviceaccount:occam-hub:hub", name=f"test-hub-scope-{uuid.uuid4().hex[:6]}")
+    admission.create_validating_admission_policy(policy)
+    admission.create_validating_admission_policy_binding(hub_binding(policy))
+    try:
+        username = new_user()
+        ns = namespace_name(username)
+        prepare_namespace(hub, namespace_objects(username, LIMITS, **HUB, hub_user=own_username(hub)))
+        wait_until_allowed(hub, ns, "create", "pods")
+        core = client.CoreV1Api(hub)
+        pod = {"metadata": {"name": "jupyter-x"}, "spec": restricted_pod_spec({"name": "c", "image": "pause"})}
+        wait_until(f"the quota of {ns} to be counted", lambda: core.create_namespaced_pod(ns, pod, dry_run="All"))
+        core.delete_collection_namespaced_secret(ns, label_selector="app.kubernetes.io/name=occam")
+
+        refusals = {
+            "read a Secret in kube-system": lambda: core.list_namespaced_secret("kube-system"),
+            "read a Secret in the student's namespace": lambda: core.list_namespaced_secret(ns),
+            "create a pod in kube-system": lambda: core.create_namespaced_pod("kube-system", pod, dry_run="All"),
+            "delete kube-system's Secrets": lambda: core.delete_collection_namespaced_secret("kube-system"),
+        }
+        for what, attempt in refusals.items():
+            with pytest.raises(client.ApiException) as refused:
+                attempt()
+            assert refused.value.status == 403, what
+
+        own = {
+            "metadata": {"name": "escape"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": HUB_NAMESPACE_ROLE},
+            "subjects": [{"kind": "User", "name": "system:serviceaccount:occam-hub:hub"}],
+        }
+        rbac = client.RbacAuthorizationV1Api(hub)
+
+        def bind_in_kube_system_refused() -> bool:
+            try:
+                rbac.create_namespaced_role_binding("kube-system", own, dry_run="All")
+            except client.ApiException as exc:
+                return exc.status == 403 and "only in namespaces Occam's spawner made" in exc.body
+            return False  # admitted (a dry run stores nothing): the policy is not in force yet
+
+        wait_until("the hub-scope policy to refuse a RoleBinding in kube-system", bind_in_kube_system_refused)
+        with pytest.raises(client.ApiException) as refused:
+            client.CoreV1Api(hub).patch_namespace("kube-system", {"metadata": {"labels": {"x": "y"}}})
+        assert refused.value.status == 403
+    finally:
+        hub.close()
+        admission.delete_validating_admission_policy_binding(policy["metadata"]["name"])
+        admission.delete_validating_admission_policy(policy["metadata"]["name"])
 
 
 def test_the_notebook_account_may_start_pods_in_its_namespace_only(kube: Kube, new_user: Callable[[], str]) -> None:
@@ -408,3 +473,37 @@ def test_the_notebooks_stop_selector_spares_batch_jobs_on_the_real_api_server(ad
         admin.create_namespaced_pod(namespace.name, pod(name, component, batch))
     selected = admin.list_namespaced_pod(namespace.name, label_selector=EXECUTOR_SELECTOR).items
     assert sorted(p.metadata.name for p in selected) == ["nb-exec"]
+
+
+def test_the_hub_makes_each_student_s_own_work_claim_counted_by_the_quota(
+    kube: Kube, new_user: Callable[[], str], tmp_path: Path
+) -> None:
+    """The claim is made with the hub's own account once its in-namespace binding is in force, as the spawner
+    does; no provisioner runs here, so it stays Pending, but the quota counts its size."""
+    from kubernetes import client, config
+
+    from spawner.namespace import labels
+    from spawner.work_volume import WORK_CLAIM, work_claim
+    from tests.hub.hubprocess import hub_account_kubeconfig
+
+    hub = config.new_client_from_config(str(hub_account_kubeconfig(kube.admin, tmp_path / "hub.kubeconfig")))
+    try:
+        username = new_user()
+        ns = namespace_name(username)
+        prepare_namespace(hub, namespace_objects(username, LIMITS, **HUB, hub_user=own_username(hub)))
+        wait_until_allowed(hub, ns, "create", "pods")
+        _quota_counted(kube, ns)
+        claim = work_claim(ns, labels(username), "occam-test-rwx", "3Gi")
+        assert [a.action for a in prepare_namespace(hub, [claim])] == [CREATED]
+        made = client.CoreV1Api(kube.admin).read_namespaced_persistent_volume_claim(WORK_CLAIM, ns)
+        assert made.spec.access_modes == ["ReadWriteMany"] and made.spec.storage_class_name == "occam-test-rwx"
+        wait_until(
+            "the quota to count the claim",
+            lambda: client.CoreV1Api(kube.admin)
+            .read_namespaced_resource_quota(RESOURCE_QUOTA, ns)
+            .status.used.get("requests.storage")
+            == "3Gi",
+        )
+        assert [a.action for a in prepare_namespace(hub, [claim])] == [APPLIED]  # the next spawn changes nothing
+    finally:
+        hub.close()

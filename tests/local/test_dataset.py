@@ -120,3 +120,18 @@ def test_petastorm_reads_each_shard(digits_train):
         with make_batch_reader(digits_train.file_urls(), cur_shard=shard, shard_count=2, num_epochs=1) as reader:
             seen += sum(len(batch.label) for batch in reader)
     assert seen == len(digits_train)
+
+
+def test_from_dataframe_with_a_label_column_per_output(cluster):
+    df = cluster.spark.createDataFrame(
+        [([float(i), float(i + 1)], i % 10, i % 2) for i in range(40)], ["features", "digit", "odd"]
+    )
+    named = Dataset.from_dataframe(df, label={"digit": "digit", "parity": "odd"})
+    assert named.label is None and named.label_columns == ("digit", "odd")
+    x, y = named.to_numpy()
+    order = np.argsort(x[:, 0])  # Spark wrote the rows in its own order
+    assert set(y) == {"digit", "parity"}
+    assert y["digit"][order].tolist() == [i % 10 for i in range(40)]
+    assert y["parity"][order].tolist() == [i % 2 for i in range(40)]
+    listed = Dataset.from_dataframe(df, label=["digit", "odd"])
+    assert isinstance(listed.to_numpy()[1], list) and listed.key != named.key

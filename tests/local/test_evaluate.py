@@ -53,3 +53,21 @@ def test_bad_models_and_datasets_are_refused_before_any_job(cluster, held_out, m
         cluster.predict(object(), data)
     with pytest.raises(ConfigError, match="must be an occam.Dataset"):
         cluster.evaluate(model, "data.parquet")
+
+
+def test_predict_into_a_dataframe_writes_parquet_on_the_executors_in_dataset_order(cluster, held_out, model, tmp_path):
+    x_test, _, data = held_out
+    expected = model.predict(x_test, batch_size=64, verbose=0)
+    folder = tmp_path / "predictions"
+    frame = cluster.predict(model, data, output="dataframe", path=str(folder))
+    assert frame.columns == ["row", "prediction"]
+    rows = frame.collect()
+    assert [r["row"] for r in rows] == list(range(len(x_test)))
+    np.testing.assert_allclose(np.array([r["prediction"] for r in rows]), expected, rtol=1e-4, atol=1e-5)
+    # One Parquet file per dataset file, written by the executors: nothing went through the driver's memory.
+    assert len(list(folder.glob("part-*.parquet"))) == len(data.file_urls())
+    assert not list(folder.glob(".*"))
+    with pytest.raises(ConfigError, match="already holds files"):
+        cluster.predict(model, data, output="dataframe", path=str(folder))
+    with pytest.raises(ConfigError, match="output='table'"):
+        cluster.predict(model, data, output="table")

@@ -36,6 +36,25 @@ def test_tutorial_notebook_runs_and_learns(tmp_path):
     assert any(o.get("data", {}).get("image/png") for c in notebook.cells for o in c.get("outputs", []))
 
 
+def test_image_tutorial_notebook_runs_from_a_folder_of_images_to_predictions(tmp_path):
+    notebook = nbformat.read(ROOT / "docs" / "tutorial-images.ipynb", as_version=4)
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    text = "\n".join(
+        o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for o in cell.get("outputs", [])
+    )
+    assert "1200 PNG files" in text and "classes ('circle', 'square', 'triangle')" in text
+    accuracy = float(re.search(r"held-out accuracy: ([0-9.]+)", text).group(1))
+    assert accuracy >= 0.8, text[-3000:]
+    assert re.search(r"predicted classes of the first 8: \[('(circle|square|triangle)', ){7}'", text)
+    assert "|row|prediction" in text.replace(" ", "")
+    assert any(o.get("data", {}).get("image/png") for c in notebook.cells for o in c.get("outputs", []))
+
+
 def test_occam_demo_reaches_90_percent():
     out = subprocess.run(
         [sys.executable, "-m", "occam.cli", "demo", "--epochs", "8", "--min-accuracy", "0.9", "--no-progress"],

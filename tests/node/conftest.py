@@ -1,9 +1,10 @@
 """Fixtures of the ``node`` tier: the real node (session-wide) and images built here.
 
 ``real_node`` joins a :class:`~.realnode.RealNode` to the session's control plane (the ``kube``
-fixture). The tier is skipped, naming the fix, when the machine cannot run a node (not root, no
-containerd/runc/CNI plugins, no kubelet binary), the notebook image has not been built (``make images``), or
-the cluster is an external one (``OCCAM_TEST_KUBECONFIG``), whose nodes we do not manage.
+fixture); ``policy_enforcer`` runs kube-network-policies on it for one module (:mod:`.netpolicy`). The tier is
+skipped, naming the fix, when the machine cannot run a node (not root, no containerd/runc/CNI plugins, no kubelet
+binary), the notebook image has not been built (``make images``), or the cluster is an external one
+(``OCCAM_TEST_KUBECONFIG``), whose nodes we do not manage.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from tests.kubernetes.fixtures import Kube
 
 from .images import ImageBuildError, build_all
+from .netpolicy import PolicyEnforcer, missing_enforcer
 from .realnode import RealNode, missing_capabilities
 
 
@@ -38,3 +40,14 @@ def on_real_node(real_node: RealNode) -> Iterator[RealNode]:
     """For the test's duration, new pods are scheduled on the real node only."""
     with real_node.exclusive():
         yield real_node
+
+
+@pytest.fixture(scope="module")
+def policy_enforcer(real_node: RealNode, kube: Kube) -> Iterator[PolicyEnforcer]:
+    """kube-network-policies enforcing NetworkPolicies on the real node, for the requesting module."""
+    assert kube.control_plane is not None
+    missing = missing_enforcer(kube.control_plane.bin_dir)
+    if missing:
+        pytest.skip(f"no NetworkPolicy enforcement on this machine: {missing}")
+    with PolicyEnforcer(kube.control_plane, kube.admin, real_node.name) as enforcer:
+        yield enforcer

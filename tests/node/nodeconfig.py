@@ -16,6 +16,9 @@ SUBNET = "10.213.0.0/24"  # a private range nothing on this machine uses
 GATEWAY = "10.213.0.1"
 CLUSTER_DOMAIN = "cluster.local"  # pods' DNS: served on GATEWAY by .clusterservices
 API_SERVICE_IP = "10.96.0.1"  # the ``kubernetes`` Service's cluster IP (first of the control plane's range)
+#: Clouds' instance metadata service. Pods get a route to it through the gateway, where the host answers
+#: nothing (it forwards nothing) unless a network-policy test puts a stand-in behind it (.netpolicy).
+METADATA_ADDRESS = "169.254.169.254"
 LABEL = ("occam.io/real-node", "true")
 TAINT = {"key": "occam.io/real-node", "value": "true", "effect": "NoSchedule"}
 CNI_DIR = Path("/usr/lib/cni")

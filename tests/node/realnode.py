@@ -8,7 +8,8 @@
 * CNI: the ``bridge`` plugin of Debian's containernetworking-plugins with host-local IPAM on
   :data:`SUBNET`; the bridge holds the gateway address :data:`GATEWAY`, which is also the node's IP and
   the address pods reach the host (the Spark driver) at. No default route, no masquerade: a pod reaches
-  other pods and this machine's own addresses, nothing else (see :func:`.nodeconfig.cni_config`);
+  other pods and this machine's own addresses, nothing else (see :func:`.nodeconfig.cni_config`; a route
+  to the metadata address leads nowhere but to the network-policy tests' stand-in, :mod:`.netpolicy`);
 * on the gateway, cluster DNS and the ``kubernetes`` Service (:mod:`.clusterservices`), which a batch
   job's driver pod needs;
 * a kubelet of the control plane's release, its client certificate (``system:node:<name>``) and
@@ -50,6 +51,7 @@ from .nodeconfig import (
     CNI_DIR,
     GATEWAY,
     LABEL,
+    METADATA_ADDRESS,
     NODE_NAME,
     SUBNET,
     TAINT,
@@ -109,6 +111,7 @@ class RealNode(Harness):
         self.import_seconds = 0.0
         self.fresh_root = fresh_root
         self.host_addresses: list[str] = []
+        self.pod_routes: list[str] = []  # addresses pods reach through the gateway
         self._root_lock: IO[str] | None = None
         self.services: ClusterServices | None = None
 
@@ -174,7 +177,8 @@ class RealNode(Harness):
         net_d = self.dir / "cni" / "net.d"
         net_d.mkdir(parents=True)
         self.host_addresses = [*host_addresses(), API_SERVICE_IP]
-        conflist = cni_config(self.dir / "cni" / "ipam", self.host_addresses)
+        self.pod_routes = [*self.host_addresses, METADATA_ADDRESS]
+        conflist = cni_config(self.dir / "cni" / "ipam", self.pod_routes)
         (net_d / "10-occam.conflist").write_text(json.dumps(conflist))
         self.socket = self.dir / "containerd.sock"
         config = self.dir / "containerd.toml"

@@ -10,7 +10,10 @@ Through the hub's proxy, with a service token (``access:servers``), the test ope
 and runs ``start_cluster(n=1)`` there: the notebook's service account creates the executor pod through the
 API server (``kubernetes.default.svc``, :mod:`.clusterservices`), the executor registers with the driver in
 the notebook pod, and the Spark UI answers at ``cluster.dashboard_link`` through the hub's proxy and the
-image's jupyter-server-proxy. Stopping the server leaves no pod.
+image's jupyter-server-proxy. Stopping the server leaves no pod. All of it with the namespace's
+NetworkPolicies enforced by kube-network-policies (:mod:`.netpolicy`): the notebook pod and its executor
+reach each other only as the policies allow (the hub and the cluster services are on this machine, whose
+own traffic the enforcer does not filter).
 
 One executor: the notebook pod and the executor pod take one core each, and this machine's node has two.
 """
@@ -32,7 +35,8 @@ from tests.hub.hubprocess import CHP_INSTALL, HubProcess, find_chp, hub_account_
 from tests.kubernetes.fixtures import Kube
 from tests.kubernetes.student import namespace_report, wait_until
 
-from .nodeconfig import GATEWAY
+from .netpolicy import PolicyEnforcer
+from .nodeconfig import API_SERVICE_IP, GATEWAY
 from .podlogs import PodLogs
 from .realnode import RealNode
 
@@ -51,13 +55,18 @@ c.Spawner.start_timeout = {SPAWN_TIMEOUT}
 c.OccamSpawner.image = {image!r}
 c.OccamSpawner.executor_image = {image!r}
 c.OccamSpawner.hub_namespace = "occam-hub"
+c.OccamSpawner.api_server_cidrs = ["{API_SERVICE_IP}/32"]
 c.OccamSpawner.course_limits = {{"max_executors": 2, "cpu": "4", "memory": "8Gi", "gpus": 0}}
 c.OccamSpawner.profile_list = [cpu_profile("CPU", cpu=1, memory="2G", default=True)]
 """
 
 
 @pytest.fixture
-def node_hub(on_real_node: RealNode, kube: Kube, tmp_path: Path) -> Iterator[HubProcess]:
+def node_hub(
+    on_real_node: RealNode, policy_enforcer: PolicyEnforcer, kube: Kube, tmp_path: Path
+) -> Iterator[HubProcess]:
+    # kube-network-policies enforces the student namespace's NetworkPolicies (default deny): the
+    # notebook's executors reach its driver, and the kernel the API server, only as the policies allow.
     chp = find_chp()
     if chp is None:
         pytest.skip(f"the hub needs configurable-http-proxy: run `{CHP_INSTALL}`")

@@ -92,8 +92,9 @@ def test_a_pod_runs_in_its_own_network_namespace_and_reaches_only_this_machine(
     )
     assert f"inet {pod.status.pod_ip}/24" in log  # the CNI address is the pod's own, inside its namespace
     routes = sorted(r.split() for r in log.split("routes:")[1].split("host:")[0].strip().splitlines())
-    # No default route: the pods' subnet, and this machine's own addresses through the gateway.
-    expected = [[address, "via", GATEWAY, "dev", "eth0"] for address in on_real_node.host_addresses]
+    # No default route: the pods' subnet, and this machine's own addresses (and the metadata address, which
+    # the host does not forward) through the gateway.
+    expected = [[address, "via", GATEWAY, "dev", "eth0"] for address in on_real_node.pod_routes]
     expected.append([SUBNET, "dev", "eth0", "scope", "link", "src", pod.status.pod_ip])
     assert routes == sorted(expected)
     assert "host: hello from the host" in log

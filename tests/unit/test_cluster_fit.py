@@ -87,3 +87,21 @@ def test_a_model_fn_that_gives_no_compiled_model_is_explained_before_anything_st
     with pytest.raises(ConfigError) as info:
         _driver_model(model_fn)
     assert complaint in str(info.value)
+
+
+def test_class_weight_with_several_outputs_is_refused_before_anything_starts():
+    from occam.data.dataset import Dataset
+    from occam.training.fit import fit
+
+    two_heads = Dataset(
+        path="/nowhere",
+        features="features",
+        label=None,
+        feature_shape=(4,),
+        num_rows=8,
+        columns={},
+        key="k",
+        outputs=(("label_0", "digit", "int64"), ("label_1", "parity", "int64")),
+    )
+    with pytest.raises(ConfigError, match="class_weight works for a single output only"):
+        fit(None, compiled, two_heads, class_weight={0: 1.0})  # type: ignore[arg-type]

@@ -1,33 +1,32 @@
-"""The driver's dispatch of the ranks' messages: the progress bar, the epoch lines and ``on_epoch_end``."""
+"""The driver's dispatch of the ranks' messages: the dashboard's updates, the epoch lines and ``on_epoch_end``."""
 
 from __future__ import annotations
 
+import io
 import queue
 
-from occam.training.messages import BatchProgress, EpochEnded, Message, RankFailed, RankStarted
+from occam.training.dashboard import TextDashboard
+from occam.training.messages import BatchProgress, EpochEnded, Message, RankFailed, RankStarted, RankStats
 from occam.training.progress import ProgressFollower
+from occam.training.snapshot import ProgressSnapshot
 
 
-class RecordingBar:
-    """Stands in for the tqdm bar: records what the follower shows."""
+class RecordingDashboard:
+    """Stands in for a notebook display: records every snapshot it is given."""
 
     def __init__(self) -> None:
-        self.n = 0
-        self.lines: list[str] = []
-        self.postfix = ""
+        self.snapshots: list[ProgressSnapshot] = []
+        self.closed: ProgressSnapshot | None = None
 
-    def update(self, n: int) -> None:
-        self.n += n
+    def update(self, snapshot: ProgressSnapshot) -> None:
+        self.snapshots.append(snapshot)
 
-    def write(self, line: str) -> None:
-        self.lines.append(line)
-
-    def set_postfix_str(self, text: str) -> None:
-        self.postfix = text
+    def close(self, snapshot: ProgressSnapshot) -> None:
+        self.closed = snapshot
 
 
 def follower(**overrides) -> ProgressFollower:
-    args = {"epochs": 4, "progress": True, "on_epoch_end": None}
+    args = {"epochs": 4, "progress": True, "on_epoch_end": None, "dashboard": RecordingDashboard()}
     args.update(overrides)
     return ProgressFollower(queue.Queue(), **args)
 
@@ -36,32 +35,38 @@ def ended(epoch: int, loss: float = 0.5) -> EpochEnded:
     return EpochEnded(epoch=epoch, epochs=4, metrics={"loss": loss, "accuracy": 0.75}, seconds=2.0)
 
 
-def test_an_ended_epoch_moves_the_bar_prints_its_metrics_and_calls_on_epoch_end():
+def test_an_ended_epoch_redraws_at_once_and_calls_on_epoch_end():
     calls = []
-    f, bar = follower(on_epoch_end=lambda epoch, metrics: calls.append((epoch, metrics))), RecordingBar()
-    f.handle(bar, BatchProgress(epoch=1, batch=3, steps=10))
-    assert bar.postfix == "epoch 1: batch 3/10" and bar.n == 0
-    f.handle(bar, ended(1))
-    assert bar.n == 1 and bar.postfix == ""
-    assert bar.lines == ["epoch 1/4 (2.0 s): loss=0.5000 accuracy=0.7500"]
+    f = follower(on_epoch_end=lambda epoch, metrics: calls.append((epoch, metrics)))
+    f.handle(RankStarted(size=2, initial_epoch=0, steps=10))
+    f.handle(ended(1))
+    snapshots = f.dashboard.snapshots
+    assert len(snapshots) == 2 and snapshots[-1].epochs_done == 1 and snapshots[-1].history["loss"] == [0.5]
     assert calls == [(1, {"loss": 0.5, "accuracy": 0.75})]
 
 
-def test_a_resumed_fit_starts_the_bar_at_the_epochs_already_done():
-    f, bar = follower(), RecordingBar()
-    f.handle(bar, RankStarted(size=2, initial_epoch=2, steps=10))
-    assert bar.n == 2 and bar.lines == ["resuming after epoch 2"]
-    fresh = RecordingBar()
-    f.handle(fresh, RankStarted(size=2, initial_epoch=0, steps=10))
-    assert fresh.n == 0 and fresh.lines == []
+def test_within_an_epoch_the_dashboard_is_redrawn_at_most_every_update_seconds():
+    f = follower(update_seconds=3600.0)
+    f.handle(RankStarted(size=2, initial_epoch=0, steps=10))
+    for batch in range(1, 6):
+        f.handle(BatchProgress(epoch=1, batch=batch, steps=10, metrics={"loss": 1.0 / batch}))
+        f.handle(RankStats(rank=0, epoch=1, samples_per_second=100.0, resources={}))
+    assert len(f.dashboard.snapshots) == 1  # the start only
+    eager = follower(update_seconds=0.0)
+    eager.handle(BatchProgress(epoch=1, batch=1, steps=10, metrics={"loss": 1.0}))
+    eager.handle(BatchProgress(epoch=1, batch=2, steps=10, metrics={"loss": 0.9}))
+    assert [s.batch for s in eager.dashboard.snapshots] == [1, 2]
 
 
-def test_without_progress_nothing_is_printed_but_on_epoch_end_is_still_called():
+def test_without_progress_nothing_is_printed_but_on_epoch_end_is_still_called(capsys):
     calls = []
-    f, bar = follower(progress=False, on_epoch_end=lambda epoch, metrics: calls.append(epoch)), RecordingBar()
-    f.handle(bar, RankStarted(size=2, initial_epoch=1, steps=10))
-    f.handle(bar, ended(2))
-    assert bar.lines == [] and calls == [2]
+    f = ProgressFollower(
+        queue.Queue(), epochs=4, progress=False, on_epoch_end=lambda epoch, metrics: calls.append(epoch)
+    )
+    f.handle(RankStarted(size=2, initial_epoch=1, steps=10))
+    f.handle(ended(2))
+    f.finish(timeout=1)
+    assert calls == [2] and capsys.readouterr().out == ""
 
 
 def test_a_failing_callback_is_kept_for_later_and_not_called_again():
@@ -71,17 +76,43 @@ def test_a_failing_callback_is_kept_for_later_and_not_called_again():
         calls.append(epoch)
         raise KeyError("oops")
 
-    f, bar = follower(on_epoch_end=on_epoch_end), RecordingBar()
-    f.handle(bar, ended(1))
-    f.handle(bar, ended(2))
+    f = follower(on_epoch_end=on_epoch_end)
+    f.handle(ended(1))
+    f.handle(ended(2))
     assert calls == [1] and isinstance(f.callback_error, KeyError)
-    assert bar.n == 2  # training and its progress go on
+    assert f.dashboard.snapshots[-1].epochs_done == 2  # training and its progress go on
 
 
-def test_a_rank_failure_is_kept_for_fit_to_raise_and_not_shown():
-    f, bar = follower(), RecordingBar()
-    f.handle(bar, RankFailed(rank=1, error="ValueError()", traceback="..."))
-    assert bar.n == 0 and bar.lines == []
+def test_a_failing_display_is_turned_off_and_training_goes_on(capsys):
+    class Broken(RecordingDashboard):
+        def update(self, snapshot):
+            raise RuntimeError("no front end")
+
+    f = follower(dashboard=Broken())
+    f.handle(ended(1))
+    f.handle(ended(2))
+    assert f.updates == 1 and "progress display failed" in capsys.readouterr().out
+
+
+def test_a_rank_failure_is_kept_for_fit_to_raise_and_shown_as_failed():
+    f = follower()
+    f.handle(RankFailed(rank=1, error="ValueError()", traceback="..."))
+    f.finish(timeout=1)
+    assert f.dashboard.closed is not None and f.dashboard.closed.state == "failed"
+
+
+def test_the_text_dashboard_prints_the_resumed_epochs_and_one_line_per_epoch():
+    out = io.StringIO()
+    f = follower(dashboard=TextDashboard(out, interactive=False))
+    f.handle(RankStarted(size=2, initial_epoch=2, steps=10))
+    f.handle(ended(3))
+    f.handle(ended(4, loss=0.25))
+    f.finish(timeout=1)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "resuming after epoch 2"
+    assert lines[1].startswith("epoch 3/4 (2.0 s, ETA ") and lines[1].endswith("loss=0.5000 accuracy=0.7500")
+    assert lines[2] == "epoch 4/4 (2.0 s): loss=0.2500 accuracy=0.7500"
+    assert len(lines) == 3
 
 
 def test_the_thread_keeps_every_message_in_arrival_order_and_drains_the_queue_when_finished():
@@ -99,3 +130,4 @@ def test_the_thread_keeps_every_message_in_arrival_order_and_drains_the_queue_wh
     f.finish(timeout=10)
     assert not f.is_alive()
     assert f.events == messages and seen == [1, 2]
+    assert f.dashboard.closed is not None and f.dashboard.closed.state == "stopped"  # 2 of 4 epochs

@@ -147,3 +147,14 @@ def test_executor_pod_names_start_with_the_cluster_name():
 
 def test_every_value_is_a_string():
     assert all(isinstance(v, str) for v in conf(spec(gpu=True), settings(service_account="sa", user="u")).values())
+
+
+def test_gpu_executors_run_the_gpu_image_when_a_cpu_notebook_borrows_gpus():
+    from occam.kubernetes.objects import executor_pod_template
+
+    borrowing = settings(gpu_executor_image="img:1-gpu")
+    assert conf(spec(gpu=True), borrowing)["spark.kubernetes.container.image"] == "img:1-gpu"
+    assert conf(spec(), borrowing)["spark.kubernetes.container.image"] == "img:1"  # CPU clusters: the usual one
+    assert conf(spec(gpu=True), settings())["spark.kubernetes.container.image"] == "img:1"
+    (container,) = executor_pod_template(spec(gpu=True), borrowing)["spec"]["containers"]
+    assert container["image"] == "img:1-gpu"

@@ -16,13 +16,17 @@ from occam.training.messages import (
     MessageError,
     RankFailed,
     RankStarted,
+    RankStats,
+    StepProfile,
     decode,
     encode,
 )
 
 EXAMPLES = [
     RankStarted(size=2, initial_epoch=3, steps=40),
-    BatchProgress(epoch=4, batch=12, steps=40),
+    BatchProgress(epoch=4, batch=12, steps=40, metrics={"loss": 0.5}),
+    StepProfile(rank=0, step_seconds=0.02, input_seconds=0.005, exchange_seconds=0.004),
+    RankStats(rank=1, epoch=2, samples_per_second=512.5, resources={"cpu_percent": 97.0, "memory_mb": 800.0}),
     EpochEnded(epoch=4, epochs=6, metrics={"loss": 0.25, "val_accuracy": 0.9}, seconds=1.5),
     RankFailed(rank=1, error="ValueError('bad shape')", traceback="Traceback (most recent call last):\n ..."),
 ]
@@ -58,16 +62,23 @@ def test_whole_numbers_are_accepted_where_floats_are_expected():
     [
         (b'{"kind":"pickle","epoch":1}', "unknown message kind 'pickle'"),
         (b'{"epoch":1}', "unknown message kind None"),
-        (b'{"kind":"batch_progress","epoch":1,"batch":2,"steps":3,"extra":4}', "unknown fields ['extra']"),
-        (b'{"kind":"batch_progress","epoch":1,"batch":2}', "missing fields ['steps']"),
-        (b'{"kind":"batch_progress","epoch":1,"batch":"2","steps":3}', "batch_progress.batch must be int"),
-        (b'{"kind":"batch_progress","epoch":true,"batch":2,"steps":3}', "batch_progress.epoch must be int"),
-        (b'{"kind":"batch_progress","epoch":1.5,"batch":2,"steps":3}', "batch_progress.epoch must be int"),
+        (b'{"kind":"batch_progress","epoch":1,"batch":2,"steps":3,"metrics":{},"extra":4}', "unknown fields ['extra']"),
+        (b'{"kind":"batch_progress","epoch":1,"batch":2,"metrics":{}}', "missing fields ['steps']"),
+        (b'{"kind":"batch_progress","epoch":1,"batch":"2","steps":3,"metrics":{}}', "batch_progress.batch must be int"),
+        (
+            b'{"kind":"batch_progress","epoch":true,"batch":2,"steps":3,"metrics":{}}',
+            "batch_progress.epoch must be int",
+        ),
+        (b'{"kind":"batch_progress","epoch":1.5,"batch":2,"steps":3,"metrics":{}}', "batch_progress.epoch must be int"),
         (
             b'{"kind":"epoch_ended","epoch":1,"epochs":2,"metrics":{"loss":"low"},"seconds":3}',
             "epoch_ended.metrics['loss'] must be float",
         ),
         (b'{"kind":"epoch_ended","epoch":1,"epochs":2,"metrics":[],"seconds":3}', "epoch_ended.metrics must be"),
+        (
+            b'{"kind":"rank_stats","rank":0,"epoch":1,"samples_per_second":1,"resources":{"cpu_percent":"x"}}',
+            "rank_stats.resources['cpu_percent'] must be float",
+        ),
         (b'{"kind":"rank_failed","rank":0,"error":null,"traceback":""}', "rank_failed.error must be str"),
         (b"[1, 2]", "a message is a JSON object, not list"),
         (b"\x80\x04\x95", "not a JSON message"),

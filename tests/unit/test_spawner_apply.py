@@ -14,9 +14,19 @@ import pytest
 from kubernetes import client
 
 from occam.errors import ConfigError
-from spawner.apply import APPLIED, APPLY_PATCH, CREATED, FIELD_MANAGER, PATCH_METHODS, Applied, prepare_namespace
+from spawner.apply import (
+    APPLIED,
+    APPLY_PATCH,
+    CREATED,
+    DELETED,
+    FIELD_MANAGER,
+    PATCH_METHODS,
+    Applied,
+    prepare_namespace,
+)
 from spawner.limits import CourseLimits
 from spawner.namespace import namespace_name, namespace_objects
+from spawner.work_volume import work_claim
 
 LIMITS = CourseLimits(max_executors=2, cpu="4", memory="8Gi")
 HUB = {"hub_namespace": "jhub", "hub_selector": {"app": "jupyterhub"}}
@@ -26,8 +36,17 @@ def _objects() -> list[dict[str, Any]]:
     return namespace_objects("ada", LIMITS, **HUB)
 
 
+PULL_SECRET = {
+    "metadata": {"name": "registry", "namespace": "jhub"},
+    "type": "kubernetes.io/dockerconfigjson",
+    "data": {".dockerconfigjson": "e30="},
+}
+
+
 def test_every_kind_the_builders_make_has_a_patch_method_that_takes_an_apply():
-    assert {obj["kind"] for obj in _objects()} == set(PATCH_METHODS)
+    claim = work_claim(namespace_name("ada"), {}, "nfs-client", "10Gi")
+    objects = [*namespace_objects("ada", LIMITS, **HUB, pull_secrets=[PULL_SECRET]), claim]
+    assert {obj["kind"] for obj in objects} == set(PATCH_METHODS)
     for api_class, method in PATCH_METHODS.values():
         parameters = inspect.signature(getattr(getattr(client, api_class), f"{method}_with_http_info")).parameters
         assert {"field_manager", "force", "_content_type", "_request_timeout"} <= set(parameters), method
@@ -38,6 +57,7 @@ class Recorder:
 
     calls: ClassVar[list[tuple[str, tuple[Any, ...], dict[str, Any]]]] = []
     reads: ClassVar[list[str]] = []  # namespaces read before applying
+    deletes: ClassVar[list[tuple[Any, ...]]] = []  # (name, namespace) of NetworkPolicies deleted
     existing: ClassVar[dict[str, dict[str, Any]]] = {}  # kind/name -> the object the fake cluster holds
     phase = "Active"
 
@@ -51,6 +71,11 @@ class Recorder:
                 if f"Namespace/{args[0]}" not in Recorder.existing:
                     raise client.ApiException(status=404, reason="Not Found")
                 return Recorder.existing[f"Namespace/{args[0]}"]
+            if method == "delete_namespaced_network_policy":
+                Recorder.deletes.append(args[:2])
+                if Recorder.existing.pop(f"NetworkPolicy/{args[0]}", None) is None:
+                    raise client.ApiException(status=404, reason="Not Found")
+                return {}
             Recorder.calls.append((method, args, kwargs))
             name, body = args[0], args[-1]
             created = f"{body['kind']}/{name}" not in Recorder.existing
@@ -66,6 +91,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> type[Recorder]:
     for api_class in {api_class for api_class, _ in PATCH_METHODS.values()}:
         monkeypatch.setattr(client, api_class, Recorder)
     Recorder.calls, Recorder.reads, Recorder.existing, Recorder.phase = [], [], {}, "Active"
+    Recorder.deletes = []
     return Recorder
 
 
@@ -98,6 +124,21 @@ def test_a_second_apply_reports_applied(recorder: type[Recorder]):
     again = prepare_namespace(_api_client(), _objects())
     assert {a.action for a in again} == {APPLIED}
     assert again[0] == Applied("Namespace", namespace_name("ada"), APPLIED)
+
+
+def test_a_policy_the_settings_no_longer_want_is_deleted_once(recorder: type[Recorder]):
+    with_internet = namespace_objects("ada", LIMITS, **HUB, api_server_cidrs=["10.0.0.5/32"], internet=True)
+    prepare_namespace(_api_client(), with_internet)
+    assert "NetworkPolicy/occam-internet" in recorder.existing
+    ns = namespace_name("ada")
+    applied = prepare_namespace(
+        _api_client(), namespace_objects("ada", LIMITS, **HUB, api_server_cidrs=["10.0.0.5/32"])
+    )
+    assert applied[-1] == Applied("NetworkPolicy", "occam-internet", DELETED)
+    assert recorder.deletes == [("occam-internet", ns)]
+    assert "NetworkPolicy/occam-internet" not in recorder.existing
+    again = prepare_namespace(_api_client(), namespace_objects("ada", LIMITS, **HUB, api_server_cidrs=["10.0.0.5/32"]))
+    assert DELETED not in {a.action for a in again}  # already gone: nothing to report
 
 
 def test_a_namespace_being_deleted_fails_before_anything_is_made_in_it(recorder: type[Recorder]):

@@ -24,7 +24,7 @@ from occam.errors import ConfigError  # noqa: E402
 from spawner import spawner as spawner_module  # noqa: E402
 from spawner.apply import Applied  # noqa: E402
 from spawner.limits import CourseLimits  # noqa: E402
-from spawner.namespace import SERVICE_ACCOUNT, namespace_name, namespace_objects  # noqa: E402
+from spawner.namespace import HUB_BOUND_KINDS, SERVICE_ACCOUNT, namespace_name, namespace_objects  # noqa: E402
 from spawner.spawner import EXECUTOR_SELECTOR, OccamSpawner, course_limits_from  # noqa: E402
 
 FAKE_KUBECONFIG = """\
@@ -141,6 +141,15 @@ def test_the_executor_image_defaults_to_the_notebook_image():
     run(check)
 
 
+def test_a_course_tracking_server_reaches_the_notebook_only_when_set():
+    async def check() -> None:
+        assert "OCCAM_TRACKING_URI" not in make().get_env()
+        env = make(tracking_uri="http://mlflow.occam.svc:5000").get_env()
+        assert env["OCCAM_TRACKING_URI"] == "http://mlflow.occam.svc:5000"
+
+    run(check)
+
+
 def test_the_pod_manifest_carries_occams_labels_account_and_env():
     async def check() -> None:
         spawner = make(
@@ -204,6 +213,15 @@ def test_the_pod_manifest_meets_the_restricted_pod_security_standard():
     run(check)
 
 
+@pytest.fixture(autouse=True)
+def no_identity_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No API server here: the hub's identity and the check that its RoleBinding took effect are stood in for
+    (the kubernetes tier makes both calls for real)."""
+    monkeypatch.setattr(spawner_module, "own_username", lambda api_client: "system:serviceaccount:jhub:hub")
+    monkeypatch.setattr(spawner_module, "wait_until_allowed", lambda *args, **kwargs: None)
+    monkeypatch.setattr(spawner_module.OccamSpawner, "_hub_user", None)
+
+
 def test_namespace_preparation_runs_in_a_thread_with_the_settings(monkeypatch: pytest.MonkeyPatch):
     calls: list[dict[str, Any]] = []
 
@@ -228,6 +246,7 @@ def test_namespace_preparation_runs_in_a_thread_with_the_settings(monkeypatch: p
         course_limits_from(LIMITS),
         hub_namespace="jhub",
         hub_selector={"component": "proxy"},
+        hub_user="system:serviceaccount:jhub:hub",
         prefix="occam-",
     )
 
@@ -337,3 +356,35 @@ def test_an_nfs_shared_volume_under_restricted_fails_the_spawn_saying_what_to_us
             await spawner._ensure_namespace()
 
     run(check)
+
+
+def test_a_work_storage_class_mounts_the_student_s_own_claim_unless_a_volume_is_named():
+    async def check() -> None:
+        spawner = make(work_storage_class="nfs-client", shared_work_path="/srv/work")
+        assert spawner.work_volume == {"persistentVolumeClaim": {"claimName": "occam-work"}}
+        assert spawner.get_env()["OCCAM_K8S_SHARED_PATH"] == "/srv/work"
+        named = make(work_storage_class="nfs-client", shared_work_volume={"nfs": {"server": "n", "path": "/x"}})
+        assert named.work_volume == {"nfs": {"server": "n", "path": "/x"}}
+        assert make().work_volume == {}
+        with pytest.raises(TraitError, match="work_storage_size"):
+            make(work_storage_class="nfs-client", work_storage_size="lots")
+
+    run(check)
+
+
+def test_the_work_claim_is_applied_after_the_hub_may_act_in_the_namespace(monkeypatch: pytest.MonkeyPatch):
+    calls: list[list[str]] = []
+
+    def fake_prepare(api_client: Any, objects: list[dict[str, Any]], **kwargs: Any) -> list[Applied]:
+        calls.append([o["kind"] for o in objects])
+        return []
+
+    monkeypatch.setattr(spawner_module, "prepare_namespace", fake_prepare)
+
+    async def check() -> None:
+        await make(work_storage_class="nfs-client", check_node_fit=False).prepare_user_namespace()
+
+    run(check)
+    # One call; prepare_namespace applies the kinds of HUB_BOUND_KINDS last, once the hub's RoleBinding is in force.
+    (kinds,) = calls
+    assert kinds[-1] == "PersistentVolumeClaim" and "PersistentVolumeClaim" in HUB_BOUND_KINDS

@@ -8,26 +8,25 @@ import re
 import pytest
 
 from occam.errors import ConfigError
-from occam.kubernetes.objects import APP_LABEL, USER_LABEL, parse_quantity
+from occam.kubernetes.objects import USER_LABEL, parse_quantity
+from spawner.hub_rbac import notebook_cluster_role
 from spawner.limits import CourseLimits
 from spawner.namespace import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
-    NOTEBOOK_LABELS,
     NOTEBOOK_RULES,
     POD_SECURITY_VERSION,
     SERVICE_ACCOUNT,
     USERNAME_ANNOTATION,
     adoption_problem,
+    hub_role_binding,
     limit_range,
     namespace,
     namespace_name,
     namespace_objects,
-    network_policy,
     pod_security_labels,
     resource_quota,
     restricted_volume_problem,
-    role,
     role_binding,
 )
 from tests.unit import factories
@@ -103,11 +102,10 @@ def test_namespace_objects_come_in_apply_order_all_labelled_and_in_the_namespace
     assert kinds == [
         "Namespace",
         "ServiceAccount",
-        "Role",
         "RoleBinding",
         "ResourceQuota",
         "LimitRange",
-        "NetworkPolicy",
+        *["NetworkPolicy"] * 5,  # default deny, DNS, the student's cluster, the notebook, the API server
     ]
     ns = namespace_name("Ada Lovelace")
     assert objects[0]["metadata"]["name"] == ns
@@ -120,6 +118,11 @@ def test_namespace_objects_come_in_apply_order_all_labelled_and_in_the_namespace
         assert factories.DNS_LABEL.fullmatch(obj["metadata"]["name"])
         if obj["kind"] != "Namespace":
             assert obj["metadata"]["namespace"] == ns
+
+
+def role(username: str) -> dict:
+    """The notebook's rules as the spawner binds them in ``username``'s namespace (one ClusterRole for all)."""
+    return notebook_cluster_role()
 
 
 def test_builders_return_fresh_objects():
@@ -152,7 +155,7 @@ def _allowed(rules, resource, verb, group=""):
 
 def test_role_has_no_wildcards_and_nothing_cluster_scoped_or_escalating():
     obj = role("ada")
-    assert obj["kind"] == "Role"
+    assert obj["kind"] == "ClusterRole"  # bound per namespace only, never cluster-wide
     for rule in obj["rules"]:
         for key in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[key], rule
@@ -209,15 +212,30 @@ def test_role_refuses_what_start_cluster_does_not_need(resource, verb):
     assert not _allowed(role("ada")["rules"], resource, verb)
 
 
-def test_role_binding_binds_the_role_to_the_notebook_account_in_the_namespace():
+def test_role_binding_binds_the_notebook_cluster_role_to_the_notebook_account_in_the_namespace():
     binding = role_binding("ada")
     ns = namespace_name("ada")
+    assert binding["kind"] == "RoleBinding" and binding["metadata"]["namespace"] == ns
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
-        "kind": "Role",
+        "kind": "ClusterRole",
         "name": role("ada")["metadata"]["name"],
     }
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": ns}]
+    assert (
+        role_binding("ada", cluster_role="occam-notebook-jhub-occam")["roleRef"]["name"] == "occam-notebook-jhub-occam"
+    )
+
+
+def test_the_hub_is_bound_to_its_in_namespace_role_in_the_student_s_namespace_only():
+    hub = "system:serviceaccount:jhub:occam-hub"
+    binding = hub_role_binding("ada", hub, cluster_role="occam-hub-ns-jhub-occam")
+    assert binding["metadata"]["namespace"] == namespace_name("ada")
+    assert binding["roleRef"]["kind"] == "ClusterRole" and binding["roleRef"]["name"] == "occam-hub-ns-jhub-occam"
+    assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": hub}]
+    kinds = [o["kind"] for o in namespace_objects("ada", LIMITS, **HUB, hub_user=hub)]
+    assert kinds.count("RoleBinding") == 2
+    assert [o["kind"] for o in namespace_objects("ada", LIMITS, **HUB)].count("RoleBinding") == 1
 
 
 # --- quota and limits ---------------------------------------------------------------------------
@@ -307,54 +325,6 @@ def test_course_limits_are_frozen():
         LIMITS.cpu = "100"  # type: ignore[misc]
 
 
-# --- network policy -----------------------------------------------------------------------------
-
-
-def _ports(rule):
-    return {(p["protocol"], p["port"], p.get("endPort")) for p in rule["ports"]}
-
-
-def test_network_policy_guards_the_notebook_pod_for_ingress_only():
-    spec = network_policy("ada", **HUB)["spec"]
-    assert spec["podSelector"] == {"matchLabels": NOTEBOOK_LABELS}
-    assert spec["policyTypes"] == ["Ingress"]
-
-
-def test_network_policy_lets_same_namespace_occam_pods_reach_the_spark_ports():
-    spark, hub, horovod = network_policy("ada", **HUB)["spec"]["ingress"]
-    assert spark["from"] == [
-        {"podSelector": {"matchLabels": {APP_LABEL: "occam"}}}
-    ]  # no namespaceSelector: same namespace
-    assert _ports(spark) == {("TCP", 7078, None), ("TCP", 7079, None), ("TCP", 4040, None)}
-    assert horovod["from"] == spark["from"]
-    assert _ports(horovod) == {("TCP", 1024, 8887), ("TCP", 8889, 65535)}  # never Jupyter's 8888
-
-
-def test_network_policy_lets_only_the_hub_reach_jupyter():
-    _, hub, _ = network_policy("ada", **HUB)["spec"]["ingress"]
-    assert hub["from"] == [
-        {
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "jhub"}},
-            "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "jupyterhub"}},
-        }
-    ]
-    assert _ports(hub) == {("TCP", 8888, None)}
-
-
-def test_network_policy_can_allow_the_spark_ports_alone():
-    ingress = network_policy("ada", horovod_ports=False, notebook_selector={"a": "b"}, **HUB)["spec"]["ingress"]
-    assert len(ingress) == 2
-    assert all(p.get("endPort") is None for rule in ingress for p in rule["ports"])
-    assert network_policy("ada", notebook_selector={"a": "b"}, **HUB)["spec"]["podSelector"] == {
-        "matchLabels": {"a": "b"}
-    }
-
-
-def test_network_policy_refuses_an_empty_hub_selector():
-    with pytest.raises(ValueError, match="hub_selector"):
-        network_policy("ada", hub_namespace="jhub", hub_selector={})
-
-
 def test_a_namespace_prefix_names_every_object_s_namespace():
     objects = namespace_objects(
         "Ada", LIMITS, hub_namespace="jhub", hub_selector={"app": "jupyterhub"}, prefix="ml101-"
@@ -436,3 +406,61 @@ def test_volumes_restricted_refuses_are_named_with_the_fix():
     assert restricted_volume_problem({"nfs": {"server": "s", "path": "/"}}, "baseline") is None
     problem = restricted_volume_problem({"nfs": {"server": "s", "path": "/"}}, "restricted")
     assert problem is not None and "nfs volume" in problem and 'pod_security_level = "baseline"' in problem
+
+
+def test_image_pull_secrets_are_copied_and_named_by_the_notebook_account() -> None:
+    from spawner.namespace import HUB_BINDING, HUB_BOUND_KINDS, namespace_objects, pull_secret_copy
+
+    source = {
+        "metadata": {
+            "name": "registry",
+            "namespace": "jhub",
+            "uid": "u1",
+            "resourceVersion": "7",
+            "labels": {"x": "y"},
+        },
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": "e30="},
+    }
+    copy = pull_secret_copy("ada", source)
+    assert copy == {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "registry",
+            "namespace": "occam-ada",
+            "labels": {"app.kubernetes.io/managed-by": "occam-spawner", "occam.io/user": "ada"},
+        },
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": "e30="},
+    }
+    objects = namespace_objects(
+        "ada",
+        CourseLimits(max_executors=1, cpu="4", memory="8Gi"),
+        hub_namespace="jhub",
+        hub_selector={"app": "jupyterhub"},
+        hub_user="system:serviceaccount:jhub:hub",
+        pull_secrets=[source],
+    )
+    kinds = [o["kind"] for o in objects]
+    # The hub may make the copy only through its RoleBinding in the namespace (spawner.hub_rbac), so the copy
+    # comes after it; the account may name a Secret that does not exist yet (pods wait for it).
+    hub_binding = next(i for i, o in enumerate(objects) if o["metadata"]["name"] == HUB_BINDING)
+    assert kinds.index("Secret") > hub_binding
+    assert "Secret" in HUB_BOUND_KINDS
+    (account,) = [o for o in objects if o["kind"] == "ServiceAccount"]
+    assert account["imagePullSecrets"] == [{"name": "registry"}]
+    plain = namespace_objects(
+        "ada",
+        CourseLimits(max_executors=1, cpu="4", memory="8Gi"),
+        hub_namespace="jhub",
+        hub_selector={"app": "jupyterhub"},
+    )
+    assert "imagePullSecrets" not in next(o for o in plain if o["kind"] == "ServiceAccount")
+
+
+def test_only_registry_credentials_are_copied_to_students() -> None:
+    from spawner.namespace import pull_secret_copy
+
+    with pytest.raises(ValueError, match="not an image pull secret"):
+        pull_secret_copy("ada", {"metadata": {"name": "hub"}, "type": "Opaque", "data": {"token": "c2VjcmV0"}})

@@ -6,8 +6,10 @@ import json
 
 import pytest
 
+from occam import config
 from occam.kubernetes.settings import in_kubernetes_pod, settings_from_env
-from spawner.namespace import NOTEBOOK_LABELS, SERVICE_ACCOUNT, network_policy
+from spawner.namespace import NOTEBOOK_LABELS, SERVICE_ACCOUNT
+from spawner.network_policy import NOTEBOOK, NetworkAccess, network_policies
 from spawner.notebook_pod import (
     DOWNWARD_API_FIELDS,
     SPARK_UI_PROXY_BASE_ENV,
@@ -62,6 +64,7 @@ def test_empty_gpu_placement_and_pull_policy_are_left_out():
         "OCCAM_K8S_POD_UID",
         "OCCAM_K8S_POD_IP",
         "OCCAM_K8S_EXECUTOR_IMAGE",
+        "OCCAM_K8S_SERVICE_ACCOUNT",
         "OCCAM_K8S_USER",
     }
 
@@ -88,6 +91,8 @@ def test_the_backend_reads_back_what_the_spawner_sets():
         image_pull_policy="Always",
         gpu_node_selector={"gpu": "true"},
         gpu_tolerations=TOLERATIONS,
+        gpu_executor_image="reg/occam:1-gpu",
+        executor_idle_minutes=7.5,
     )
     pod = {
         "metadata": {"name": "jupyter-ada", "namespace": "occam-ada", "uid": "0f0e-uid"},
@@ -105,7 +110,10 @@ def test_the_backend_reads_back_what_the_spawner_sets():
     assert settings.user == "Ada.Lovelace"
     assert settings.gpu_node_selector == {"gpu": "true"}
     assert settings.gpu_tolerations == TOLERATIONS
-    assert settings.service_account is None  # executors run as the namespace's default account
+    # executors run as the notebook's account (token not mounted), whose imagePullSecrets they then get
+    assert settings.service_account == "occam-notebook"
+    assert settings.gpu_executor_image == "reg/occam:1-gpu"
+    assert config.get("executor_idle_minutes", environ=environ) == 7.5
 
 
 def test_an_empty_executor_image_is_refused():
@@ -127,7 +135,8 @@ def test_labels_are_what_the_network_policy_selects():
     labels = notebook_labels()
     assert labels == {"app.kubernetes.io/name": "occam", "app.kubernetes.io/component": "notebook"}
     assert labels == NOTEBOOK_LABELS
-    policy = network_policy("ada", hub_namespace="jhub", hub_selector={"app": "jupyterhub"})
+    access = NetworkAccess(hub_namespace="jhub", hub_selector={"app": "jupyterhub"})
+    (policy,) = [p for p in network_policies("occam-ada", {}, access) if p["metadata"]["name"] == NOTEBOOK]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
     labels["x"] = "y"  # a copy: the module's constant is untouched
     assert "x" not in NOTEBOOK_LABELS

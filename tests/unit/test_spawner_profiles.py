@@ -68,3 +68,23 @@ def test_a_display_name_without_letters_needs_a_slug():
     with pytest.raises(ConfigError, match="needs at least one letter or digit"):
         cpu_profile("!!", cpu=1, memory="1G")
     assert cpu_profile("!!", cpu=1, memory="1G", slug="tiny")["slug"] == "tiny"
+
+
+def test_a_cpu_profile_may_lend_gpus_to_its_executors() -> None:
+    from spawner.profiles import cpu_profile
+
+    profile = cpu_profile(
+        "CPU, borrowed GPUs",
+        cpu=1,
+        memory="2G",
+        course_limits={"max_executors": 2, "cpu": "4", "memory": "8Gi", "gpus": 2},
+        gpu_node_selector={"gpu": "yes"},
+        gpu_executor_image="reg/nb:gpu",
+    )
+    override = profile["kubespawner_override"]
+    assert "extra_resource_limits" not in override and "node_selector" not in override  # the notebook holds none
+    assert override["gpu_node_selector"] == {"gpu": "yes"}
+    assert override["gpu_tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert override["gpu_executor_image"] == "reg/nb:gpu"
+    with pytest.raises(ConfigError, match="allow no GPUs"):
+        cpu_profile("CPU", cpu=1, memory="2G", gpu_node_selector={"gpu": "yes"})

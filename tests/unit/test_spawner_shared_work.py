@@ -30,6 +30,7 @@ def test_the_env_points_the_backend_cache_and_checkpoints_at_the_volume():
     assert env["OCCAM_K8S_SHARED_PATH"] == "/srv/work"
     assert env["OCCAM_CACHE_DIR"] == "/srv/work/cache"
     assert env["OCCAM_CHECKPOINT_DIR"] == "/srv/work/checkpoints"
+    assert env["OCCAM_MODELS_DIR"] == "/srv/work/models"
     pod_facts = {"OCCAM_K8S_NAMESPACE": "n", "OCCAM_K8S_POD_NAME": "p", "OCCAM_K8S_POD_IP": "1.2.3.4"}
     settings = settings_from_env({**env, **pod_facts, "OCCAM_K8S_EXECUTOR_IMAGE": "i"})
     assert (settings.shared_volume, settings.shared_path) == (NFS, "/srv/work")

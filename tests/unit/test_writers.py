@@ -255,3 +255,51 @@ class TestHdf5:
         assert measured["after_first"] < 6 * 4 * 1024 * 1024, f"{shown} for a {size / 1e6:.0f} MB file"
         # In all: that set-up (about 60 MB here) and a few row groups, well under the file's 129 MB.
         assert measured["growth"] < 96 * 1024 * 1024, f"{shown} for a {size / 1e6:.0f} MB file"
+
+
+def test_several_outputs_keep_one_label_column_each_and_come_back_as_given(tmp_path):
+    x, y = cifar_like(rows=40)
+    labels = {"digit": y.astype(np.int64), "parity": (y % 2).astype(np.float32)}
+    named = Dataset.from_numpy(x, labels, cache_dir=str(tmp_path))
+    assert named.label is None and named.labelled and named.label_columns == ("label_0", "label_1")
+    assert named.schema == {"features": "uint8[32, 32, 3]", "label_0": "int64", "label_1": "float32"}
+    _, back = named.to_numpy()
+    assert list(back) == ["digit", "parity"] and back["parity"].dtype == np.float32
+    np.testing.assert_array_equal(back["digit"], labels["digit"])
+    by_position = Dataset.from_numpy(x, list(labels.values()), cache_dir=str(tmp_path))
+    assert by_position.key != named.key, "output names are part of the cache key"
+    _, listed = by_position.to_numpy()
+    assert isinstance(listed, list) and len(listed) == 2
+    np.testing.assert_array_equal(listed[1], labels["parity"])
+    # A plain list of numbers is still one label per row.
+    single = Dataset.from_numpy(x[:3], [1, 2, 3], cache_dir=str(tmp_path))
+    assert single.label == "label" and single.to_numpy()[1].tolist() == [1, 2, 3]
+
+
+def test_several_outputs_from_hdf5(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    x, y = cifar_like(rows=30)
+    path = tmp_path / "two.h5"
+    with h5py.File(path, "w") as f:
+        f["images"], f["digit"], f["parity"] = x, y, y % 2
+    data = Dataset.from_hdf5(str(path), x="images", y={"digit": "digit", "odd": "parity"}, cache_dir=str(tmp_path))
+    _, back = data.to_numpy()
+    np.testing.assert_array_equal(back["odd"], y % 2)
+    with pytest.raises(DatasetError, match="no dataset 'nope'"):
+        Dataset.from_hdf5(str(path), x="images", y=["digit", "nope"], cache_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "message"),
+    [
+        ({"image": np.zeros((4, 2))}, None, "several inputs are not supported"),
+        (np.zeros((4, 2)), {"a": np.zeros(3)}, r"x has 4 rows but y\['a'\] has 3"),
+        (np.zeros((4, 2)), {"a": np.zeros((4, 2))}, r"y\['a'\] must be one label per row"),
+        (np.zeros((4, 2)), {}, "empty dict or list"),
+        (np.zeros((4, 2)), [np.zeros(4), np.array(["a"] * 4)], r"y\[1\] has dtype <U1"),
+    ],
+)
+def test_bad_multi_output_labels_are_refused_before_anything_is_written(tmp_path, x, y, message):
+    with pytest.raises(DatasetError, match=message):
+        Dataset.from_numpy(x, y, cache_dir=str(tmp_path))
+    assert entries(str(tmp_path)) == []

@@ -33,7 +33,7 @@
 {{- fail (printf "%s uses image %q, but occam.images.%s is not set: add it (name and tag) or pick image: notebook." $where $p.image $p.image) }}
 {{- end }}
 {{- $quota := (hasKey $p "gpuQuota") | ternary $p.gpuQuota $gpus | int -}}
-{{- if and (eq $p.image "gpuNotebook") (eq $gpus 0) }}
+{{- if and (eq $p.image "gpuNotebook") (eq $gpus 0) (eq $quota 0) }}
 {{- fail (printf "%s runs the GPU image but sets no GPU count: set gpus to the notebook's GPUs (e.g. gpus: 1) and gpuQuota to the GPUs one student may use in all, or use image: notebook for a CPU profile." $where) }}
 {{- end }}
 {{- if and (gt $gpus 0) (ne $p.image "gpuNotebook") (not $p.executorImage) }}
@@ -42,8 +42,16 @@
 {{- if lt $quota $gpus }}
 {{- fail (printf "%s: gpuQuota=%d is less than the notebook's gpus=%d; the namespace's quota would refuse the notebook pod. Set gpuQuota to the notebook's GPUs plus those of the executors." $where $quota $gpus) }}
 {{- end }}
-{{- if and (eq $gpus 0) (or $p.nodeSelector $p.tolerations (gt $quota 0)) }}
-{{- fail (printf "%s sets nodeSelector, tolerations or gpuQuota but gpus is 0: those place and count GPU pods. Set gpus (the notebook's GPUs), or remove them." $where) }}
+{{- /* A CPU notebook may borrow GPUs for its executors (gpus 0, gpuQuota > 0): the namespace's quota still caps them. */}}
+{{- if and (eq $quota 0) (or $p.nodeSelector $p.tolerations) }}
+{{- fail (printf "%s sets nodeSelector or tolerations but neither gpus nor gpuQuota: those place GPU pods. Set gpus (the notebook's GPUs) or gpuQuota (GPUs its executors may borrow), or remove them." $where) }}
+{{- end }}
+{{- if and (gt $quota 0) (not (index $occam.images "gpuNotebook")) }}
+{{- fail (printf "%s has a GPU quota, but occam.images.gpuNotebook is not set: GPU executors run that image. Set it (name and tag)." $where) }}
+{{- end }}
+{{- $cap := $course.maxGpusInUse | default 0 | int -}}
+{{- if and (gt $cap 0) (gt $gpus $cap) }}
+{{- fail (printf "%s: the notebook's gpus=%d is more than the course-wide occam.course.maxGpusInUse=%d: no such notebook could ever start. Lower gpus or raise maxGpusInUse." $where $gpus $cap) }}
 {{- end }}
 {{- $cpu := $p.notebook.cpu | float64 -}}
 {{- $memory := include "occam.bytes" $p.notebook.memory | float64 -}}
@@ -65,8 +73,15 @@
 {{- fail "occam.sharedData.enabled is true but occam.sharedData.mountPath is empty: set where notebooks see the data, e.g. /home/jovyan/shared." }}
 {{- end }}
 {{- $work := $occam.sharedWork | default dict -}}
-{{- if and $work.enabled (ne (len ($work.volume | default dict)) 1) }}
-{{- fail "occam.sharedWork.enabled is true but occam.sharedWork.volume names no volume source: set exactly one of persistentVolumeClaim: {claimName} (a ReadWriteMany claim of that name in every student namespace), nfs: {server, path} or csi: {driver, ...}; executors and notebooks share the dataset cache and checkpoints through it." }}
+{{- if and $work.enabled (not $work.storageClass) (ne (len ($work.volume | default dict)) 1) }}
+{{- fail "occam.sharedWork.enabled is true but neither occam.sharedWork.storageClass nor occam.sharedWork.volume is set: name a StorageClass of ReadWriteMany volumes in storageClass (kubectl get storageclass; the spawner then makes each student's own claim), or set exactly one volume source in volume: persistentVolumeClaim: {claimName} (a ReadWriteMany claim of that name in every student namespace), nfs: {server, path} or csi: {driver, ...}; executors and notebooks share the dataset cache and checkpoints through it." }}
+{{- end }}
+{{- if and $work.enabled $work.storageClass }}
+{{- $homeBytes := 0.0 -}}
+{{- if eq (dig "singleuser" "storage" "type" "dynamic" $z2jh) "dynamic" }}{{ $homeBytes = include "occam.bytes" $home | float64 }}{{ end -}}
+{{- if gt (addf $homeBytes (include "occam.bytes" ($work.size | default "10Gi") | float64)) (include "occam.bytes" ($course.storage | default "20Gi") | float64) }}
+{{- fail (printf "occam.sharedWork.size=%v and the home volume (%v) are more than occam.course.storage=%v: both claims are made in the student's namespace, whose quota would refuse the second. Raise occam.course.storage or lower the sizes." ($work.size | default "10Gi") $home ($course.storage | default "20Gi")) }}
+{{- end }}
 {{- end }}
 {{- if and $work.enabled (not $work.mountPath) }}
 {{- fail "occam.sharedWork.enabled is true but occam.sharedWork.mountPath is empty: set where notebooks and executors mount it, e.g. /home/jovyan/occam-work." }}

@@ -11,6 +11,14 @@
 {{- printf "occam-hub-%s-%s" .Release.Namespace .Release.Name | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{- /* The notebook's ClusterRole and the hub's in-namespace one, which the spawner binds per student namespace. */}}
+{{- define "occam.notebookClusterRoleName" -}}
+{{- printf "occam-notebook-%s-%s" .Release.Namespace .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- define "occam.hubNamespaceRoleName" -}}
+{{- printf "occam-hub-ns-%s-%s" .Release.Namespace .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{- define "occam.labels" -}}
 app.kubernetes.io/name: occam
 app.kubernetes.io/instance: {{ .Release.Name | quote }}
@@ -30,12 +38,43 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- $values := deepCopy .Values.occam -}}
 {{- $_ := set $values "hubNamespace" .Release.Namespace -}}
 {{- $_ := set $values "hubSelector" (include "occam.hubSelector" . | fromJson) -}}
+{{- $_ := set $values "notebookClusterRole" (include "occam.notebookClusterRoleName" .) -}}
+{{- $_ := set $values "hubNamespaceRole" (include "occam.hubNamespaceRoleName" .) -}}
+{{- $network := deepCopy ($values.network | default dict) -}}
+{{- $_ := set $network "apiServerCIDRs" (include "occam.apiServerCIDRs" . | fromJson).cidrs -}}
+{{- $_ := set $values "network" $network -}}
 {{- $spawner := $values.spawner | default dict -}}
 {{- $_ := set $spawner "namespacePrefix" ($spawner.namespacePrefix | default "occam-") -}}
 {{- $_ := set $spawner "namespacePrepareTimeout" ($spawner.namespacePrepareTimeout | default 120) -}}
 {{- if not (hasKey $spawner "checkNodeFit") }}{{ $_ := set $spawner "checkNodeFit" true }}{{ end -}}
 {{- $_ := set $values "spawner" $spawner -}}
 {{- $values | toPrettyJson }}
+{{- end }}
+
+{{- /* occam.network.apiServerCIDRs, or else the API server's addresses read at install from the kubernetes
+  Service's EndpointSlice (or Endpoints) in default, each as a /32 (/128); {"cidrs": []} where neither can be
+  read (helm template without a cluster): the spawner then lets notebooks reach the API server's ports on any
+  address (spawner.network_policy, NOTES.txt warns). */}}
+{{- define "occam.apiServerCIDRs" -}}
+{{- $cidrs := list -}}
+{{- range (dig "network" "apiServerCIDRs" list .Values.occam) }}{{ $cidrs = append $cidrs . }}{{ end -}}
+{{- if not $cidrs -}}
+{{- $slice := lookup "discovery.k8s.io/v1" "EndpointSlice" "default" "kubernetes" | default dict -}}
+{{- range ($slice.endpoints | default list) -}}
+{{- range (.addresses | default list) -}}
+{{- $cidrs = append $cidrs (printf "%s/%s" . (ternary "128" "32" (contains ":" .))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if not $cidrs -}}
+{{- $endpoints := lookup "v1" "Endpoints" "default" "kubernetes" | default dict -}}
+{{- range ($endpoints.subsets | default list) -}}
+{{- range (.addresses | default list) -}}
+{{- $cidrs = append $cidrs (printf "%s/%s" .ip (ternary "128" "32" (contains ":" .ip))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- dict "cidrs" ($cidrs | uniq) | toJson -}}
 {{- end }}
 
 {{- /* A Kubernetes CPU quantity ("2", "1.5", "500m") as a number of cores. */}}

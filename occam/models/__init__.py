@@ -1,0 +1,43 @@
+"""The model store: publish a trained model as a versioned, immutable entry, list, load and remove models,
+share them with the course, re-train them (``occam.models.transfer``) and serve them.
+
+import occam
+model = occam.models.publish(result, "digits-cnn", labels=[str(d) for d in range(10)])
+occam.models.list()                               # mine and the ones shared with me
+base = occam.models.load("alice/digits-cnn:2")    # also inside a model_fn, on every rank
+
+Layout and atomicity: :mod:`occam.models.store`; what each version records: :mod:`occam.models.metadata`;
+docs/models.md for students. Importing this package loads no TensorFlow.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from occam.models.metadata import ModelList, ModelMetadata
+from occam.models.publish import info, list, load, publish, remove
+from occam.models.store import ModelEntry, resolve
+
+if TYPE_CHECKING:
+    from occam.models.serving import ModelService
+
+
+def serve(ref: str, **kwargs: Any) -> ModelService:
+    """Start a web service for the model ``ref`` (see :func:`occam.models.serving.serve`)."""
+    from occam.models.serving import serve as start_service
+
+    return start_service(ref, **kwargs)
+
+
+__all__ = [
+    "ModelEntry",
+    "ModelList",
+    "ModelMetadata",
+    "info",
+    "list",
+    "load",
+    "publish",
+    "remove",
+    "resolve",
+    "serve",
+]

@@ -1,0 +1,80 @@
+"""The Kubernetes objects of a model service (occam.kubernetes.serving): pure builders, no cluster."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from occam.contract import SERVING_PORT
+from occam.errors import ConfigError
+from occam.kubernetes.serving import cluster_ip_service, deployment, service_name, serving_labels, token_secret
+from occam.kubernetes.settings import KubernetesSettings
+from tests.unit import factories
+
+SHARED = {"shared_volume": {"persistentVolumeClaim": {"claimName": "work"}}, "shared_path": "/work"}
+MODEL_DIR = "/work/models/jane/digits-cnn/3"
+
+
+def settings(**overrides: object) -> KubernetesSettings:
+    return factories.settings(pod_uid="uid-1", user="jane", **{**SHARED, **overrides})
+
+
+@pytest.mark.parametrize("model", ["digits-cnn", "Plankton_CNN.v2", "x" * 100, "ü"])
+def test_names_are_dns_labels(model: str) -> None:
+    name = service_name(model, 12)
+    assert len(name) <= 63 and re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", name), name
+    assert name.endswith("-v12")
+    assert service_name("x" * 100, 1) != service_name("x" * 99 + "y", 1)
+
+
+def test_the_pod_is_locked_down_reads_the_model_read_only_and_gets_its_token_as_a_file() -> None:
+    manifest = deployment(settings(), model="digits-cnn", version=3, model_dir=MODEL_DIR, cpu="500m", memory="1Gi")
+    assert manifest["kind"] == "Deployment" and manifest["spec"]["replicas"] == 1
+    template = manifest["spec"]["template"]
+    assert manifest["spec"]["selector"]["matchLabels"] == template["metadata"]["labels"]
+    pod = template["spec"]
+    (container,) = pod["containers"]
+    assert pod["automountServiceAccountToken"] is False and pod["restartPolicy"] == "Always"
+    assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["resources"]["requests"] == container["resources"]["limits"] == {"cpu": "500m", "memory": "1Gi"}
+    assert all(m["readOnly"] for m in container["volumeMounts"])
+    token_volume = next(v for v in pod["volumes"] if "secret" in v)
+    assert token_volume["secret"] == {"secretName": "occam-serve-digits-cnn-v3", "defaultMode": 0o400}
+    command = container["command"]
+    assert command[command.index("--model-dir") + 1] == MODEL_DIR
+    assert command[command.index("--port") + 1] == str(SERVING_PORT) and "--token-file" in command
+    assert "env" not in container and not any("token" in part and "=" in part for part in command)
+    assert manifest["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+
+
+def test_the_service_is_cluster_ip_in_front_of_the_pod_and_the_secret_holds_the_token() -> None:
+    service = cluster_ip_service(settings(), model="digits-cnn", version=3)
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["selector"] == serving_labels(settings(), "digits-cnn")
+    assert service["spec"]["ports"][0]["targetPort"] == SERVING_PORT
+    secret = token_secret(settings(), "digits-cnn", 3, "s3cret-token")
+    assert secret["stringData"] == {"token": "s3cret-token"} and secret["metadata"]["name"] == service_name(
+        "digits-cnn", 3
+    )
+    with pytest.raises(ConfigError, match="token"):
+        token_secret(settings(), "digits-cnn", 3, "has space")
+
+
+def test_kept_services_are_not_owned_by_the_notebook() -> None:
+    for manifest in (
+        deployment(settings(), model="m", version=1, model_dir=MODEL_DIR, keep=True),
+        cluster_ip_service(settings(), model="m", version=1, keep=True),
+        token_secret(settings(), "m", 1, "tok", keep=True),
+    ):
+        assert "ownerReferences" not in manifest["metadata"]
+        assert manifest["metadata"]["namespace"] == "jane"
+
+
+def test_the_model_must_be_on_the_shared_work_volume() -> None:
+    with pytest.raises(ConfigError, match="shared work volume"):
+        deployment(factories.settings(), model="m", version=1, model_dir=MODEL_DIR)
+    with pytest.raises(ConfigError, match="not on the shared work volume"):
+        deployment(settings(), model="m", version=1, model_dir="/home/jane/models/m/1")
