@@ -43,7 +43,10 @@ system-packages:
 	bash scripts/system-packages.sh
 
 # Lint, type-check, then every test tier that runs on one machine.
-test: lint k8s-binaries node-images chp
+# The Kubernetes binaries (Go compiles) and the images (downloads, apt and pip in containers, layer commits)
+# are built side by side: each waits on the network or the disk where the other computes.
+test: lint
+	$(MAKE) -j2 k8s-binaries node-images chp
 	$(PY) -m pytest tests
 
 unit: setup

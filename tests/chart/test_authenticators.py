@@ -107,6 +107,18 @@ def test_the_example_loads_in_the_dev_venv(example: dict[str, Any]) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+def _ulimits() -> list[str]:
+    """This machine's hard limits for the container: podman's defaults (nofile 1048576, nproc) exceed what a container
+    may set here (as scripts/build-images.sh does for its RUN steps)."""
+    import resource
+
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    nofile = 1048576 if nofile == resource.RLIM_INFINITY else nofile
+    nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    nproc = 32768 if nproc == resource.RLIM_INFINITY else min(nproc, 32768)
+    return ["--ulimit", f"nofile={nofile}:{nofile}", "--ulimit", f"nproc={nproc}:{nproc}"]
+
+
 def test_every_example_loads_in_the_hub_image() -> None:
     """The examples in the Python of the hub image `make images` built (podman), as the chart's hub runs them."""
     ref = f"localhost/occam-hub:{VERSION}"
@@ -115,8 +127,8 @@ def test_every_example_loads_in_the_hub_image() -> None:
     if subprocess.run(["podman", "image", "exists", ref], timeout=60).returncode != 0:
         pytest.skip(f"{ref} has not been built: make images")
     done = subprocess.run(
-        ["podman", "--runtime", "runc", "run", "--rm", "-i", "--network", "none", "--entrypoint", "python", ref,
-         "-c", CHECK],
+        ["podman", "--runtime", "runc", "run", "--rm", "-i", "--network", "none", *_ulimits(), "--entrypoint",
+         "python", ref, "-c", CHECK],
         input=_check_input(EXAMPLES), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
