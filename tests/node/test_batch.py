@@ -1,7 +1,7 @@
 """``occam submit --backend kubernetes`` on the real node: the batch job's driver pod runs.
 
 The student submits from a terminal (a process here with the notebook pod's environment and the student's
-token). spark-submit creates the driver pod; the kubelet runs it in the executor image built here; the driver
+token). spark-submit creates the driver pod; the kubelet runs it in the notebook image (images/notebook/Dockerfile); the driver
 reaches the API server as ``kubernetes.default.svc`` with the student's service account and creates its
 executor pods, which connect back to it through its headless Service's name (both served by
 :mod:`.clusterservices`, a cluster's DNS and kube-proxy here). ``occam submit`` streams the driver's log and
@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 from tests.kubernetes.student import wait_until
 
-from .driverproc import shared_folder, student_env
+from .driverproc import image_python, shared_folder, student_env
 from .podlogs import PodLogs
 
 JOB_TIMEOUT = 900
@@ -29,7 +28,8 @@ JOB_TIMEOUT = 900
 
 def submit(node, namespace, notebook, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = student_env(node, namespace, notebook, shared_folder(tmp_path))
-    command = [sys.executable, "-m", "occam.cli", "submit", "--backend", "kubernetes", "-n", "1", "--memory", "1g"]
+    # The image's venv path: the driver pod's Python is the submitter's sys.executable (.driverproc.image_python).
+    command = image_python("-m", "occam.cli", "submit", "--backend", "kubernetes", "-n", "1", "--memory", "1g")
     return subprocess.run(
         [*command, "--service-account", namespace.service_account, "--timeout", "300", *args],
         capture_output=True,

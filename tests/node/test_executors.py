@@ -1,11 +1,14 @@
-"""start_cluster(backend="kubernetes") end to end on the real node: executor pods run the executor image built
-here, register with a driver on this machine, train, and survive (or report) the loss of a pod.
+"""start_cluster(backend="kubernetes") end to end on the real node: executor pods run the notebook image
+(images/notebook/Dockerfile, built by podman), register with a driver on this machine, train, and survive (or
+report) the loss of a pod.
 
 The driver is a separate process standing in for the notebook kernel (tests/node/node_driver.py, started by
 :mod:`.driverproc`), with the student's token; Spark creates the executor pods through the API server and
 the kubelet runs them in containers. The notebook pod itself (``notebook`` fixture) runs the pause image on
 the real node, so executors are owned by a pod that really exists. The one stand-in: the driver runs on
-this machine rather than inside that pod, and reaches the pods over the node's bridge.
+this machine rather than inside that pod (with this venv at the image's venv path, so that the executors'
+Python is the image's own), and reaches the pods over the node's bridge. The whole path inside the image,
+notebook included, is tests/node/test_hub_on_node.py.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def test_two_executors_register_from_pods_train_digits_and_leave_no_pod(on_real_
         assert pod.spec.node_name == on_real_node.name
         assert pod.status.phase == "Running"
         assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(SUBNET)
-        assert pod.spec.containers[0].image == on_real_node.images["executor"].ref
+        assert pod.spec.containers[0].image == on_real_node.images["notebook"].ref
 
     proc.send("fit 5")
     result, epochs = proc.read_until("accuracy", 600)

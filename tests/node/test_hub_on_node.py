@@ -1,16 +1,17 @@
 """A student's whole path on the real node: the hub spawns the notebook pod, whose kernel starts executors.
 
 A real ``jupyterhub`` with OccamSpawner and the real proxy runs on this machine with the hub's least-privilege
-account (:mod:`tests.hub.hubprocess`), its API on the node's gateway, where pods reach it. The notebook image
-is the executor image built here: one image for notebooks and executors, as ``images/notebook/Dockerfile``
-makes. So, unlike the hub tier (whose notebook containers run on kwok's fake nodes and are stood in for on
+account (:mod:`tests.hub.hubprocess`), its API on the node's gateway, where pods reach it. Notebook and
+executors run the image admins deploy, built from ``images/notebook/Dockerfile`` by podman (``make images``).
+So, unlike the hub tier (whose notebook containers run on kwok's fake nodes and are stood in for on
 loopback), the notebook pod's own ``jupyterhub-singleuser`` serves the student.
 
 Through the hub's proxy, with a service token (``access:servers``), the test opens a kernel in the notebook
 and runs ``start_cluster(n=1)`` there: the notebook's service account creates the executor pod through the
 API server (``kubernetes.default.svc``, :mod:`.clusterservices`), the executor registers with the driver in
 the notebook pod, and the Spark UI answers at ``cluster.dashboard_link`` through the hub's proxy and the
-image's jupyter-server-proxy. Stopping the server leaves no pod. All of it with the namespace's
+image's jupyter-server-proxy, as do TensorBoard and the MLflow UI started from the kernel
+(``occam.tensorboard()``, ``occam.mlflow_ui()``). Stopping the server leaves no pod. All of it with the namespace's
 NetworkPolicies enforced by kube-network-policies (:mod:`.netpolicy`): the notebook pod and its executor
 reach each other only as the policies allow (the hub and the cluster services are on this machine, whose
 own traffic the enforcer does not filter).
@@ -73,7 +74,7 @@ def node_hub(
     kubeconfig = hub_account_kubeconfig(kube.admin, tmp_path / "hub.kubeconfig")
     workdir = tmp_path / "hub"
     workdir.mkdir()
-    config = spawner_config(on_real_node.images["executor"].ref)
+    config = spawner_config(on_real_node.images["notebook"].ref)
     with HubProcess(workdir, kubeconfig, config, chp=chp, timeout=SPAWN_TIMEOUT) as hub:
         yield hub
 
@@ -149,7 +150,7 @@ class Kernel:
             connection.close()
 
 
-def test_a_spawned_notebook_on_the_node_starts_executors_and_shows_the_spark_ui_through_the_hub(
+def test_a_spawned_notebook_on_the_node_starts_executors_and_shows_its_web_uis_through_the_hub(
     kube: Kube, node_hub: HubProcess, student: str, on_real_node: RealNode, tmp_path: Path
 ):
     from kubernetes import client
@@ -168,7 +169,7 @@ def test_a_spawned_notebook_on_the_node_starts_executors_and_shows_the_spark_ui_
         logs.done.set()
     [pod] = core.list_namespaced_pod(namespace, label_selector="component=singleuser-server").items
     assert pod.spec.node_name == on_real_node.name and pod.status.phase == "Running"
-    assert pod.spec.containers[0].image == on_real_node.images["executor"].ref
+    assert pod.spec.containers[0].image == on_real_node.images["notebook"].ref
     status, body = node_hub.request("GET", f"{node_hub.url}/user/{student}/api/status")
     assert status == 200, body[:300]  # the image's Jupyter server, through the hub's proxy
 
@@ -191,6 +192,25 @@ def test_a_spawned_notebook_on_the_node_starts_executors_and_shows_the_spark_ui_
     assert status == 200 and b"Spark Jobs" in body, body[:300]
 
     assert "stopped" in kernel.run("cluster.stop()\nprint('stopped')\n", timeout=120)
+
+    # TensorBoard and the MLflow UI, started from the notebook, answer through the hub's proxy too.
+    tracked = kernel.run(
+        "import occam\n"
+        "tb = occam.tensorboard(timeout=240)\n"
+        "ui = occam.mlflow_ui(timeout=240)\n"
+        "print('tb', tb.link)\n"
+        "print('mlflow', ui.link)\n",
+        timeout=540,
+    )
+    links = {name: tracked.split(f"{name} ", 1)[1].split()[0] for name in ("tb", "mlflow")}
+    assert all(link.startswith(f"/user/{student}/proxy/") for link in links.values()), tracked
+    status, body = node_hub.request("GET", f"{node_hub.url}{links['tb'].rstrip('/')}/data/logdir")
+    assert status == 200 and "logdir" in json.loads(body), body[:300]
+    status, body = node_hub.request(
+        "GET", f"{node_hub.url}{links['mlflow'].rstrip('/')}/ajax-api/2.0/mlflow/experiments/search?max_results=10"
+    )
+    assert status == 200 and "experiments" in json.loads(body), body[:300]
+    assert "stopped" in kernel.run("tb.stop()\nui.stop()\nprint('stopped')\n", timeout=120)
     node_hub.stop_server(student)
     wait_until(
         f"every pod in {namespace} to be deleted",

@@ -137,7 +137,7 @@ def pods(real_node: RealNode, kube: Kube, request: pytest.FixtureRequest) -> Ite
     tag = uuid.uuid4().hex[:6]
     hub_ns = f"occam-netpol-hub-{tag}"
     users = {"ada": f"netpol-ada-{tag}", "bob": f"netpol-bob-{tag}"}
-    image = real_node.images["executor"].ref
+    image = real_node.images["notebook"].ref
     namespaces = [hub_ns, *(namespace_name(u) for u in users.values())]
     try:
         core.create_namespace({"metadata": {"name": hub_ns}})

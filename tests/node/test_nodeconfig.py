@@ -1,4 +1,4 @@
-"""The node's pure configuration builders and the image build's list readers (no node needed)."""
+"""The node's pure configuration builders, the image archives it imports and the drivers' Python path (no node)."""
 
 from __future__ import annotations
 
@@ -47,37 +47,45 @@ def test_the_kubelet_serves_only_authenticated_requests_and_registers_tainted():
     assert config["imageGCHighThresholdPercent"] == 100  # images built here cannot be pulled again
 
 
-def test_the_image_lists_are_read_without_comments_and_pins_must_be_exact(tmp_path, monkeypatch):
-    apt = tmp_path / "apt.txt"
-    apt.write_text("# Java\nopenjdk-17-jre-headless\n\ntini  # PID 1\n")
-    assert images.read_list(apt) == ["openjdk-17-jre-headless", "tini"]
-    pins = tmp_path / "req.txt"
-    pins.write_text("# frozen\nnumpy==1.26.4\nhorovod[spark]==0.28.1\n")
-    monkeypatch.setattr(images, "REQUIREMENTS", pins)
-    assert images.pinned_distributions() == {"numpy": "1.26.4", "horovod": "0.28.1"}
-    pins.write_text("numpy>=1.26\n")
-    with pytest.raises(images.ImageBuildError, match="not an exact pin"):
-        images.pinned_distributions()
-    with pytest.raises(images.ImageBuildError, match="is missing"):
-        images.read_list(tmp_path / "absent.txt")
-
-
-def test_the_executor_image_runs_as_the_dockerfile_says():
-    """USER, WORKDIR, ENTRYPOINT, CMD and ENV of images/notebook/Dockerfile, in the image built here."""
+def test_an_oci_archive_is_read_for_its_name_digest_and_size(tmp_path):
+    """The node imports what scripts/build-images.sh saves; a hand-made archive of the same shape stands in."""
+    import io
     import json
-    import shlex
+    import tarfile
 
-    text = (images.REPO / "images" / "notebook" / "Dockerfile").read_text().replace("\\\n", " ")
-    instructions = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            keyword, _, rest = line.partition(" ")
-            instructions[keyword] = rest.strip()
-    config = images.executor_config()
-    assert config["User"] == instructions["USER"]
-    assert config["WorkingDir"] == instructions["WORKDIR"]
-    assert config["Entrypoint"] == json.loads(instructions["ENTRYPOINT"])
-    assert config["Cmd"] == json.loads(instructions["CMD"])
-    dockerfile_env = dict(item.split("=", 1) for item in shlex.split(instructions["ENV"]))
-    dockerfile_env["OCCAM_IMAGE_VARIANT"] = "cpu"  # ${VARIANT}: the test image is the CPU variant
-    assert dict(item.split("=", 1) for item in config["Env"]) == dockerfile_env
+    index = {"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:" + "ab" * 32, "size": 3,
+         "annotations": {"org.opencontainers.image.ref.name": "localhost/occam-notebook:0.1.0"}}]}  # fmt: skip
+    archive = tmp_path / "occam-notebook-0123.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name, data in [("blobs/sha256/" + "ab" * 32, b"abc"), ("index.json", json.dumps(index).encode())]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    image = images.archived(archive)
+    assert image.ref == "localhost/occam-notebook:0.1.0" and image.digest == "sha256:" + "ab" * 32
+    assert image.archive == archive and image.size_bytes == 3 + len(json.dumps(index))
+    (tmp_path / "exports").mkdir()
+    with pytest.raises(images.ImageBuildError, match="make images"):
+        images.notebook_image(tmp_path)
+    archive.rename(tmp_path / "exports" / archive.name)
+    assert images.notebook_image(tmp_path).ref == "localhost/occam-notebook:0.1.0"
+
+
+def test_a_driver_on_this_machine_runs_this_venv_at_the_image_venv_path():
+    """What makes the executors' Python the image's: the driver's sys.executable is the image's venv path."""
+    import os
+    import subprocess
+    import sys
+
+    from .driverproc import image_python
+
+    if os.geteuid() != 0:
+        pytest.skip("a mount namespace needs root (as the node tier does)")
+    existed = os.path.exists(images.IMAGE_VENV)
+    code = "import sys, occam; print(sys.executable); print(sys.prefix); print(sys.version)"
+    out = subprocess.run(image_python("-c", code), capture_output=True, text=True, check=True, timeout=60)
+    executable, prefix, version = out.stdout.splitlines()[:3]
+    assert executable == f"{images.IMAGE_VENV}/bin/python" and prefix == images.IMAGE_VENV
+    assert version == sys.version
+    assert os.path.exists(images.IMAGE_VENV) == existed  # only the driver's mount namespace saw it
