@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build real Kubernetes control-plane binaries (kube-apiserver, kube-controller-manager, kube-scheduler,
-# kubelet) plus kwok/kwokctl and kube-network-policies (the node tier's NetworkPolicy enforcement) from
+# kubelet) plus kwok (kwokctl with OCCAM_KWOKCTL=1) and kube-network-policies (the node tier's NetworkPolicy enforcement) from
 # source through the Go module proxy, and make sure an etcd is installed.
 # The binaries go to a cache outside the repo, keyed by version:
 #   ${OCCAM_K8S_CACHE:-$HOME/.cache/occam/k8s}/v<version>/bin/
@@ -23,7 +23,10 @@ cache=${OCCAM_K8S_CACHE:-$HOME/.cache/occam/k8s}
 root=$cache/v$k8s_version
 bin=$root/bin
 k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
-kwok_cmds=(kwok kwokctl)
+# kwok runs the tests' fake nodes; kwokctl (a developer's tool: docs/kubernetes-test-cluster.md) only when
+# asked, OCCAM_KWOKCTL=1: it adds about a hundred packages and a 53 MB link to a cold build.
+kwok_cmds=(kwok)
+[ "${OCCAM_KWOKCTL:-0}" = 1 ] && kwok_cmds+=(kwokctl)
 
 log() { echo "k8s-binaries: $*" >&2; }
 
