@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from occam.errors import ConfigError
@@ -262,7 +263,7 @@ def prepare_namespace(
     done: dict[int, Applied] = {}
 
     def apply_all(phase: list[dict[str, Any]]) -> None:
-        results = _all_at_once(pool, [lambda o=o: _apply_one(api_client, o, timeout) for o in phase])
+        results = _all_at_once(pool, [partial(_apply_one, api_client, o, timeout) for o in phase])
         done.update((position[id(o)], result) for o, result in zip(phase, results, strict=True))
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="occam-apply") as pool:
@@ -271,19 +272,17 @@ def prepare_namespace(
         created = {a.name for a in done.values() if a.kind == "Namespace" and a.action == CREATED}
         withdrawn = [(ns, name) for ns, name in withdrawn_policies(objects) if ns not in created]
         applies: list[Callable[[], Applied | None]] = [
-            lambda o=o: _apply_one(api_client, o, timeout) for o in phases.independent
+            partial(_apply_one, api_client, o, timeout) for o in phases.independent
         ]
         deletes: list[Callable[[], Applied | None]] = [
-            lambda ns=ns, name=name: _delete_policy(api_client, ns, name, timeout) for ns, name in withdrawn
+            partial(_delete_policy, api_client, ns, name, timeout) for ns, name in withdrawn
         ]
         results = _all_at_once(pool, applies + deletes)
         done.update((position[id(o)], r) for o, r in zip(phases.independent, results, strict=False) if r is not None)
         deleted = [r for r in results[len(applies) :] if r is not None]
         # A RoleBinding just applied takes a moment to reach the authorizer (an admin's account passes at once).
         checks = sorted({(o["metadata"]["namespace"], _RESOURCES[o["kind"]]) for o in phases.hub_bound})
-        _all_at_once(
-            pool, [lambda ns=ns, res=res: wait_until_allowed(api_client, ns, "create", res) for ns, res in checks]
-        )
+        _all_at_once(pool, [partial(wait_until_allowed, api_client, ns, "create", res) for ns, res in checks])
         apply_all(phases.hub_bound)
     return [done[i] for i in sorted(done)] + deleted
 
