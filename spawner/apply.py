@@ -74,6 +74,11 @@ _REFUSED = (
     "RoleBinding to a ClusterRole the account may not bind); spawner.hub_rbac.hub_cluster_role and the "
     "chart's hub ClusterRole are that role"
 )
+_PULL_SECRET_REFUSED = (
+    "the hub may read only the image pull Secrets its Role names (the chart's Role occam-hub-pull-secrets, made "
+    "from occam.imagePullSecrets; spawner.hub_rbac.pull_secret_reader_rules): add the name to "
+    "occam.imagePullSecrets and upgrade the release"
+)
 _UNREACHABLE = (
     "Check that the cluster is up and that the hub may reach it (its address, certificates and network policies)"
 )
@@ -177,7 +182,7 @@ def read_pull_secrets(
                 name,
                 namespace,
                 who="the spawner",
-                refused=_REFUSED,
+                refused=_PULL_SECRET_REFUSED,
                 unreachable=_UNREACHABLE,
                 timeout=timeout,
             )

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from occam.errors import ConfigError
 from occam.kubernetes.objects import executor_pod_template
 from occam.kubernetes.settings import settings_from_env
 from occam.spec import ClusterSpec
@@ -139,8 +140,30 @@ def test_the_pull_secret_reaches_the_namespace_and_every_pod_of_the_notebook_acc
     created = core.create_namespaced_pod(ns, pod)
     assert [s.name for s in created.spec.image_pull_secrets] == ["registry-credentials"]
 
-    with pytest.raises(Exception, match="does not exist in the hub's namespace"):
-        read_pull_secrets(hub_client, hub_namespace, ["missing"])
+    # A name the admin listed (so the hub's Role names it) that was never created: a clear error naming the fix.
+    rbac.patch_namespaced_role(
+        "occam-hub-pull-secrets",
+        hub_namespace,
+        {"rules": pull_secret_reader_rules(["registry-credentials", "missing"])},
+    )
+    wait_until(
+        "the hub's Role to name the missing Secret",
+        lambda: _refuses_as_missing(hub_client, hub_namespace),
+        timeout=15,
+    )
+    # A name its Role does not list: refused by the API server, and the error says which setting lists names.
+    with pytest.raises(Exception, match="occam.imagePullSecrets"):
+        read_pull_secrets(hub_client, hub_namespace, ["hub-secret"])
+
+
+def _refuses_as_missing(hub_client: Any, namespace: str) -> bool:
+    try:
+        read_pull_secrets(hub_client, namespace, ["missing"])
+    except ConfigError as exc:
+        return "does not exist in the hub's namespace" in str(exc)
+    except Exception:
+        return False
+    raise AssertionError("a Secret that does not exist was read")
 
 
 def test_course_status_and_metrics_count_what_the_students_hold(kube: Kube, student: str, hub_client: Any) -> None:

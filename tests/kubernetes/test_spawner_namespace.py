@@ -120,7 +120,7 @@ def test_prepare_namespace_creates_every_object(kube: Kube, new_user: Callable[[
         ("RoleBinding", CREATED),
         ("ResourceQuota", CREATED),
         ("LimitRange", CREATED),
-        *[("NetworkPolicy", CREATED)] * 4,  # default deny, DNS, the student's cluster, the notebook
+        *[("NetworkPolicy", CREATED)] * 5,  # deny, DNS, own cluster, notebook, API server
     ]
     objects = _read_all(kube.admin, ns)
     for obj in objects.values():
@@ -153,7 +153,7 @@ def test_prepare_namespace_creates_every_object(kube: Kube, new_user: Callable[[
     ports = {p["port"] for rule in objects["NetworkPolicy"]["spec"]["ingress"] for p in rule["ports"]}
     assert ports == {8888}  # the notebook's policy: Jupyter, for the hub and proxy
     names = {p.metadata.name for p in client.NetworkingV1Api(kube.admin).list_namespaced_network_policy(ns).items}
-    assert names == {"occam-default-deny", "occam-dns", "occam-cluster", "occam-notebook"}
+    assert names == {"occam-default-deny", "occam-dns", "occam-cluster", "occam-notebook", "occam-api-server"}
 
 
 def _quota_counted(kube: Kube, ns: str) -> None:
@@ -239,7 +239,7 @@ def test_a_field_edited_by_hand_is_reset_by_the_next_apply(kube: Kube, new_user:
     objects = _read_all(kube.admin, ns)
     assert objects["ResourceQuota"]["spec"]["hard"]["pods"] == "3"
     wanted = namespace_objects(username, LIMITS, **HUB)
-    (policy,) = [obj for obj in wanted if obj["metadata"]["name"] == NETWORK_POLICY]
+    (policy,) = [o for o in wanted if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == NETWORK_POLICY]
     assert len(objects["NetworkPolicy"]["spec"]["ingress"]) == len(policy["spec"]["ingress"])
     assert {} not in objects["NetworkPolicy"]["spec"]["ingress"]
 
