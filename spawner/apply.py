@@ -343,12 +343,13 @@ def wait_until_allowed(
     resource: str,
     *,
     timeout: float = 15.0,
-    interval: float = 0.02,
-    max_interval: float = 0.2,
+    interval: float = 0.025,
+    max_interval: float = 0.1,
 ) -> None:
     """Return once ``api_client``'s account may ``verb`` ``resource`` in ``namespace`` (SelfSubjectAccessReview);
-    a RoleBinding just applied takes a moment to reach the API server's authorizer (usually well under
-    0.1 s: the reviews start ``interval`` seconds apart, doubling up to ``max_interval``). ConfigError after
+    a RoleBinding just applied takes a moment to reach the API server's authorizer (a tenth of a second or
+    so; the spawn waits for it, so the reviews start ``interval`` seconds apart, growing by half up to
+    ``max_interval``: it is seen soon after, and a review is cheap, nothing is stored). ConfigError after
     ``timeout`` seconds."""
     from kubernetes import client
 
@@ -374,7 +375,7 @@ def wait_until_allowed(
                 "ClusterRole it names (the chart's hub ClusterRole, spawner.hub_rbac)"
             )
         time.sleep(interval)
-        interval = min(2 * interval, max_interval)
+        interval = min(1.5 * interval, max_interval)
 
 
 __all__ = [

@@ -35,7 +35,7 @@ from spawner.settings import OccamSettings
 from spawner.work_volume import work_claim
 
 #: The most student namespaces one hub prepares at once; more spawns wait their turn.
-PREPARATION_WORKERS = 8
+PREPARATION_WORKERS = 16
 
 _lock = threading.Lock()
 _clients: dict[tuple[Any, ...], Any] = {}
