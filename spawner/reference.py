@@ -30,11 +30,12 @@ def _markers(section: str) -> tuple[str, str]:
 
 
 def settings_reference() -> str:
-    """Markdown for each of OccamSpawner's own settings: name, type, default, and its help text."""
-    from spawner.spawner import OccamSpawner
+    """Markdown for each of OccamSpawner's own settings (those :class:`spawner.settings.OccamSettings` adds to
+    KubeSpawner's): name, type, default, and its help text."""
+    from spawner.settings import OccamSettings
 
     parts = []
-    for name, trait in sorted(OccamSpawner.class_own_traits(config=True).items()):
+    for name, trait in sorted(OccamSettings.class_own_traits(config=True).items()):
         help_text = inspect.cleandoc(trait.help or "").replace("\n", " ")
         parts.append(
             f"### `c.OccamSpawner.{name}`\n\n"

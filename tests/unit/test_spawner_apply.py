@@ -7,6 +7,8 @@ The kubernetes client's typed API classes are replaced by a recorder here; the k
 from __future__ import annotations
 
 import inspect
+import json
+import threading
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -16,16 +18,18 @@ from kubernetes import client
 from occam.errors import ConfigError
 from spawner.apply import (
     APPLIED,
+    APPLY_CONCURRENCY,
     APPLY_PATCH,
     CREATED,
     DELETED,
     FIELD_MANAGER,
     PATCH_METHODS,
     Applied,
+    apply_phases,
     prepare_namespace,
 )
 from spawner.limits import CourseLimits
-from spawner.namespace import namespace_name, namespace_objects
+from spawner.namespace import HUB_BOUND_KINDS, namespace_name, namespace_objects
 from spawner.work_volume import work_claim
 
 LIMITS = CourseLimits(max_executors=2, cpu="4", memory="8Gi")
@@ -52,6 +56,16 @@ def test_every_kind_the_builders_make_has_a_patch_method_that_takes_an_apply():
         assert {"field_manager", "force", "_content_type", "_request_timeout"} <= set(parameters), method
 
 
+class RawResponse:
+    """What a typed call returns without preloaded content (a urllib3 response): its status and body."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        self.status, self.data, self.released = status, json.dumps(body).encode(), False
+
+    def release_conn(self) -> None:
+        self.released = True
+
+
 class Recorder:
     """Stands in for CoreV1Api, RbacAuthorizationV1Api and NetworkingV1Api: records every patch."""
 
@@ -70,18 +84,18 @@ class Recorder:
                 Recorder.reads.append(args[0])
                 if f"Namespace/{args[0]}" not in Recorder.existing:
                     raise client.ApiException(status=404, reason="Not Found")
-                return Recorder.existing[f"Namespace/{args[0]}"]
+                return RawResponse(200, Recorder.existing[f"Namespace/{args[0]}"])
             if method == "delete_namespaced_network_policy":
                 Recorder.deletes.append(args[:2])
                 if Recorder.existing.pop(f"NetworkPolicy/{args[0]}", None) is None:
                     raise client.ApiException(status=404, reason="Not Found")
-                return {}
+                return RawResponse(200, {})
             Recorder.calls.append((method, args, kwargs))
             name, body = args[0], args[-1]
             created = f"{body['kind']}/{name}" not in Recorder.existing
             Recorder.existing[f"{body['kind']}/{name}"] = body
             data = {**body, "status": {"phase": Recorder.phase}} if body["kind"] == "Namespace" else body
-            return data, 201 if created else 200, {}
+            return RawResponse(201 if created else 200, data)
 
         return patch
 
@@ -107,7 +121,11 @@ def test_each_object_is_applied_forced_under_the_spawner_s_field_manager(recorde
     assert [a.action for a in applied] == [CREATED] * len(objects)
     assert [(a.kind, a.name) for a in applied] == [(o["kind"], o["metadata"]["name"]) for o in objects]
     ns = namespace_name("ada")
-    for (method, args, kwargs), obj in zip(recorder.calls, objects, strict=True):
+    assert recorder.calls[0][0] == "patch_namespace_with_http_info"  # first and alone; the others at once
+    calls = {(args[-1]["kind"], args[0]): (method, args, kwargs) for method, args, kwargs in recorder.calls}
+    assert len(calls) == len(recorder.calls) == len(objects)
+    for obj in objects:
+        method, args, kwargs = calls[obj["kind"], obj["metadata"]["name"]]
         assert method == PATCH_METHODS[obj["kind"]][1] + "_with_http_info"
         name = obj["metadata"]["name"]
         assert args == ((name, obj) if obj["kind"] == "Namespace" else (name, ns, obj))
@@ -116,6 +134,7 @@ def test_each_object_is_applied_forced_under_the_spawner_s_field_manager(recorde
             "force": True,
             "_content_type": APPLY_PATCH,
             "_request_timeout": 7,
+            "_preload_content": False,
         }
 
 
@@ -208,3 +227,122 @@ def test_the_student_s_own_namespace_is_taken_over(recorder: type[Recorder], met
     recorder.existing["Namespace/occam-ada"] = {"metadata": {"name": "occam-ada", **metadata}}
     applied = prepare_namespace(_api_client(), _objects())
     assert applied[0] == Applied("Namespace", "occam-ada", APPLIED)
+
+
+def test_phases_the_namespace_alone_then_what_needs_only_it_then_what_needs_the_hub_s_binding():
+    claim = work_claim(namespace_name("ada"), {}, "nfs-client", "10Gi")
+    objects = [*namespace_objects("ada", LIMITS, **HUB, hub_user="hub", pull_secrets=[PULL_SECRET]), claim]
+    phases = apply_phases(objects)
+    assert [o["kind"] for o in phases.namespaces] == ["Namespace"]
+    assert {o["kind"] for o in phases.independent} == {
+        "ServiceAccount",
+        "RoleBinding",
+        "ResourceQuota",
+        "LimitRange",
+        "NetworkPolicy",
+    }
+    assert [o["kind"] for o in phases.hub_bound] == ["Secret", "PersistentVolumeClaim"]
+    assert phases.namespaces + phases.independent + phases.hub_bound == sorted(objects, key=_phase_of)
+
+
+def _kind(method: str, args: tuple[Any, ...]) -> str:
+    """The kind a Recorder call applies, else the method's name (a read or a delete)."""
+    return str(args[-1]["kind"]) if method.endswith("_with_http_info") else method
+
+
+def _phase_of(obj: dict[str, Any]) -> int:
+    return 0 if obj["kind"] == "Namespace" else 2 if obj["kind"] in HUB_BOUND_KINDS else 1
+
+
+def test_the_objects_that_need_only_the_namespace_are_applied_at_once(
+    recorder: type[Recorder], monkeypatch: pytest.MonkeyPatch
+):
+    objects = _objects()
+    independent = len(apply_phases(objects).independent)
+    assert independent >= 6
+    # Each of those applies waits until all of them (at most APPLY_CONCURRENCY) are in flight: one after
+    # another, the first would wait in vain and the barrier break.
+    parties = min(independent, APPLY_CONCURRENCY)
+    barrier = threading.Barrier(parties, timeout=10)
+    in_flight: list[int] = []
+    lock = threading.Lock()
+    patch = Recorder.__getattr__
+
+    def waiting(self: Recorder, method: str) -> Any:
+        inner = patch(self, method)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if method.endswith("_with_http_info") and _kind(method, args) != "Namespace":
+                with lock:
+                    first = len(in_flight) < parties
+                    in_flight.append(1)
+                if first:
+                    barrier.wait()
+            return inner(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(Recorder, "__getattr__", waiting)
+    applied = prepare_namespace(_api_client(), objects)
+    assert [(a.kind, a.name) for a in applied] == [(o["kind"], o["metadata"]["name"]) for o in objects]
+    assert len(in_flight) == independent
+
+
+def test_a_failed_apply_is_reported_after_the_others_of_its_phase_finished(
+    recorder: type[Recorder], monkeypatch: pytest.MonkeyPatch
+):
+    patch = Recorder.__getattr__
+
+    def refusing_quotas(self: Recorder, method: str) -> Any:
+        if method == "patch_namespaced_resource_quota_with_http_info":
+
+            def refuse(*args: Any, **kwargs: Any) -> Any:
+                raise client.ApiException(status=422, reason="Unprocessable Entity")
+
+            return refuse
+        return patch(self, method)
+
+    monkeypatch.setattr(Recorder, "__getattr__", refusing_quotas)
+    with pytest.raises(
+        ConfigError, match=r"rejected the object when asked to apply ResourceQuota occam-ada/occam-quota"
+    ):
+        prepare_namespace(_api_client(), _objects())
+    # Every other object of that phase was still applied (none left running), and nothing after it.
+    written = {args[-1]["kind"] for _, args, _ in recorder.calls}
+    assert written == {o["kind"] for o in _objects()} - {"ResourceQuota"}
+
+
+def test_a_namespace_just_made_is_not_searched_for_withdrawn_policies(recorder: type[Recorder]):
+    prepare_namespace(_api_client(), _objects())
+    assert recorder.deletes == []  # new: no occam-internet to look for
+    prepare_namespace(_api_client(), _objects())
+    assert recorder.deletes == [("occam-internet", namespace_name("ada"))]  # a returning student's: looked for
+
+
+def test_objects_the_hub_makes_through_its_binding_wait_until_it_is_in_force(
+    recorder: type[Recorder], monkeypatch: pytest.MonkeyPatch
+):
+    order: list[str] = []
+    monkeypatch.setattr(
+        "spawner.apply.wait_until_allowed", lambda api_client, ns, verb, resource: order.append(f"may {resource}")
+    )
+    patch = Recorder.__getattr__
+
+    def recording(self: Recorder, method: str) -> Any:
+        inner = patch(self, method)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            order.append(_kind(method, args))
+            return inner(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(Recorder, "__getattr__", recording)
+    claim = work_claim(namespace_name("ada"), {}, "nfs-client", "10Gi")
+    objects = [*namespace_objects("ada", LIMITS, **HUB, hub_user="hub", pull_secrets=[PULL_SECRET]), claim]
+    applied = prepare_namespace(_api_client(), objects)
+    assert [(a.kind, a.name) for a in applied] == [(o["kind"], o["metadata"]["name"]) for o in objects]
+    first_wait = min(order.index("may secrets"), order.index("may persistentvolumeclaims"))
+    assert order[0] == "read_namespace" and order[1] == "Namespace"
+    assert {"RoleBinding", "ResourceQuota"} <= set(order[2:first_wait])
+    assert set(order[first_wait + 2 :]) == {"Secret", "PersistentVolumeClaim"}

@@ -21,7 +21,7 @@ from traitlets import TraitError  # noqa: E402
 from traitlets.config import Config  # noqa: E402
 
 from occam.errors import ConfigError  # noqa: E402
-from spawner import spawner as spawner_module  # noqa: E402
+from spawner import preparation  # noqa: E402
 from spawner.apply import Applied  # noqa: E402
 from spawner.limits import CourseLimits  # noqa: E402
 from spawner.namespace import HUB_BOUND_KINDS, SERVICE_ACCOUNT, namespace_name, namespace_objects  # noqa: E402
@@ -214,12 +214,14 @@ def test_the_pod_manifest_meets_the_restricted_pod_security_standard():
 
 
 @pytest.fixture(autouse=True)
-def no_identity_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_identity_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No API server here: the hub's identity and the check that its RoleBinding took effect are stood in for
-    (the kubernetes tier makes both calls for real)."""
-    monkeypatch.setattr(spawner_module, "own_username", lambda api_client: "system:serviceaccount:jhub:hub")
-    monkeypatch.setattr(spawner_module, "wait_until_allowed", lambda *args, **kwargs: None)
-    monkeypatch.setattr(spawner_module.OccamSpawner, "_hub_user", None)
+    (the kubernetes tier makes both calls for real). The hub's shared client is closed after each test."""
+    monkeypatch.setattr(preparation, "own_username", lambda api_client: "system:serviceaccount:jhub:hub")
+    monkeypatch.setattr(preparation, "wait_until_allowed", lambda *args, **kwargs: None)
+    monkeypatch.setattr(preparation, "_hub_users", {})
+    yield
+    preparation.close_api_clients()
 
 
 def test_namespace_preparation_runs_in_a_thread_with_the_settings(monkeypatch: pytest.MonkeyPatch):
@@ -229,7 +231,7 @@ def test_namespace_preparation_runs_in_a_thread_with_the_settings(monkeypatch: p
         calls.append({"objects": objects, **kwargs})
         return [Applied("Namespace", objects[0]["metadata"]["name"], "created")]
 
-    monkeypatch.setattr(spawner_module, "prepare_namespace", fake_prepare)
+    monkeypatch.setattr(preparation, "prepare_namespace", fake_prepare)
 
     async def check() -> None:
         spawner = make(
@@ -252,7 +254,7 @@ def test_namespace_preparation_runs_in_a_thread_with_the_settings(monkeypatch: p
 
 
 def test_a_saved_namespace_that_is_not_occams_is_left_at_the_next_spawn(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(spawner_module, "prepare_namespace", lambda *args, **kwargs: [])
+    monkeypatch.setattr(preparation, "prepare_namespace", lambda *args, **kwargs: [])
 
     async def check() -> None:
         spawner = make(namespace_prefix="ml101-")
@@ -266,7 +268,7 @@ def test_a_saved_namespace_that_is_not_occams_is_left_at_the_next_spawn(monkeypa
 
 
 def test_a_namespace_preparation_that_hangs_fails_the_spawn(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(spawner_module, "prepare_namespace", lambda *args, **kwargs: time.sleep(1.0))
+    monkeypatch.setattr(preparation, "prepare_namespace", lambda *args, **kwargs: time.sleep(1.0))
 
     async def check() -> None:
         spawner = make(namespace_prepare_timeout=0.1)
@@ -379,7 +381,7 @@ def test_the_work_claim_is_applied_after_the_hub_may_act_in_the_namespace(monkey
         calls.append([o["kind"] for o in objects])
         return []
 
-    monkeypatch.setattr(spawner_module, "prepare_namespace", fake_prepare)
+    monkeypatch.setattr(preparation, "prepare_namespace", fake_prepare)
 
     async def check() -> None:
         await make(work_storage_class="nfs-client", check_node_fit=False).prepare_user_namespace()
