@@ -57,6 +57,9 @@ c.OccamSpawner.image = {image!r}
 c.OccamSpawner.executor_image = {image!r}
 c.OccamSpawner.hub_namespace = "occam-hub"
 c.OccamSpawner.api_server_cidrs = ["{API_SERVICE_IP}/32"]
+# The node's DNS is a host process on the gateway, not kube-dns pods: named by address, as an admin names
+# NodeLocal DNSCache's (occam.network.dnsCIDRs).
+c.OccamSpawner.dns_cidrs = ["{GATEWAY}/32"]
 c.OccamSpawner.course_limits = {{"max_executors": 2, "cpu": "4", "memory": "8Gi", "gpus": 0}}
 c.OccamSpawner.profile_list = [cpu_profile("CPU", cpu=1, memory="2G", default=True)]
 """
