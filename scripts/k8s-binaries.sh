@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Build real Kubernetes control-plane binaries (kube-apiserver, kube-controller-manager, kube-scheduler,
-# kubelet) plus kwok (kwokctl with OCCAM_KWOKCTL=1) and kube-network-policies (the node tier's NetworkPolicy enforcement) from
+# kubelet) plus kwok (kwokctl with OCCAM_KWOKCTL=1), kube-network-policies (the node tier's NetworkPolicy
+# enforcement) and occam-hostpath-provisioner (the node tier's dynamic volume provisioner,
+# scripts/hostpath-provisioner/) from
 # source through the Go module proxy, and make sure an etcd is installed.
 # The binaries go to a cache outside the repo, keyed by version:
 #   ${OCCAM_K8S_CACHE:-$HOME/.cache/occam/k8s}/v<version>/bin/
@@ -18,6 +20,11 @@ k8s_version=${OCCAM_K8S_VERSION:-1.34.10}
 kwok_version=${OCCAM_KWOK_VERSION:-v0.8.0}   # needs Go >= 1.26.0; its client (0.36) talks to a 1.34 server
 knp_version=${OCCAM_KNP_VERSION:-v0.8.0}     # sigs.k8s.io/kube-network-policies, patched below
 knp_stamp="$knp_version+xt-nfqueue"
+# sigs.k8s.io/sig-storage-lib-external-provisioner/v11 (the only major version the proxy serves) with our
+# main package; the stamp carries the source's hash, so an edit of main.go rebuilds it.
+hpp_lib_version=${OCCAM_HPP_LIB_VERSION:-v11.0.1}
+hpp_source=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/hostpath-provisioner/main.go
+hpp_stamp="$hpp_lib_version+$(sha256sum "$hpp_source" | cut -c1-12)"
 
 cache=${OCCAM_K8S_CACHE:-$HOME/.cache/occam/k8s}
 root=$cache/v$k8s_version
@@ -35,7 +42,12 @@ have_all() {
   for b in "${k8s_cmds[@]}" "${kwok_cmds[@]}" etcd; do
     [ -x "$bin/$b" ] || return 1
   done
-  kwok_is_pinned && knp_is_pinned
+  kwok_is_pinned && knp_is_pinned && hpp_is_pinned
+}
+
+hpp_is_pinned() {
+  [ -x "$bin/occam-hostpath-provisioner" ] &&
+    [ "$(cat "$bin/occam-hostpath-provisioner.version" 2>/dev/null)" = "$hpp_stamp" ]
 }
 
 knp_is_pinned() {
@@ -223,10 +235,33 @@ GO
   log "kube-network-policies built in $((SECONDS - start)) s"
 fi
 
+# --- occam-hostpath-provisioner ------------------------------------------------------------------------
+# A throwaway module: our main.go against the library, with the client-go of the Kubernetes build above
+# (its packages are then in Go's build cache, so this costs about half a minute; see
+# docs/kubernetes-test-cluster.md).
+if ! hpp_is_pinned; then
+  start=$SECONDS
+  IFS=. read -r _ minor patch <<<"$k8s_version"
+  work=$root/hpp-build
+  rm -rf "$work"
+  mkdir -p "$work"
+  cp "$hpp_source" "$work/main.go"
+  (cd "$work" && go_ mod init occam.local/hostpath-provisioner 2>/dev/null &&
+    go_ get "sigs.k8s.io/sig-storage-lib-external-provisioner/v11@$hpp_lib_version" \
+      "k8s.io/client-go@v0.$minor.$patch" "k8s.io/api@v0.$minor.$patch" "k8s.io/apimachinery@v0.$minor.$patch" >&2 &&
+    log "building occam-hostpath-provisioner ($hpp_stamp)" &&
+    go_ build -trimpath -ldflags "-s -w" -o "$work/occam-hostpath-provisioner" .)
+  mv -f "$work/occam-hostpath-provisioner" "$bin/occam-hostpath-provisioner"
+  echo "$hpp_stamp" >"$bin/occam-hostpath-provisioner.version"
+  rm -rf "$work"
+  log "occam-hostpath-provisioner built in $((SECONDS - start)) s"
+fi
+
 cat >"$root/VERSIONS" <<EOF
 kubernetes v$k8s_version
 kwok $kwok_version
 kube-network-policies $knp_stamp
+occam-hostpath-provisioner $hpp_stamp
 etcd $(readlink -f "$bin/etcd")
 go $(go env GOVERSION)
 EOF

@@ -23,11 +23,12 @@ KUBE_VERSION = "v1.34.10"
 
 
 #: The values an admin adds to the chart's defaults: an authenticator (the chart refuses Zero to JupyterHub's
-#: default dummy one, so every install must) and the API server's endpoints (optional: helm install looks them
+#: default dummy one, so every install must), a ReadWriteMany StorageClass for the students' work volumes (on by
+#: default, the chart refuses to render without one) and the API server's endpoints (optional: helm install looks them
 #: up; without them the API server's ports are open on any address). Tests that render "the defaults" render these.
 API_SERVER_CIDRS = ["10.0.0.5/32"]
 ADMIN_DEFAULTS: dict[str, Any] = {
-    "occam": {"network": {"apiServerCIDRs": API_SERVER_CIDRS}},
+    "occam": {"network": {"apiServerCIDRs": API_SERVER_CIDRS}, "sharedWork": {"storageClass": "nfs-client"}},
     "jupyterhub": {"hub": {"config": {"JupyterHub": {"authenticator_class": "github"}}}},
 }
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .rendering import REPO, by_kind, objects
+from .rendering import ADMIN_DEFAULTS, REPO, by_kind, objects
 
 GUIDE = REPO / "docs" / "admin-guide.md"
 #: The classes the guide must show (the issue's list: a university's OIDC, GitHub, LDAP).
@@ -61,7 +61,8 @@ def test_the_guide_shows_oidc_github_and_ldap() -> None:
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: _hub_config(e)["JupyterHub"]["authenticator_class"])
 def test_the_chart_renders_with_the_example(example: dict[str, Any]) -> None:
-    (config_map,) = by_kind(objects(example), "ConfigMap")
+    # The example is an excerpt of an admin's values: the rest (the work volumes' StorageClass...) as everywhere.
+    (config_map,) = by_kind(objects({**example, "occam": ADMIN_DEFAULTS["occam"]}), "ConfigMap")
     assert config_map["metadata"]["name"] == "occam-hub-config"
 
 

@@ -261,7 +261,7 @@ def test_notes_say_what_to_do_next() -> None:
     assert (
         "ml-<username>" in notes and "gpu-large: Four GPUs (notebook with 1 GPU(s), 4 GPUs per student in all)" in notes
     )
-    off = render({"jupyterhub": {"enabled": False}})["occam/templates/NOTES.txt"]
+    off = render({"occam": ADMIN_DEFAULTS["occam"], "jupyterhub": {"enabled": False}})["occam/templates/NOTES.txt"]
     assert "only Occam's own objects were installed" in off
 
 
@@ -308,7 +308,7 @@ def test_the_chart_refuses_the_dummy_authenticator_unless_the_admin_says_so_loud
     import helm_python as helm
 
     with pytest.raises(helm.HelmRenderError, match="anyone who reaches the hub logs in as any student"):
-        render({})
+        render({"occam": {"sharedWork": {"storageClass": "nfs-client"}}})
     notes = render({"occam": {**ADMIN_DEFAULTS["occam"], "insecureAllowAnyLogin": True}})["occam/templates/NOTES.txt"]
     assert "WARNING: occam.insecureAllowAnyLogin is true" in notes
     assert "WARNING" not in render()["occam/templates/NOTES.txt"]
@@ -332,7 +332,7 @@ def test_a_default_install_renders_and_without_the_api_server_s_addresses_warns_
     """``helm template`` cannot look the addresses up (no cluster): the hub gets none, and the spawner then opens
     the API server's ports on any address to the notebook and batch drivers (spawner.network_policy); NOTES says so.
     With the addresses set they reach the hub as they are, and NOTES is quiet."""
-    bare = {"jupyterhub": ADMIN_DEFAULTS["jupyterhub"]}
+    bare = {"occam": {"sharedWork": ADMIN_DEFAULTS["occam"]["sharedWork"]}, "jupyterhub": ADMIN_DEFAULTS["jupyterhub"]}
     rendered = render(bare)
     assert _hub_values(objects(bare))["network"]["apiServerCIDRs"] == []
     notes = rendered["occam/templates/NOTES.txt"]
@@ -355,3 +355,10 @@ def test_the_hub_reads_image_pull_secrets_by_name_in_its_own_namespace_only() ->
     }
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "occam-hub", "namespace": NAMESPACE}]
     assert by_kind(objects(values_file("minimal.yaml")), "Role") == []
+
+
+def test_the_work_volumes_are_on_by_default_and_turning_them_off_is_said_explicitly() -> None:
+    """A default install gives each student a work volume from the admin's StorageClass; off only when told."""
+    work = _hub_values(objects(ADMIN_DEFAULTS))["sharedWork"]
+    assert work["enabled"] is True and work["storageClass"] == "nfs-client" and work["volume"] == {}
+    assert _hub_values(objects(values_file("work-off.yaml")))["sharedWork"]["enabled"] is False

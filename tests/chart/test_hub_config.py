@@ -160,8 +160,8 @@ def test_the_shared_work_volume_reaches_the_spawner(tmp_path: Path, monkeypatch:
     env = spawner.get_env()
     assert env["OCCAM_K8S_SHARED_PATH"] == "/srv/occam-work"
     assert env["OCCAM_CACHE_DIR"] == "/srv/occam-work/cache"
-    without = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values_file("minimal.yaml")), "cpu")
-    assert without.shared_work_volume == {}
+    without = _spawner(_run_as_z2jh(tmp_path, monkeypatch, values_file("work-off.yaml")), "cpu")
+    assert without.shared_work_volume == {} and without.work_storage_class == ""
     assert "OCCAM_K8S_SHARED_VOLUME" not in without.get_env()
 
 

@@ -130,7 +130,8 @@ def test_the_release_installs_and_uninstalls_leaving_nothing(full_chart: Path, k
     core = client.CoreV1Api(kube.admin)
     rbac = client.RbacAuthorizationV1Api(kube.admin)
     values = {
-        "jupyterhub": {"enabled": True, "prePuller": {"hook": {"enabled": False}}, **ADMIN_DEFAULTS["jupyterhub"]}
+        "occam": {"sharedWork": ADMIN_DEFAULTS["occam"]["sharedWork"]},
+        "jupyterhub": {"enabled": True, "prePuller": {"hook": {"enabled": False}}, **ADMIN_DEFAULTS["jupyterhub"]},
     }
 
     def left() -> list[str]:

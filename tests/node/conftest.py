@@ -1,9 +1,10 @@
 """Fixtures of the ``node`` tier: the real node (session-wide) and images built here.
 
 ``real_node`` joins a :class:`~.realnode.RealNode` to the session's control plane (the ``kube``
-fixture); ``policy_enforcer`` runs kube-network-policies on it for one module (:mod:`.netpolicy`). The tier is
-skipped, naming the fix, when the machine cannot run a node (not root, no containerd/runc/CNI plugins, no kubelet
-binary), the notebook image has not been built (``make images``), or the cluster is an external one
+fixture); ``policy_enforcer`` runs kube-network-policies on it for one module (:mod:`.netpolicy`), and
+``volume_provisioner`` a dynamic provisioner of ReadWriteMany volumes (:mod:`.provisioner`). The tier is
+skipped, naming the fix, when the machine cannot run a node (not root, no containerd/runc/CNI plugins, no
+kubelet binary), the notebook image has not been built (``make images``), or the cluster is an external one
 (``OCCAM_TEST_KUBECONFIG``), whose nodes we do not manage.
 """
 
@@ -17,6 +18,7 @@ from tests.kubernetes.fixtures import Kube
 
 from .images import ImageBuildError, build_all
 from .netpolicy import PolicyEnforcer, missing_enforcer
+from .provisioner import VolumeProvisioner, missing_provisioner
 from .realnode import RealNode, missing_capabilities
 
 
@@ -51,3 +53,14 @@ def policy_enforcer(real_node: RealNode, kube: Kube) -> Iterator[PolicyEnforcer]
         pytest.skip(f"no NetworkPolicy enforcement on this machine: {missing}")
     with PolicyEnforcer(kube.control_plane, kube.admin, real_node.name) as enforcer:
         yield enforcer
+
+
+@pytest.fixture(scope="module")
+def volume_provisioner(real_node: RealNode, kube: Kube) -> Iterator[VolumeProvisioner]:
+    """occam-hostpath-provisioner making volumes for claims of its StorageClass on the real node, for the module."""
+    assert kube.control_plane is not None
+    missing = missing_provisioner(kube.control_plane.bin_dir)
+    if missing:
+        pytest.skip(f"no dynamic volume provisioner on this machine: {missing}")
+    with VolumeProvisioner(kube.control_plane, kube.admin, real_node.name) as provisioner:
+        yield provisioner

@@ -74,7 +74,7 @@
 {{- end }}
 {{- $work := $occam.sharedWork | default dict -}}
 {{- if and $work.enabled (not $work.storageClass) (ne (len ($work.volume | default dict)) 1) }}
-{{- fail "occam.sharedWork.enabled is true but neither occam.sharedWork.storageClass nor occam.sharedWork.volume is set: name a StorageClass of ReadWriteMany volumes in storageClass (kubectl get storageclass; the spawner then makes each student's own claim), or set exactly one volume source in volume: persistentVolumeClaim: {claimName} (a ReadWriteMany claim of that name in every student namespace), nfs: {server, path} or csi: {driver, ...}; executors and notebooks share the dataset cache and checkpoints through it." }}
+{{- fail "occam.sharedWork (each student's work volume: dataset cache, checkpoints; on by default) needs a ReadWriteMany StorageClass: set occam.sharedWork.storageClass to one (kubectl get storageclass; NFS with a provisioner, CephFS, a cloud file store), and the spawner makes each student's own claim occam-work from it. Or name a volume yourself in occam.sharedWork.volume (exactly one of persistentVolumeClaim: {claimName}, a ReadWriteMany claim in every student namespace; nfs: {server, path}; csi: {driver, ...}). Or turn it off knowingly with occam.sharedWork.enabled=false: Dataset.from_* and fit on Kubernetes then fail asking for it (docs/admin-guide.md, Shared work volume)." }}
 {{- end }}
 {{- if and $work.enabled $work.storageClass }}
 {{- $homeBytes := 0.0 -}}
