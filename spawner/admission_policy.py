@@ -123,23 +123,23 @@ def _forbid(expression: str, message: str) -> dict[str, str]:
     return {"expression": expression, "message": message, "reason": "Forbidden"}
 
 
-def _policy(name: str, *, resource: str, operations: list[str], validations: list[dict[str, str]]) -> dict[str, Any]:
-    """A ValidatingAdmissionPolicy on core ``resource`` objects of the student namespaces; failures refuse."""
+def _admission_policy(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A ValidatingAdmissionPolicy of Occam's, labelled as such; a failing check refuses (``failurePolicy``)."""
     return {
         "apiVersion": _ADMISSION,
         "kind": "ValidatingAdmissionPolicy",
         "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {
-                "namespaceSelector": _selector(),
-                "resourceRules": [
-                    {"apiGroups": [""], "apiVersions": ["v1"], "operations": operations, "resources": [resource]}
-                ],
-            },
-            "validations": validations,
-        },
+        "spec": {"failurePolicy": "Fail", **spec},
     }
+
+
+def _policy(name: str, *, resource: str, operations: list[str], validations: list[dict[str, str]]) -> dict[str, Any]:
+    """A ValidatingAdmissionPolicy on core ``resource`` objects of the student namespaces; failures refuse."""
+    rule = {"apiGroups": [""], "apiVersions": ["v1"], "operations": operations, "resources": [resource]}
+    return _admission_policy(
+        name,
+        {"matchConstraints": {"namespaceSelector": _selector(), "resourceRules": [rule]}, "validations": validations},
+    )
 
 
 _MANAGED = f"'{MANAGED_BY_LABEL}'"
@@ -153,12 +153,9 @@ def hub_policy(hub_user: str, *, name: str = HUB_POLICY) -> dict[str, Any]:
     if not re.fullmatch(r"[A-Za-z0-9:._@-]+", hub_user):
         raise ValueError(f"hub user {hub_user!r} is not a Kubernetes username such as system:serviceaccount:jhub:hub")
     managed = f"has({{0}}.metadata.labels) && {_MANAGED} in {{0}}.metadata.labels && {{0}}.metadata.labels[{_MANAGED}] == '{MANAGED_BY}'"
-    return {
-        "apiVersion": _ADMISSION,
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
-        "spec": {
-            "failurePolicy": "Fail",
+    return _admission_policy(
+        name,
+        {
             "matchConstraints": {
                 "resourceRules": [
                     {
@@ -183,7 +180,7 @@ def hub_policy(hub_user: str, *, name: str = HUB_POLICY) -> dict[str, Any]:
                 ),
             ],
         },
-    }
+    )
 
 
 def hub_binding(policy: dict[str, Any]) -> dict[str, Any]:

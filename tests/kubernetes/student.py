@@ -113,6 +113,28 @@ def create_student_namespace(
     return StudentNamespace(name=name, service_account=SERVICE_ACCOUNT, kubeconfig=path)
 
 
+def delete_namespaces(core: Any, namespaces: list[str], *, timeout: float = 120) -> None:
+    """Delete ``namespaces`` (those already gone are fine) and wait until each is gone, pods and all."""
+    from kubernetes import client
+
+    for ns in namespaces:
+        try:
+            core.delete_namespace(ns)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def gone(ns: str) -> bool:
+        try:
+            core.read_namespace(ns)
+        except client.ApiException as exc:
+            return bool(exc.status == 404)
+        return False
+
+    for ns in namespaces:
+        wait_until(f"namespace {ns} to go", lambda ns=ns: gone(ns), timeout=timeout)
+
+
 def namespace_report(admin: Any, namespace: str) -> str:
     """The namespace's pods (phase, node, reason) and events, oldest first: printed when a test fails."""
     from kubernetes import client

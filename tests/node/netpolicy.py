@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 from tests.kubernetes.controlplane import ControlPlane, free_port
 from tests.kubernetes.processes import Harness
 
+from .agentaccount import create_agent_account, delete_agent_account
 from .nodeconfig import BRIDGE, METADATA_ADDRESS, SUBNET
 
 BINARY = "kube-network-policies"
@@ -84,34 +85,13 @@ class PolicyEnforcer(Harness):
         self.node_name = node_name
 
     def start(self) -> None:
-        from kubernetes import client
-
         if nft_table() is not None:
             raise PolicyError(
                 "the nftables table inet kube-network-policies exists: another enforcer runs on this machine, or one "
                 "was killed; if none runs, remove it: `nft delete table inet kube-network-policies`"
             )
         self.dir = Path(tempfile.mkdtemp(prefix="occam-knp-"))
-        core, rbac = client.CoreV1Api(self.admin), client.RbacAuthorizationV1Api(self.admin)
-        meta = {"name": ACCOUNT}
-        binding = {
-            "metadata": meta,
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": ACCOUNT},
-            "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": "kube-system"}],
-        }
-        for create in (
-            lambda: core.create_namespaced_service_account("kube-system", {"metadata": meta}),
-            lambda: rbac.create_cluster_role({"metadata": meta, "rules": RULES}),
-            lambda: rbac.create_cluster_role_binding(binding),
-        ):
-            try:
-                create()
-            except client.ApiException as exc:
-                if exc.status != 409:  # left by a session that was killed: the same objects
-                    raise
-        token = core.create_namespaced_service_account_token(
-            ACCOUNT, "kube-system", {"spec": {"expirationSeconds": 3600}}
-        ).status.token
+        token = create_agent_account(self.admin, ACCOUNT, RULES)
         secrets = self.dir / "serviceaccount"
         secrets.mkdir(mode=0o700)
         (secrets / "token").write_text(token)
@@ -138,19 +118,10 @@ class PolicyEnforcer(Harness):
         self.wait_for("kube-network-policies' nftables table", BINARY, nft_table)
 
     def stop(self) -> None:
-        from kubernetes import client
-
         # It removes its table on SIGINT only (after 5 s); SIGTERM is quicker, and the table goes here.
         self.kill_all(grace=10)
         subprocess.run(["nft", "delete", "table", *TABLE], capture_output=True, check=False)
-        core, rbac = client.CoreV1Api(self.admin), client.RbacAuthorizationV1Api(self.admin)
-        for delete in (
-            lambda: rbac.delete_cluster_role_binding(ACCOUNT),
-            lambda: rbac.delete_cluster_role(ACCOUNT),
-            lambda: core.delete_namespaced_service_account(ACCOUNT, "kube-system"),
-        ):
-            with contextlib.suppress(client.ApiException):
-                delete()
+        delete_agent_account(self.admin, ACCOUNT)
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None

@@ -24,6 +24,8 @@ from tests.kubernetes.pki import write_kubeconfig
 from tests.kubernetes.processes import Harness
 from tests.kubernetes.student import wait_until
 
+from .agentaccount import create_agent_account, delete_agent_account
+
 BINARY = "occam-hostpath-provisioner"
 PROVISIONER = "occam.test/hostpath"
 STORAGE_CLASS = "occam-test-hostpath"
@@ -68,34 +70,16 @@ class VolumeProvisioner(Harness):
         # 0700 (mkdtemp): the kubelet, as root, bind-mounts each volume's own directory into its pods; nobody
         # else on this machine reaches them.
         self.root = Path(tempfile.mkdtemp(prefix="occam-volumes-"))
-        core, rbac = client.CoreV1Api(self.admin), client.RbacAuthorizationV1Api(self.admin)
         storage = client.StorageV1Api(self.admin)
-        meta = {"name": ACCOUNT}
-        binding = {
-            "metadata": meta,
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": ACCOUNT},
-            "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": "kube-system"}],
-        }
         storage_class = {
             "metadata": {"name": STORAGE_CLASS},
             "provisioner": PROVISIONER,
             "reclaimPolicy": "Delete",
             "volumeBindingMode": "Immediate",
         }
-        for create in (
-            lambda: core.create_namespaced_service_account("kube-system", {"metadata": meta}),
-            lambda: rbac.create_cluster_role({"metadata": meta, "rules": RULES}),
-            lambda: rbac.create_cluster_role_binding(binding),
-            lambda: storage.create_storage_class(storage_class),
-        ):
-            try:
-                create()
-            except client.ApiException as exc:
-                if exc.status != 409:  # left by a session that was killed: the same objects
-                    raise
-        token = core.create_namespaced_service_account_token(
-            ACCOUNT, "kube-system", {"spec": {"expirationSeconds": 3600}}
-        ).status.token
+        token = create_agent_account(
+            self.admin, ACCOUNT, RULES, also=[lambda: storage.create_storage_class(storage_class)]
+        )
         ca = self.admin.configuration.ssl_ca_cert
         ca_pem = Path(ca).read_bytes() if ca else None
         kubeconfig = write_kubeconfig(
@@ -128,7 +112,7 @@ class VolumeProvisioner(Harness):
     def stop(self) -> None:
         from kubernetes import client
 
-        core, rbac = client.CoreV1Api(self.admin), client.RbacAuthorizationV1Api(self.admin)
+        core = client.CoreV1Api(self.admin)
         if self.running(BINARY):
             # Claims deleted with their namespaces release their volumes: the provisioner deletes them (and
             # their directories) before it goes.
@@ -138,14 +122,9 @@ class VolumeProvisioner(Harness):
         for pv in self.volumes():  # what it did not get to
             with contextlib.suppress(client.ApiException):
                 core.delete_persistent_volume(pv.metadata.name)
-        for delete in (
-            lambda: client.StorageV1Api(self.admin).delete_storage_class(STORAGE_CLASS),
-            lambda: rbac.delete_cluster_role_binding(ACCOUNT),
-            lambda: rbac.delete_cluster_role(ACCOUNT),
-            lambda: core.delete_namespaced_service_account(ACCOUNT, "kube-system"),
-        ):
-            with contextlib.suppress(client.ApiException):
-                delete()
+        delete_agent_account(
+            self.admin, ACCOUNT, also=[lambda: client.StorageV1Api(self.admin).delete_storage_class(STORAGE_CLASS)]
+        )
         for directory in (self.root, self.dir):
             if directory is not None:
                 shutil.rmtree(directory, ignore_errors=True)

@@ -6,8 +6,10 @@ executors run the image admins deploy, built from ``images/notebook/Dockerfile``
 So, unlike the hub tier (whose notebook containers run on kwok's fake nodes and are stood in for on
 loopback), the notebook pod's own ``jupyterhub-singleuser`` serves the student.
 
-Through the hub's proxy, with a service token (``access:servers``), the test opens a kernel in the notebook
-and runs ``start_cluster(n=1)`` there: the notebook's service account creates the executor pod through the
+The spawner makes the student's own work volume (a claim bound by the node's dynamic provisioner,
+:mod:`.provisioner`), as the chart does by default. Through the hub's proxy, with a service token
+(``access:servers``), the test opens a kernel in the notebook and runs ``start_cluster(n=1)`` there, then a
+``fit`` whose dataset and checkpoints live on that volume: the notebook's service account creates the executor pod through the
 API server (``kubernetes.default.svc``, :mod:`.clusterservices`), the executor registers with the driver in
 the notebook pod, and the Spark UI answers at ``cluster.dashboard_link`` through the hub's proxy and the
 image's jupyter-server-proxy, as do TensorBoard and the MLflow UI started from the kernel
@@ -23,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import http.client
 import json
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,9 +43,11 @@ from tests.kubernetes.student import namespace_report, wait_until
 from .netpolicy import PolicyEnforcer
 from .nodeconfig import API_SERVICE_IP, GATEWAY
 from .podlogs import PodLogs
+from .provisioner import STORAGE_CLASS, VolumeProvisioner
 from .realnode import RealNode
 
 SPAWN_TIMEOUT = 300
+WORK_PATH = "/home/jovyan/occam-work"
 
 
 def spawner_config(image: str) -> str:
@@ -60,6 +66,10 @@ c.OccamSpawner.api_server_cidrs = ["{API_SERVICE_IP}/32"]
 # The node's DNS is a host process on the gateway, not kube-dns pods: named by address, as an admin names
 # NodeLocal DNSCache's (occam.network.dnsCIDRs).
 c.OccamSpawner.dns_cidrs = ["{GATEWAY}/32"]
+# Each student's own work volume from the node's dynamic provisioner, as the chart makes it by default.
+c.OccamSpawner.work_storage_class = {STORAGE_CLASS!r}
+c.OccamSpawner.work_storage_size = "1Gi"
+c.OccamSpawner.shared_work_path = {WORK_PATH!r}
 c.OccamSpawner.course_limits = {{"max_executors": 2, "cpu": "4", "memory": "8Gi", "gpus": 0}}
 c.OccamSpawner.profile_list = [cpu_profile("CPU", cpu=1, memory="2G", default=True)]
 """
@@ -67,7 +77,11 @@ c.OccamSpawner.profile_list = [cpu_profile("CPU", cpu=1, memory="2G", default=Tr
 
 @pytest.fixture
 def node_hub(
-    on_real_node: RealNode, policy_enforcer: PolicyEnforcer, kube: Kube, tmp_path: Path
+    on_real_node: RealNode,
+    policy_enforcer: PolicyEnforcer,
+    volume_provisioner: VolumeProvisioner,
+    kube: Kube,
+    tmp_path: Path,
 ) -> Iterator[HubProcess]:
     # kube-network-policies enforces the student namespace's NetworkPolicies (default deny): the
     # notebook's executors reach its driver, and the kernel the API server, only as the policies allow.
@@ -153,8 +167,25 @@ class Kernel:
             connection.close()
 
 
+def _anonymous_get(url: str) -> tuple[int, str]:
+    """The status and ``Location`` of a GET with no credentials, redirects not followed."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
+        response = connection.getresponse()
+        return response.status, response.getheader("Location") or ""
+    finally:
+        connection.close()
+
+
 def test_a_spawned_notebook_on_the_node_starts_executors_and_shows_its_web_uis_through_the_hub(
-    kube: Kube, node_hub: HubProcess, student: str, on_real_node: RealNode, tmp_path: Path
+    kube: Kube,
+    node_hub: HubProcess,
+    student: str,
+    on_real_node: RealNode,
+    volume_provisioner: VolumeProvisioner,
+    tmp_path: Path,
 ):
     from kubernetes import client
 
@@ -186,6 +217,23 @@ def test_a_spawned_notebook_on_the_node_starts_executors_and_shows_its_web_uis_t
         timeout=420,
     )
     assert "executors 1" in started and "sum 4950" in started, started
+    # A fit: the dataset is written by the executor and read by the driver on the student's own work volume,
+    # the claim the spawner made and the provisioner bound; rank 0's checkpoints go there too.
+    trained = kernel.run(
+        "from occam import Dataset\n"
+        "from occam.examples.digits import build_cnn, load_digits\n"
+        "x, y, x_test, y_test = load_digits()\n"
+        "train = Dataset.from_numpy(x, y, spark=cluster.spark)\n"
+        "result = cluster.fit(build_cnn, train, epochs=3, batch_size=32, progress=False, tensorboard=True)\n"
+        "print('accuracy', result.model.evaluate(x_test, y_test, verbose=0)[1])\n"
+        "import os; print('work', os.path.realpath(train.path))\n",
+        timeout=600,
+    )
+    accuracy = float(trained.split("accuracy ", 1)[1].split()[0])
+    assert accuracy >= 0.8, trained
+    assert f"work {WORK_PATH}/" in trained, trained
+    [claim] = core.list_namespaced_persistent_volume_claim(namespace).items
+    assert claim.status.phase == "Bound" and claim.spec.storage_class_name == volume_provisioner.storage_class
     [executor] = core.list_namespaced_pod(namespace, label_selector="spark-role=executor").items
     assert executor.spec.node_name == on_real_node.name
     assert [ref.name for ref in executor.metadata.owner_references] == [pod.metadata.name]
@@ -207,12 +255,20 @@ def test_a_spawned_notebook_on_the_node_starts_executors_and_shows_its_web_uis_t
     )
     links = {name: tracked.split(f"{name} ", 1)[1].split()[0] for name in ("tb", "mlflow")}
     assert all(link.startswith(f"/user/{student}/proxy/") for link in links.values()), tracked
-    status, body = node_hub.request("GET", f"{node_hub.url}{links['tb'].rstrip('/')}/data/logdir")
-    assert status == 200 and "logdir" in json.loads(body), body[:300]
-    status, body = node_hub.request(
-        "GET", f"{node_hub.url}{links['mlflow'].rstrip('/')}/ajax-api/2.0/mlflow/experiments/search?max_results=10"
-    )
-    assert status == 200 and "experiments" in json.loads(body), body[:300]
+    for link in links.values():  # without the student's (or a permitted) token: the hub's login, not the UI
+        status, location = _anonymous_get(f"{node_hub.url}{link}")
+        redirected_to_login = status in (302, 303) and ("oauth" in location or "login" in location)
+        assert redirected_to_login or status in (401, 403), (status, location)
+    # The fit's TensorBoard run and its MLflow run (recorded by default), read through the hub.
+    status, body = node_hub.request("GET", f"{node_hub.url}{links['tb'].rstrip('/')}/data/runs")
+    assert status == 200 and json.loads(body), body[:300]
+    mlflow_api = f"{node_hub.url}{links['mlflow'].rstrip('/')}/ajax-api/2.0/mlflow"
+    status, body = node_hub.request("GET", f"{mlflow_api}/experiments/search?max_results=100")
+    assert status == 200, body[:300]
+    ids = [e["experiment_id"] for e in json.loads(body)["experiments"]]
+    status, body = node_hub.request("POST", f"{mlflow_api}/runs/search", {"experiment_ids": ids})
+    assert status == 200, body[:300]
+    assert [r["info"]["status"] for r in json.loads(body)["runs"]] == ["FINISHED"], body[:500]
     assert "stopped" in kernel.run("tb.stop()\nui.stop()\nprint('stopped')\n", timeout=120)
     node_hub.stop_server(student)
     wait_until(

@@ -31,7 +31,7 @@ from spawner.apply import prepare_namespace
 from spawner.limits import CourseLimits
 from spawner.namespace import NOTEBOOK_LABELS, namespace_name, namespace_objects
 from tests.kubernetes.fixtures import Kube
-from tests.kubernetes.student import Tally, report_tally, restricted_pod_spec, wait_until
+from tests.kubernetes.student import Tally, delete_namespaces, report_tally, restricted_pod_spec, wait_until
 
 from .netpolicy import MetadataStandIn, PolicyEnforcer, missing_enforcer
 from .nodeconfig import API_SERVICE_IP, METADATA_ADDRESS
@@ -175,14 +175,7 @@ def pods(real_node: RealNode, kube: Kube, request: pytest.FixtureRequest) -> Ite
             wait_until(f"the agent in {role} to answer", lambda role=role: probe(pods, role, "127.0.0.1", CONTROL_PORT))
         yield pods
     finally:
-        for ns in namespaces:
-            try:
-                core.delete_namespace(ns)
-            except client.ApiException as exc:
-                if exc.status != 404:
-                    raise
-        for ns in namespaces:
-            wait_until(f"namespace {ns} to go", lambda ns=ns: not core.list_namespaced_pod(ns).items, timeout=120)
+        delete_namespaces(core, namespaces)
         report_tally(request, TALLY, "hostile student on the network")
 
 

@@ -27,7 +27,7 @@ from spawner.namespace import SERVICE_ACCOUNT, labels, namespace_name, namespace
 from spawner.work_volume import WORK_CLAIM, work_claim, work_volume_source
 from tests.kubernetes.fixtures import Kube
 from tests.kubernetes.pki import write_kubeconfig
-from tests.kubernetes.student import Tally, report_tally, restricted_pod_spec, wait_until
+from tests.kubernetes.student import Tally, delete_namespaces, report_tally, restricted_pod_spec, wait_until
 
 from .nodeconfig import API_SERVICE_IP
 from .provisioner import VolumeProvisioner
@@ -103,25 +103,8 @@ def students(
         for api_client in api_clients:
             api_client.close()
         namespaces = [namespace_name(u) for u in users.values()]
-        for ns in namespaces:
-            try:
-                core.delete_namespace(ns)
-            except client.ApiException as exc:
-                if exc.status != 404:
-                    raise
-        for ns in namespaces:
-            wait_until(f"namespace {ns} to go", lambda ns=ns: _gone(core, ns), timeout=120)
+        delete_namespaces(core, namespaces)
         report_tally(request, TALLY, "hostile student on the work volumes")
-
-
-def _gone(core: Any, namespace: str) -> bool:
-    from kubernetes import client
-
-    try:
-        core.read_namespace(namespace)
-    except client.ApiException as exc:
-        return exc.status == 404
-    return False
 
 
 def _pod(name: str, image: str, script: str, volume: dict[str, Any]) -> dict[str, Any]:
