@@ -170,9 +170,12 @@ c.Spawner.start_timeout = 180
 
     # -- REST API ------------------------------------------------------------------------------------------
 
-    def request(self, method: str, url: str, body: Any = None, timeout: float = 30) -> tuple[int, bytes]:
+    def request(
+        self, method: str, url: str, body: Any = None, timeout: float = 30, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """``method url`` with the hub's service token (and ``body`` as JSON, and ``headers``): status and body."""
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(url, data=data, method=method)
+        req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
         req.add_header("Authorization", f"token {self.token}")
         if data is not None:
             req.add_header("Content-Type", "application/json")

@@ -207,17 +207,32 @@ def _service_attempt(**spec: Any) -> Callable[[Student], Any]:
     return attempt
 
 
-def _flood(kind: str, make: Callable[[Student, int], Any], allowed: int) -> Callable[[Student], Any]:
-    """Create ``kind`` objects until the cluster refuses one; the refusal must come right after ``allowed``."""
+def _flood(kind: str, make: Callable[[Student, int], Any], limit: int) -> Callable[[Student], Any]:
+    """Create ``kind`` objects until the cluster refuses one; the refusal must come right when the namespace's
+    quota is full: after (hard - existing) creates, once the quota's count agrees with what exists (it counts
+    a create at once, a delete only when its controller catches up). The quota is the course's ``limit``."""
 
     def attempt(s: Student) -> Any:
         from kubernetes import client
 
+        listing = {
+            "secrets": s.core.list_namespaced_secret,
+            "configmaps": s.core.list_namespaced_config_map,
+            "persistentvolumeclaims": s.core.list_namespaced_persistent_volume_claim,
+        }[kind]
+
+        def room() -> tuple[int] | None:
+            status = s.core.read_namespaced_resource_quota(RESOURCE_QUOTA, s.namespace).status
+            assert int(status.hard[kind]) == limit, (kind, status.hard)
+            used, existing = int((status.used or {}).get(kind, "0")), len(listing(s.namespace).items)
+            return (int(status.hard[kind]) - existing,) if used == existing else None
+
+        (allowed,) = wait_until(f"the quota's count of {kind} to agree with what exists", room, timeout=60)
         for index in range(allowed + 5):
             try:
                 make(s, index)
             except client.ApiException:
-                assert index == allowed, f"{kind}: refused after {index}, the course allows {allowed}"
+                assert index == allowed, f"{kind}: refused after {index}, the quota had room for {allowed}"
                 raise
         return f"{allowed + 5} {kind} created"
 
@@ -324,8 +339,8 @@ ATTEMPTS: dict[str, tuple[Callable[[Student], Any], tuple[str, ...]]] = {
     "a ClusterIP Service changed to NodePort": (_service_made_node_port, (POLICY, "must be ClusterIP")),
     "a privileged ephemeral container": (_ephemeral_container, (RBAC, "pods/ephemeralcontainers")),
     "Secret flood": (_flood("secrets", _secret, LIMITS.secrets), (QUOTA, "secrets")),
-    # kube-root-ca.crt, which Kubernetes puts in every namespace, is one of them
-    "ConfigMap flood": (_flood("configmaps", _configmap, LIMITS.configmaps - 1), (QUOTA, "configmaps")),
+    # kube-root-ca.crt, which Kubernetes puts in every namespace, counts among them (the quota sees it)
+    "ConfigMap flood": (_flood("configmaps", _configmap, LIMITS.configmaps), (QUOTA, "configmaps")),
     "PersistentVolumeClaim flood": (
         _flood("persistentvolumeclaims", _claim, LIMITS.persistent_volume_claims),
         (QUOTA, "persistentvolumeclaims"),

@@ -13,7 +13,9 @@ The spawner makes the student's own work volume (a claim bound by the node's dyn
 API server (``kubernetes.default.svc``, :mod:`.clusterservices`), the executor registers with the driver in
 the notebook pod, and the Spark UI answers at ``cluster.dashboard_link`` through the hub's proxy and the
 image's jupyter-server-proxy, as do TensorBoard and the MLflow UI started from the kernel
-(``occam.tensorboard()``, ``occam.mlflow_ui()``). Stopping the server leaves no pod. All of it with the namespace's
+(``occam.tensorboard()``, ``occam.mlflow_ui()``) and the trained model, published and served
+(``occam.models.serve``: a local process in the notebook pod, its own token besides the hub's login).
+Stopping the server leaves no pod. All of it with the namespace's
 NetworkPolicies enforced by kube-network-policies (:mod:`.netpolicy`): the notebook pod and its executor
 reach each other only as the policies allow (the hub and the cluster services are on this machine, whose
 own traffic the enforcer does not filter).
@@ -270,6 +272,31 @@ def test_a_spawned_notebook_on_the_node_starts_executors_and_shows_its_web_uis_t
     assert status == 200, body[:300]
     assert [r["info"]["status"] for r in json.loads(body)["runs"]] == ["FINISHED"], body[:500]
     assert "stopped" in kernel.run("tb.stop()\nui.stop()\nprint('stopped')\n", timeout=120)
+
+    # The trained model, published to the student's store (on the work volume) and served from the notebook:
+    # through the hub, with the hub's login and the service's own token, it predicts what model.predict does.
+    served = kernel.run(
+        "import json\n"
+        "import occam.models\n"
+        "occam.models.publish(result, 'digits-node', labels=[str(d) for d in range(10)])\n"
+        "service = occam.models.serve('digits-node', timeout=240)\n"
+        "print('base', service.base_path)\n"
+        "print('secret', service.token)\n"
+        "print('expected', json.dumps(result.model.predict(x_test[:4], verbose=0).argmax(axis=1).tolist()))\n"
+        "print('instances', json.dumps(x_test[:4].tolist()))\n",
+        timeout=420,
+    )
+    facts = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in served.splitlines() if " " in line}
+    assert facts["base"].startswith(f"/user/{student}/proxy/"), served[-2000:]
+    predict = f"{node_hub.url}{facts['base']}/v2/models/digits-node/predict/"
+    body = {"instances": json.loads(facts["instances"])}
+    status, answer = node_hub.request("POST", predict, body, headers={"X-Occam-Token": facts["secret"]})
+    assert status == 200, answer[:500]
+    labels = [int(p["label"]) for p in json.loads(answer)["predictions"]]
+    assert labels == json.loads(facts["expected"])
+    status, answer = node_hub.request("POST", predict, body)  # the hub's login alone: not the service's token
+    assert status in (401, 403), answer[:300]
+    assert "stopped" in kernel.run("service.stop()\nprint('stopped')\n", timeout=120)
     node_hub.stop_server(student)
     wait_until(
         f"every pod in {namespace} to be deleted",
