@@ -6,13 +6,13 @@ One Spark driver per Python process is all Spark allows, so tests that need a cl
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
 from occam import Cluster, Dataset, start_cluster
 from occam.examples.digits import load_digits
+from tests.local.environment import environment
 
 
 # Package scope: the local tier's cluster stops when the tier ends, so that tiers after it in the same pytest
@@ -21,15 +21,8 @@ from occam.examples.digits import load_digits
 def isolated_occam_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Keep the dataset cache and checkpoints of the tests out of the developer's home."""
     root = tmp_path_factory.mktemp("occam-home")
-    saved = {k: os.environ.get(k) for k in ("OCCAM_CACHE_DIR", "OCCAM_CHECKPOINT_DIR")}
-    os.environ["OCCAM_CACHE_DIR"] = str(root / "cache")
-    os.environ["OCCAM_CHECKPOINT_DIR"] = str(root / "checkpoints")
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with environment({"OCCAM_CACHE_DIR": str(root / "cache"), "OCCAM_CHECKPOINT_DIR": str(root / "checkpoints")}):
+        yield
 
 
 @pytest.fixture(scope="package")

@@ -37,6 +37,7 @@ from occam.models.metadata import ModelMetadata
 from occam.models.serving import ModelService, serve
 from occam.models.store import write_version
 from tests.local import test_spark_ui_proxy
+from tests.local.environment import environment
 from tests.local.test_spark_ui_proxy import PREFIX, TOKEN, JupyterServer
 
 tf = pytest.importorskip("tensorflow")
@@ -61,30 +62,23 @@ class Published:
 @pytest.fixture(scope="module")
 def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
     root = tmp_path_factory.mktemp("models")
-    saved = {k: os.environ.get(k) for k in ("OCCAM_MODELS_DIR", "JUPYTERHUB_USER")}
-    os.environ["OCCAM_MODELS_DIR"] = str(root)
-    os.environ["JUPYTERHUB_USER"] = OWNER
-    x_train, y_train, x_test, _ = load_digits()
-    tf.keras.utils.set_random_seed(0)
-    model = build_cnn()
-    model.fit(x_train, y_train, epochs=3, batch_size=64, verbose=0)
-    metadata = ModelMetadata(
-        name="digits-cnn",
-        owner=OWNER,
-        version=0,
-        input_shape=[8, 8, 1],
-        input_dtype="float32",
-        labels=LABELS,
-        metrics={"accuracy": 0.9},
-        description="a test CNN",
-    )
-    entry = write_version(metadata, lambda path: model.save(path))
-    yield Published(entry.metadata.ref, root, model, x_test)
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with environment({"OCCAM_MODELS_DIR": str(root), "JUPYTERHUB_USER": OWNER}):
+        x_train, y_train, x_test, _ = load_digits()
+        tf.keras.utils.set_random_seed(0)
+        model = build_cnn()
+        model.fit(x_train, y_train, epochs=3, batch_size=64, verbose=0)
+        metadata = ModelMetadata(
+            name="digits-cnn",
+            owner=OWNER,
+            version=0,
+            input_shape=[8, 8, 1],
+            input_dtype="float32",
+            labels=LABELS,
+            metrics={"accuracy": 0.9},
+            description="a test CNN",
+        )
+        entry = write_version(metadata, lambda path: model.save(path))
+        yield Published(entry.metadata.ref, root, model, x_test)
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ from occam.examples.digits import build_cnn
 from occam.tracking.mlflow_store import open_client
 from occam.tracking.paths import settings
 from occam.tracking.servers import LocalServer
+from tests.local.environment import environment
 
 from .leakcheck import wait_until_clean
 from .test_spark_ui_proxy import PREFIX, get, jupyter  # noqa: F401 - jupyter is a fixture
@@ -45,15 +46,8 @@ def build_small() -> Any:
 def runs_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A runs folder and an experiment of this module's own (the other local tests' fits are recorded too)."""
     home = tmp_path_factory.mktemp("runs")
-    saved = {k: os.environ.get(k) for k in ("OCCAM_RUNS_DIR", "OCCAM_TRACKING_EXPERIMENT")}
-    os.environ["OCCAM_RUNS_DIR"] = str(home)
-    os.environ["OCCAM_TRACKING_EXPERIMENT"] = "tracking-tests"
-    yield home
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with environment({"OCCAM_RUNS_DIR": str(home), "OCCAM_TRACKING_EXPERIMENT": "tracking-tests"}):
+        yield home
 
 
 @pytest.fixture(scope="module")
