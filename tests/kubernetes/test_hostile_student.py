@@ -208,9 +208,10 @@ def _service_attempt(**spec: Any) -> Callable[[Student], Any]:
 
 
 def _flood(kind: str, make: Callable[[Student, int], Any], limit: int) -> Callable[[Student], Any]:
-    """Create ``kind`` objects until the cluster refuses one; the refusal must come right when the namespace's
-    quota is full: after (hard - existing) creates, once the quota's count agrees with what exists (it counts
-    a create at once, a delete only when its controller catches up). The quota is the course's ``limit``."""
+    """Create ``kind`` objects until the cluster refuses one; the refusal must come when the namespace's quota
+    is full: after (hard - existing) creates, or one more (see below), counted once the quota agrees with what
+    exists (it counts a create at once, a delete only when its controller catches up). The quota is the
+    course's ``limit``."""
 
     def attempt(s: Student) -> Any:
         from kubernetes import client
