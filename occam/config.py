@@ -35,6 +35,12 @@ DEFAULTS: dict[str, Any] = {
     "tracking_experiment": "occam",
     # The model store (occam.models): the shared work volume's models folder on Kubernetes.
     "models_dir": "~/.cache/occam/models",
+    # The course catalog of shared models (occam.models.catalog): the catalog service's URL (None: no catalog,
+    # share= is recorded in the store only), the read-only mount students read it from, the largest upload.
+    "catalog_url": None,
+    "catalog_dir": None,
+    "catalog_max_bytes": 512 * 1024 * 1024,
+    "catalog_timeout": 120.0,
     # Model services (occam.models.serve): the largest request body, and how long start-up may take.
     "serve_max_bytes": 8 * 1024 * 1024,
     "serve_timeout": 120.0,
@@ -96,6 +102,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "executor_idle_minutes": float,
     "tracking": boolean,
     "serve_max_bytes": int,
+    "catalog_max_bytes": int,
+    "catalog_timeout": float,
     "serve_timeout": float,
     "log_level": _log_level,
 }

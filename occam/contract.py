@@ -27,6 +27,14 @@ TRACKING_URI_ENV = ENV_PREFIX + "TRACKING_URI"
 MODELS_DIR_ENV = ENV_PREFIX + "MODELS_DIR"
 #: The notebook's user name, set by JupyterHub: the owner of the models a notebook publishes.
 JUPYTERHUB_USER_ENV = "JUPYTERHUB_USER"
+#: The course catalog of shared models (occam.models.catalog): the catalog service's URL (through the hub's
+#: proxy, ``.../services/occam-catalog/``) and where the catalog is mounted read-only; the spawner sets both.
+CATALOG_URL_ENV = ENV_PREFIX + "CATALOG_URL"
+CATALOG_DIR_ENV = ENV_PREFIX + "CATALOG_DIR"
+#: The catalog service's name as a JupyterHub service: the hub's proxy routes ``/services/<name>/`` to it.
+CATALOG_SERVICE_NAME = "occam-catalog"
+#: The notebook's JupyterHub API token, set by JupyterHub: what the catalog service identifies a student by.
+JUPYTERHUB_API_TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
 #: The notebook server's base URL under JupyterHub (``/user/alice/``): jupyter-server-proxy serves local ports
 #: under it (the Spark UI, model services).
 JUPYTERHUB_SERVICE_PREFIX_ENV = "JUPYTERHUB_SERVICE_PREFIX"

@@ -41,5 +41,13 @@ class ModelPermissionError(ModelError, PermissionError):
     """An operation on someone else's model that only its owner may do (remove, publish under their name)."""
 
 
+class ModelExistsError(ModelError, FileExistsError):
+    """A version that is already in the course catalog: versions never change, publish a new one."""
+
+
+class CatalogError(ModelError, ConnectionError):
+    """The course catalog service could not be reached or did not answer as expected; the message says which."""
+
+
 class ServiceStartError(ServerStartError):
     """A model service did not come up; the message names what it waited for and shows the service's log."""

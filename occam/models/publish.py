@@ -1,6 +1,9 @@
 """``occam.models.publish / load / list / remove / info``: the store (:mod:`occam.models.store`) with Keras models.
 
-TensorFlow is imported only inside ``publish`` and ``load``.
+With a course catalog (``OCCAM_CATALOG_URL`` and ``OCCAM_CATALOG_DIR``, set by the spawner on Kubernetes), a
+shared version is also copied into the catalog by its service (:mod:`occam.models.catalog_client`), and
+``list``/``load``/``info`` read the catalog's read-only mount after the student's own store. TensorFlow is
+imported only inside ``publish`` and ``load``.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from occam.errors import ModelError
-from occam.models import store
+from occam.errors import ModelError, ModelNotFoundError
+from occam.models import catalog_client, store
 from occam.models.metadata import ModelList, ModelMetadata, share_value
 from occam.training.result import FitResult
 
@@ -129,7 +132,29 @@ def publish(
     def save(path: Path) -> None:
         model.save(path)
 
-    return store.write_version(metadata, save, root=root).metadata
+    entry = store.write_version(metadata, save, root=root)
+    if entry.metadata.shared and catalog_client.catalog_url() is not None:
+        try:
+            catalog_client.upload(entry.path, owner, name, entry.metadata.version)
+        except BaseException:
+            # All or nothing: a version meant to be shared that the catalog did not take is not published.
+            store.remove(f"{name}:{entry.metadata.version}", root=root)
+            raise
+    return entry.metadata
+
+
+def _resolve(ref: str, root: Root) -> store.ModelEntry:
+    """The version ``ref`` names: from the student's own store, else from the course catalog (read-only mount)."""
+    try:
+        return store.resolve(ref, root=root)
+    except ModelNotFoundError:
+        shared = catalog_client.catalog_dir()
+        if shared is None:
+            raise
+        try:
+            return store.resolve(ref, root=shared)
+        except ModelNotFoundError as in_catalog:
+            raise ModelNotFoundError(f"{in_catalog} (looked in your store and in the course catalog)") from None
 
 
 def load(ref: str, compile: bool = True, *, root: Root = None, custom_objects: dict[str, Any] | None = None) -> Any:
@@ -138,7 +163,7 @@ def load(ref: str, compile: bool = True, *, root: Root = None, custom_objects: d
 
     Works inside a ``model_fn`` on every rank: the ranks get ``OCCAM_MODELS_DIR`` and ``JUPYTERHUB_USER``.
     """
-    entry = store.resolve(ref, root=root)
+    entry = _resolve(ref, root)
     import tensorflow as tf
 
     return tf.keras.models.load_model(entry.model_path, compile=compile, custom_objects=custom_objects)
@@ -146,14 +171,49 @@ def load(ref: str, compile: bool = True, *, root: Root = None, custom_objects: d
 
 def info(ref: str, *, root: Root = None) -> ModelMetadata:
     """The metadata of the version ``ref`` names, without loading the model."""
-    return store.resolve(ref, root=root).metadata
+    return _resolve(ref, root).metadata
 
 
 def list(*, root: Root = None) -> ModelList:
-    """Your models and the ones shared with you, every version, yours first; a table in a notebook."""
-    return store.list_models(root=root)
+    """Your models and the ones shared with you (in the course catalog too), every version, yours first; a table
+    in a notebook."""
+    rows = store.list_models(root=root)
+    shared = catalog_client.catalog_dir()
+    if shared is None:
+        return rows
+    seen = {row.ref for row in rows}
+    return ModelList([*rows, *(row for row in store.list_models(root=shared) if row.ref not in seen)])
 
 
 def remove(ref: str, *, root: Root = None) -> builtins.list[ModelMetadata]:
-    """Remove one of your own models: ``"name:3"`` that version, ``"name"`` every version. Returns what went."""
-    return store.remove(ref, root=root)
+    """Remove one of your own models: ``"name:3"`` that version, ``"name"`` every version. Returns what went.
+
+    Shared versions leave the course catalog first (its service checks again that they are yours)."""
+    from_catalog: builtins.list[ModelMetadata] = []
+    parsed = store.parse_ref(ref)
+    user = store.current_user()
+    if catalog_client.catalog_url() is not None and parsed.owner in (None, user):
+        for metadata in _catalog_versions(parsed, user, root):
+            catalog_client.remove(user, parsed.name, metadata.version)
+            from_catalog.append(metadata)
+    try:
+        return store.remove(ref, root=root)
+    except ModelNotFoundError:
+        if not from_catalog:
+            raise
+        return from_catalog  # only in the catalog (its private copy was removed before): gone now
+
+
+def _catalog_versions(parsed: store.Ref, user: str, root: Root) -> builtins.list[ModelMetadata]:
+    """The user's shared versions ``parsed`` names, in their store or in the catalog."""
+    found: dict[int, ModelMetadata] = {}
+    for base in (store.models_root(root), catalog_client.catalog_dir()):
+        if base is None:
+            continue
+        name_dir = base / user / parsed.name
+        for version in store.versions(name_dir):
+            if parsed.version in (None, version):
+                metadata = store.read_metadata(name_dir / str(version))
+                if metadata is not None and metadata.shared:
+                    found.setdefault(version, metadata)
+    return [found[v] for v in sorted(found)]
