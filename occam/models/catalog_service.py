@@ -50,6 +50,8 @@ log = logging.getLogger("occam.catalog")
 _AUTHORIZATION = re.compile(r"(?:token|bearer)\s+(\S+)", re.IGNORECASE)
 #: Seconds the hub may take to say whose a token is.
 HUB_TIMEOUT = 20.0
+#: A body declared up to this many times the cap is read (and dropped) so that its 413 reaches the student.
+DRAIN_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -134,11 +136,15 @@ class VersionHandler(Handler):
             self.answer(CatalogReply(status=401, message=str(exc)))
             return
         if self.request.method == "PUT":
-            declared = self.request.headers.get("Content-Length")
-            if declared is not None and declared.isdigit() and int(declared) > self.settings_.max_bytes:
-                self.answer(self._too_big())
+            declared = self.request.headers.get("Content-Length", "")
+            size = int(declared) if declared.isdigit() else 0
+            if size > DRAIN_FACTOR * self.settings_.max_bytes:
+                self.answer(self._too_big())  # not worth reading: the connection closes after this answer
                 return
-            self.request.connection.set_max_body_size(self.settings_.max_bytes + 1)  # type: ignore[union-attr]
+            # A body over the cap is read and dropped, then answered 413: answering before the body is read
+            # closes the connection, and the hub's proxy would show its own error page instead of the reason.
+            self.too_big = size > self.settings_.max_bytes
+            self.request.connection.set_max_body_size(max(size, self.settings_.max_bytes) + 1)  # type: ignore[union-attr]
             self.body = tempfile.TemporaryFile()  # noqa: SIM115 - closed in on_finish, whatever the answer
 
     def _too_big(self) -> CatalogReply:
@@ -253,7 +259,7 @@ def settings_from(argv: list[str] | None = None, environ: dict[str, str] | None 
 
 async def serve(settings: ServiceSettings) -> None:
     """Serve until SIGTERM or SIGINT."""
-    server = httpserver.HTTPServer(make_app(settings), max_body_size=settings.max_bytes + 1)
+    server = httpserver.HTTPServer(make_app(settings), max_body_size=DRAIN_FACTOR * settings.max_bytes + 1)
     server.listen(settings.port, settings.ip)
     log.info("course catalog %s on http://%s:%d%s", settings.catalog_dir, settings.ip, settings.port, settings.prefix)
     stop = asyncio.Event()
