@@ -37,6 +37,10 @@ VALUES_FILE = os.environ.get("OCCAM_HUB_VALUES", MOUNTED_VALUES_FILE)
 #: one to two minutes.
 WATCH_SECONDS = 10.0
 SHARED_DATA_VOLUME = "occam-shared-data"
+#: The course catalog: its read-only volume in notebooks, and the JupyterHub service that writes it.
+CATALOG_VOLUME = "occam-catalog"
+CATALOG_SERVICE = "occam-catalog"
+CATALOG_SERVICE_PORT = 8080
 
 _COURSE_KEYS = {
     "maxExecutors": "max_executors",
@@ -155,6 +159,34 @@ def shared_work(values: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+def catalog(values: dict[str, Any]) -> dict[str, Any] | None:
+    """The course catalog from ``occam.catalog`` (None when it is off): the notebooks' read-only volume and mount,
+    their ``OCCAM_CATALOG_DIR``/``OCCAM_CATALOG_URL``, and the hub's entry for the catalog service.
+
+    The service runs in its own pod (templates/catalog.yaml): the hub knows it by URL only, an externally managed
+    service with no token of its own (it identifies callers by their tokens), and routes ``/services/<name>/`` to it.
+    """
+    from occam.contract import CATALOG_DIR_ENV, CATALOG_URL_ENV
+
+    settings = values.get("catalog") or {}
+    if not settings.get("enabled"):
+        return None
+    ((kind, source),) = settings["volume"].items()
+    namespace = values["hubNamespace"]
+    domain = (values.get("spawner") or {}).get("clusterDomain") or "cluster.local"
+    url = settings.get("url") or f"http://proxy-public.{namespace}.svc.{domain}/services/{CATALOG_SERVICE}/"
+    return {
+        "volume": {"name": CATALOG_VOLUME, kind: {**source, "readOnly": True}},
+        "mount": {"name": CATALOG_VOLUME, "mountPath": settings["mountPath"], "readOnly": True},
+        "environment": {CATALOG_DIR_ENV: settings["mountPath"], CATALOG_URL_ENV: url},
+        "service": {
+            "name": CATALOG_SERVICE,
+            "url": f"http://{CATALOG_SERVICE}.{namespace}.svc.{domain}:{CATALOG_SERVICE_PORT}",
+            "display": False,
+        },
+    }
+
+
 def network(values: dict[str, Any]) -> dict[str, Any]:
     """OccamSpawner's api_server_cidrs, dns_cidrs and allow_internet from ``occam.network``."""
     net = values.get("network") or {}
@@ -232,6 +264,21 @@ def apply(config: Any, values: dict[str, Any]) -> None:
             **(environment if isinstance(environment, dict) else {}),
             **shared_data_env(values),
         }
+    course_catalog = catalog(values)
+    if course_catalog is not None:
+        _add_volume(config, course_catalog["volume"], course_catalog["mount"], course_catalog["environment"])
+        services = config.JupyterHub.get("services")
+        config.JupyterHub.services = [*(services if isinstance(services, list) else []), course_catalog["service"]]
+
+
+def _add_volume(config: Any, volume: dict[str, Any], mount: dict[str, Any], env: dict[str, str]) -> None:
+    """Add ``volume`` (mounted as ``mount``) and ``env`` to notebook pods, keeping what Z2JH set (dicts by name)."""
+    volumes = config.KubeSpawner.get("volumes")
+    mounts = config.KubeSpawner.get("volume_mounts")
+    environment = config.KubeSpawner.get("environment")
+    config.KubeSpawner.volumes = {**(volumes if isinstance(volumes, dict) else {}), volume["name"]: volume}
+    config.KubeSpawner.volume_mounts = {**(mounts if isinstance(mounts, dict) else {}), mount["name"]: mount}
+    config.KubeSpawner.environment = {**(environment if isinstance(environment, dict) else {}), **env}
 
 
 def config_fingerprint(paths: list[str]) -> str | None:

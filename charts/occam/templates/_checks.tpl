@@ -86,10 +86,20 @@
 {{- if and $work.enabled (not $work.mountPath) }}
 {{- fail "occam.sharedWork.enabled is true but occam.sharedWork.mountPath is empty: set where notebooks and executors mount it, e.g. /home/jovyan/occam-work." }}
 {{- end }}
+{{- $catalog := $occam.catalog | default dict -}}
+{{- if and $catalog.enabled (ne (len ($catalog.volume | default dict)) 1) }}
+{{- fail "occam.catalog.enabled is true but occam.catalog.volume names no volume source: set exactly one of csi: {driver, volumeAttributes}, nfs: {server, path} or persistentVolumeClaim: {claimName} (a claim of that name in every student namespace), the catalog exported READ-ONLY to the students' nodes (docs/admin-guide.md, Course catalog)." }}
+{{- end }}
+{{- if and $catalog.enabled (ne (len (dig "service" "volume" dict $catalog)) 1) }}
+{{- fail "occam.catalog.enabled is true but occam.catalog.service.volume names no volume source: the catalog service needs the same filesystem read-write in the release's namespace, e.g. persistentVolumeClaim: {claimName: occam-catalog} or nfs: {server, path} (docs/admin-guide.md, Course catalog)." }}
+{{- end }}
+{{- if and $catalog.enabled (not $catalog.mountPath) }}
+{{- fail "occam.catalog.enabled is true but occam.catalog.mountPath is empty: set where notebooks see it, e.g. /home/jovyan/occam-catalog." }}
+{{- end }}
 {{- /* Pod Security's restricted level refuses pods with other inline volumes (nfs, hostPath...). */}}
 {{- if eq (dig "spawner" "podSecurityLevel" "restricted" $occam) "restricted" }}
 {{- $allowed := list "configMap" "csi" "downwardAPI" "emptyDir" "ephemeral" "persistentVolumeClaim" "projected" "secret" }}
-{{- range $name, $v := dict "occam.sharedData" $shared "occam.sharedWork" $work }}
+{{- range $name, $v := dict "occam.sharedData" $shared "occam.sharedWork" $work "occam.catalog" ($occam.catalog | default dict) }}
 {{- if $v.enabled }}
 {{- range $kind, $_ := ($v.volume | default dict) }}
 {{- if not (has $kind $allowed) }}
