@@ -65,6 +65,8 @@ DEFAULTS: dict[str, Any] = {
     "kubernetes.shared_path": None,
     "kubernetes.data_volume": None,
     "kubernetes.data_path": None,
+    "kubernetes.catalog_volume": None,
+    "kubernetes.catalog_path": None,
 }
 
 #: Key prefix (before the last dot) -> the prefix of its environment variables.

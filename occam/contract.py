@@ -58,6 +58,10 @@ SHARED_PATH_ENV = K8S_ENV_PREFIX + "SHARED_PATH"
 #: The course's read-only data volume (the chart's ``occam.sharedData``): its source (JSON) and mount path.
 DATA_VOLUME_ENV = K8S_ENV_PREFIX + "DATA_VOLUME"
 DATA_PATH_ENV = K8S_ENV_PREFIX + "DATA_PATH"
+#: The course catalog of shared models (the chart's ``occam.catalog``): its read-only source (JSON) and mount path,
+#: so that executors mount it too and ``occam.models.load`` of a shared model works in a model_fn.
+CATALOG_VOLUME_ENV = K8S_ENV_PREFIX + "CATALOG_VOLUME"
+CATALOG_PATH_ENV = K8S_ENV_PREFIX + "CATALOG_PATH"
 #: The account a Kubernetes batch job's driver pod runs as, when ``occam submit --service-account`` is not given.
 DRIVER_SERVICE_ACCOUNT_ENV = K8S_ENV_PREFIX + "DRIVER_SERVICE_ACCOUNT"
 
@@ -114,6 +118,8 @@ GPU_VENDOR = GPU_RESOURCE.rpartition("/")[0]
 SHARED_VOLUME_NAME = "occam-shared-work"
 #: Name of the course's read-only shared data volume in the notebook pod, executor pods and a batch driver pod.
 DATA_VOLUME_NAME = "occam-shared-data"
+#: Name of the course catalog's read-only volume in the notebook pod, executor pods and a batch driver pod.
+CATALOG_VOLUME_NAME = "occam-catalog"
 
 # ---- Spark properties Occam sets for itself (``spark.occam.*``: Spark ignores them) ----
 

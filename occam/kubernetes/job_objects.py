@@ -19,7 +19,7 @@ import base64
 import copy
 from typing import Any
 
-from occam.contract import BATCH_JOB_LABEL, DRIVER_COMPONENT
+from occam.contract import BATCH_JOB_LABEL, CATALOG_VOLUME_NAME, DRIVER_COMPONENT
 from occam.kubernetes import shared
 from occam.kubernetes.objects import (
     auth_secret,
@@ -88,6 +88,7 @@ def driver_pod_template(spec: ClusterSpec, settings: KubernetesSettings, *, serv
     shared.mount_in(template["spec"], settings.shared_volume, settings.shared_path)
     # ... and the course's data where the notebook and the executors see it.
     shared.mount_data_in(template["spec"], settings.data_volume, settings.data_path)
+    shared.mount_data_in(template["spec"], settings.catalog_volume, settings.catalog_path, name=CATALOG_VOLUME_NAME)
     return template
 
 

@@ -14,7 +14,15 @@ import secrets
 from fractions import Fraction
 from typing import Any
 
-from occam.contract import APP_LABEL, APP_NAME, CLUSTER_LABEL, COMPONENT_LABEL, EXECUTOR_COMPONENT, USER_LABEL
+from occam.contract import (
+    APP_LABEL,
+    APP_NAME,
+    CATALOG_VOLUME_NAME,
+    CLUSTER_LABEL,
+    COMPONENT_LABEL,
+    EXECUTOR_COMPONENT,
+    USER_LABEL,
+)
 from occam.errors import ConfigError
 from occam.kubernetes import shared
 from occam.kubernetes.settings import KubernetesSettings
@@ -136,6 +144,7 @@ def executor_pod_template(spec: ClusterSpec, settings: KubernetesSettings) -> di
         pod_spec["serviceAccountName"] = settings.service_account
     shared.mount_in(pod_spec, settings.shared_volume, settings.shared_path)
     shared.mount_data_in(pod_spec, settings.data_volume, settings.data_path)
+    shared.mount_data_in(pod_spec, settings.catalog_volume, settings.catalog_path, name=CATALOG_VOLUME_NAME)
     if spec.gpu:
         resources["limits"][settings.gpu_resource] = "1"
         if settings.gpu_node_selector:

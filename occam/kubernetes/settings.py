@@ -16,6 +16,8 @@ from typing import Any
 from occam import config
 from occam.contract import (
     BLOCK_MANAGER_PORT,
+    CATALOG_PATH_ENV,
+    CATALOG_VOLUME_ENV,
     DRIVER_PORT,
     GPU_RESOURCE,
     IMAGE_PULL_POLICY_ENV,
@@ -67,6 +69,8 @@ class KubernetesSettings:
     checkpoints written there are seen by all (see :mod:`occam.kubernetes.shared`). None: no such volume.
     ``data_volume`` and ``data_path``: the course's read-only data volume (the chart's ``occam.sharedData``)
     and where the notebook mounts it; executor pods mount it read-only at the same path. None: none.
+    ``catalog_volume`` and ``catalog_path``: the course catalog of shared models (the chart's ``occam.catalog``),
+    mounted read-only the same way, so that ``occam.models.load`` of a shared model works in a model_fn.
     """
 
     namespace: str
@@ -89,6 +93,8 @@ class KubernetesSettings:
     shared_path: str | None = None
     data_volume: dict[str, Any] | None = None
     data_path: str | None = None
+    catalog_volume: dict[str, Any] | None = None
+    catalog_path: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("namespace", "pod_name", "pod_ip", "executor_image", "api_server"):
@@ -127,6 +133,16 @@ class KubernetesSettings:
         check_shared_data(self.data_volume, self.data_path, self.shared_path)
         if self.data_path is not None:
             object.__setattr__(self, "data_path", posixpath.normpath(self.data_path))
+        check_shared_data(
+            self.catalog_volume,
+            self.catalog_path,
+            self.shared_path,
+            what="course catalog volume",
+            volume_env=CATALOG_VOLUME_ENV,
+            path_env=CATALOG_PATH_ENV,
+        )
+        if self.catalog_path is not None:
+            object.__setattr__(self, "catalog_path", posixpath.normpath(self.catalog_path))
 
 
 def in_kubernetes_pod(environ: Mapping[str, str]) -> bool:
@@ -149,6 +165,7 @@ def settings_from_env(environ: Mapping[str, str], **overrides: Any) -> Kubernete
         "gpu_tolerations": _parse_tolerations,
         "shared_volume": _parse_shared_volume,
         "data_volume": _parse_shared_volume,
+        "catalog_volume": _parse_shared_volume,
     }
     values: dict[str, Any] = {}
     for name in known:

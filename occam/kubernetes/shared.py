@@ -99,7 +99,15 @@ def mount_in(pod_spec: dict[str, Any], source: dict[str, Any] | None, path: str 
 _READ_ONLY_FIELD = ("persistentVolumeClaim", "nfs", "csi", "iscsi", "cephfs", "rbd", "azureFile", "flexVolume")
 
 
-def check_shared_data(source: Any, path: Any, work_path: str | None = None) -> None:
+def check_shared_data(
+    source: Any,
+    path: Any,
+    work_path: str | None = None,
+    *,
+    what: str = "course data volume",
+    volume_env: str = DATA_VOLUME_ENV,
+    path_env: str = DATA_PATH_ENV,
+) -> None:
     """Raise :class:`~occam.errors.ConfigError` unless ``source`` and ``path`` make a usable course data volume
     (the chart's ``occam.sharedData``: one volume source, mounted read-only at the same absolute ``path`` in
     the notebook and every executor). Both or neither must be given; ``work_path`` is the shared work volume's
@@ -108,35 +116,38 @@ def check_shared_data(source: Any, path: Any, work_path: str | None = None) -> N
         return
     example = '{"persistentVolumeClaim": {"claimName": "course-datasets"}}'
     if source is None or path is None:
-        missing = DATA_VOLUME_ENV if source is None else DATA_PATH_ENV
+        missing = volume_env if source is None else path_env
         raise ConfigError(
-            f"the course data volume needs both {DATA_VOLUME_ENV} (the volume source, e.g. {example}) and "
-            f"{DATA_PATH_ENV} (where it is mounted); {missing} is missing"
+            f"the {what} needs both {volume_env} (the volume source, e.g. {example}) and "
+            f"{path_env} (where it is mounted); {missing} is missing"
         )
     if not isinstance(source, dict) or len(source) != 1 or not isinstance(next(iter(source.values())), dict):
         raise ConfigError(
-            f"course data volume {source!r} must be one Kubernetes volume source (a JSON object with one key "
-            f"mapping to its fields), e.g. {example} ({DATA_VOLUME_ENV})"
+            f"{what} {source!r} must be one Kubernetes volume source (a JSON object with one key "
+            f"mapping to its fields), e.g. {example} ({volume_env})"
         )
     if not isinstance(path, str) or not posixpath.isabs(path) or posixpath.normpath(path) == "/":
-        raise ConfigError(f"course data path {path!r} must be an absolute path such as /data/course ({DATA_PATH_ENV})")
+        raise ConfigError(f"{what} path {path!r} must be an absolute path such as /data/course ({path_env})")
     if work_path is not None and posixpath.normpath(path) == posixpath.normpath(work_path):
         raise ConfigError(
-            f"the course data volume and the shared work volume are both mounted at {path}: give them different "
-            f"paths ({DATA_PATH_ENV}, {SHARED_PATH_ENV})"
+            f"the {what} and the shared work volume are both mounted at {path}: give them different "
+            f"paths ({path_env}, {SHARED_PATH_ENV})"
         )
 
 
-def mount_data_in(pod_spec: dict[str, Any], source: dict[str, Any] | None, path: str | None) -> None:
+def mount_data_in(
+    pod_spec: dict[str, Any], source: dict[str, Any] | None, path: str | None, *, name: str = DATA_VOLUME_NAME
+) -> None:
     """Add the course's data volume ``source``, if any, to ``pod_spec``, mounted read-only in its first container
     at ``path``, where the notebook mounts it: ``Dataset.from_parquet``/``from_images`` of a path under it then
-    read in the executors as in the notebook."""
+    read in the executors as in the notebook. The course catalog (``name``
+    ``occam.contract.CATALOG_VOLUME_NAME``) is mounted the same way."""
     if source is None or path is None:
         return
     ((kind, fields),) = source.items()
     fields = {**fields, "readOnly": True} if kind in _READ_ONLY_FIELD else dict(fields)
-    pod_spec.setdefault("volumes", []).append({"name": DATA_VOLUME_NAME, kind: fields})
-    mount = {"name": DATA_VOLUME_NAME, "mountPath": posixpath.normpath(path), "readOnly": True}
+    pod_spec.setdefault("volumes", []).append({"name": name, kind: fields})
+    mount = {"name": name, "mountPath": posixpath.normpath(path), "readOnly": True}
     pod_spec["containers"][0].setdefault("volumeMounts", []).append(mount)
 
 

@@ -9,12 +9,19 @@ checked with the other bad values in test_chart_render.py).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from occam.contract import CATALOG_DIR_ENV, CATALOG_SERVICE_NAME, CATALOG_URL_ENV
+from occam.contract import (
+    CATALOG_DIR_ENV,
+    CATALOG_PATH_ENV,
+    CATALOG_SERVICE_NAME,
+    CATALOG_URL_ENV,
+    CATALOG_VOLUME_ENV,
+)
 
 from .rendering import ADMIN_DEFAULTS, KUBE_VERSION, copy_without_dependency, objects, values_file
 
@@ -108,6 +115,9 @@ def test_notebooks_mount_the_catalog_read_only_and_the_hub_routes_to_the_service
     env = c.KubeSpawner.environment
     assert env[CATALOG_DIR_ENV] == "/home/jovyan/occam-catalog"
     assert env[CATALOG_URL_ENV] == f"http://proxy-public.jhub.svc.cluster.local/services/{CATALOG_SERVICE_NAME}/"
+    # ... and its executors mount it read-only at the same path (the Kubernetes backend reads these in the notebook)
+    executor_volume = json.loads(env[CATALOG_VOLUME_ENV].replace("{{", "{").replace("}}", "}"))
+    assert executor_volume == {"csi": volume["csi"]} and env[CATALOG_PATH_ENV] == mount["mountPath"]
     (service,) = [s for s in c.JupyterHub.services if s["name"] == CATALOG_SERVICE_NAME]
     assert service["url"] == "http://occam-catalog.jhub.svc.cluster.local:8080"
     assert "api_token" not in service and "command" not in service, "externally managed, identified by its URL"

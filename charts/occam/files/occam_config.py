@@ -166,7 +166,7 @@ def catalog(values: dict[str, Any]) -> dict[str, Any] | None:
     The service runs in its own pod (templates/catalog.yaml): the hub knows it by URL only, an externally managed
     service with no token of its own (it identifies callers by their tokens), and routes ``/services/<name>/`` to it.
     """
-    from occam.contract import CATALOG_DIR_ENV, CATALOG_URL_ENV
+    from occam.contract import CATALOG_DIR_ENV, CATALOG_PATH_ENV, CATALOG_URL_ENV, CATALOG_VOLUME_ENV
 
     settings = values.get("catalog") or {}
     if not settings.get("enabled"):
@@ -175,10 +175,20 @@ def catalog(values: dict[str, Any]) -> dict[str, Any] | None:
     namespace = values["hubNamespace"]
     domain = (values.get("spawner") or {}).get("clusterDomain") or "cluster.local"
     url = settings.get("url") or f"http://proxy-public.{namespace}.svc.{domain}/services/{CATALOG_SERVICE}/"
+    read_only = {kind: {**source, "readOnly": True}}
+    # KubeSpawner expands "{username}"-style fields in environment values: the JSON's braces are doubled to stay.
+    volume_json = json.dumps(read_only, sort_keys=True).replace("{", "{{").replace("}", "}}")
     return {
-        "volume": {"name": CATALOG_VOLUME, kind: {**source, "readOnly": True}},
+        "volume": {"name": CATALOG_VOLUME, **read_only},
         "mount": {"name": CATALOG_VOLUME, "mountPath": settings["mountPath"], "readOnly": True},
-        "environment": {CATALOG_DIR_ENV: settings["mountPath"], CATALOG_URL_ENV: url},
+        # The notebook reads the catalog at OCCAM_CATALOG_DIR and asks the service at OCCAM_CATALOG_URL; its
+        # executors (and their ranks, in a model_fn) mount it too, told by OCCAM_K8S_CATALOG_VOLUME/_PATH.
+        "environment": {
+            CATALOG_DIR_ENV: settings["mountPath"],
+            CATALOG_URL_ENV: url,
+            CATALOG_VOLUME_ENV: volume_json,
+            CATALOG_PATH_ENV: settings["mountPath"],
+        },
         "service": {
             "name": CATALOG_SERVICE,
             "url": f"http://{CATALOG_SERVICE}.{namespace}.svc.{domain}:{CATALOG_SERVICE_PORT}",
