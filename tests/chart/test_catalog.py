@@ -52,10 +52,12 @@ def test_no_catalog_by_default() -> None:
 def test_the_service_pod_alone_writes_the_catalog_and_holds_no_credentials() -> None:
     found = _catalog_objects()
     assert sorted(found) == ["Deployment", "NetworkPolicy", "Service"]
+    # the writer-node policy is cluster-scoped, named after the release (test_catalog_cluster.py enforces it)
     spec = found["Deployment"]["spec"]["template"]["spec"]
     assert spec["automountServiceAccountToken"] is False
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["nodeSelector"] == {"occam.io/catalog-writer": "true"}
+    assert spec["tolerations"] == [{"key": "occam.io/catalog-writer", "operator": "Exists", "effect": "NoSchedule"}]
     (container,) = spec["containers"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
