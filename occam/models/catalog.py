@@ -33,7 +33,7 @@ import tarfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from occam.errors import ModelError, ModelExistsError, ModelNotFoundError, ModelPermissionError
 from occam.models import store
@@ -259,8 +259,3 @@ def reply_for(error: BaseException) -> CatalogReply:
         else 400
     )
     return CatalogReply(status=status, message=str(error))
-
-
-def describe(metadata: ModelMetadata) -> dict[str, Any]:
-    """The few fields a listing of the catalog shows."""
-    return {"ref": metadata.ref, "share": metadata.share, "created_at": metadata.created_at}
