@@ -7,7 +7,9 @@ occam.models.list()                               # mine and the ones shared wit
 base = occam.models.load("alice/digits-cnn:2")    # also inside a model_fn, on every rank
 
 Layout and atomicity: :mod:`occam.models.store`; what each version records: :mod:`occam.models.metadata`;
-docs/models.md for students. Importing this package loads no TensorFlow.
+the course catalog of shared models on Kubernetes: :mod:`occam.models.catalog` (its files),
+:mod:`occam.models.catalog_service` (its only writer) and :mod:`occam.models.catalog_client` (the notebook's
+side); docs/models.md for students. Importing this package loads no TensorFlow.
 """
 
 from __future__ import annotations

@@ -80,6 +80,11 @@ def _raise_for(reply: CatalogReply, what: str) -> None:
         raise ModelExistsError(message + "; publish again for a new version")
     if reply.status in (400, 413):
         raise ModelError(message)
+    if reply.status in (502, 503, 504):
+        raise CatalogError(
+            f"the course catalog service is not answering (HTTP {reply.status} from the hub's proxy): try again in "
+            "a minute; if it persists, tell the course admin (the occam-catalog pod)"
+        )
     raise CatalogError(f"{message} (HTTP {reply.status}); tell the course admin if it persists")
 
 

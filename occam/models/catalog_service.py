@@ -84,7 +84,10 @@ async def caller_of(authorization: str, hub_api_url: str) -> str:
         headers={"Authorization": f"token {match.group(1)}"},
         request_timeout=HUB_TIMEOUT,
     )
-    response = await httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
+    try:
+        response = await httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
+    except OSError as exc:
+        raise web.HTTPError(502, reason=f"the catalog service cannot reach the hub's API ({exc}); try again") from None
     if response.code in (401, 403):
         raise CallerUnknown("the hub does not accept this token: use your own, current JupyterHub API token")
     if response.code != 200:

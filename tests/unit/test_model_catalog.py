@@ -176,6 +176,21 @@ def test_replies_map_errors_to_statuses() -> None:
     assert CatalogReply.from_json(b"<html>Bad Gateway</html>", 502) == CatalogReply(502, "<html>Bad Gateway</html>")
 
 
+@pytest.mark.parametrize(
+    ("status", "error", "message"),
+    [
+        (401, ModelPermissionError, "JUPYTERHUB_API_TOKEN your current token"),
+        (403, ModelPermissionError, "refused to add alice/cnn:1: no"),
+        (409, ModelExistsError, "publish again for a new version"),
+        (413, ModelError, "refused"),
+        (503, catalog_client.CatalogError, "not answering .*occam-catalog pod"),
+    ],
+)
+def test_refusals_become_errors_naming_the_fix(status: int, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        catalog_client._raise_for(CatalogReply(status, "no"), "add alice/cnn:1")
+
+
 def test_list_info_and_load_paths_see_the_catalog_mount(
     root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
