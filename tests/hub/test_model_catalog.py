@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from occam.contract import CATALOG_SERVICE_NAME
+from occam.errors import CatalogError
 
 from .hubprocess import REPO, HubProcess
 
@@ -181,6 +182,26 @@ def test_a_model_shared_with_named_users_is_seen_by_them_only(
     assert occam.models.load("alice/for-carol:1").input_shape == (None, 4)
     as_user("alice")
     occam.models.remove("for-carol")
+
+
+def test_a_share_the_catalog_refuses_is_not_published(
+    hub: tuple[HubProcess, Path, dict[str, str]], as_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All or nothing: with a token the hub does not know, publish raises and leaves no version behind."""
+    import occam
+
+    as_user("bob")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "expired-or-made-up")
+    with pytest.raises(occam.ModelPermissionError, match="does not accept this token") as refused:
+        occam.models.publish(tiny_model(), "mine", share="course")
+    assert "expired-or-made-up" not in str(refused.value)
+    assert occam.models.list() == []
+    monkeypatch.setenv("OCCAM_CATALOG_URL", "http://127.0.0.1:9/services/occam-catalog/")
+    with pytest.raises(CatalogError, match="did not answer"):
+        occam.models.publish(tiny_model(), "mine", share="course")
+    assert occam.models.list() == []
+    # a private publish never asks the catalog
+    assert occam.models.publish(tiny_model(), "mine").ref == "bob/mine:1"
 
 
 def test_an_upload_over_the_cap_is_refused_before_it_is_stored(
