@@ -149,6 +149,8 @@ def test_a_model_shared_with_the_course_is_loaded_by_another_student_and_only_it
     assert call("PUT", base + "alice/tiny/3", None, archive)[0] == 401
     status, reply = call("DELETE", base + "alice/tiny/1", "not-a-token")
     assert status == 401 and "does not accept this token" in reply["message"], reply
+    status, reply = call("DELETE", base + "alice/tiny/1", process.token)  # a service's token, even an admin one
+    assert status == 401 and "not a user's" in reply["message"], reply
     # the catalog's copy is still alice's own, byte for byte
     own = tmp_path / "alice-store" / "alice" / "tiny" / "1" / "model.keras"
     assert (catalog / "alice" / "tiny" / "1" / "model.keras").read_bytes() == own.read_bytes()
