@@ -127,7 +127,8 @@ class ModelDeployment:
         )
 
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
-        """Delete the Deployment, Service and Secret, and wait until the pod is gone. Idempotent."""
+        """Delete the Deployment, Service and Secret, and wait until the pod and the Deployment are gone (so the
+        same version can be served again at once). Idempotent."""
         if self._stopped:
             return
         self._stopped = True
@@ -135,8 +136,8 @@ class ModelDeployment:
         try:
             self._api.delete_model_service(self.name)
             _wait(
-                f"the pod of model service {self.name} to go",
-                lambda: not self.pods(),
+                f"the pod and Deployment of model service {self.name} to go",
+                lambda: not self.pods() and self._api.read_deployment(self.name) is None,
                 timeout,
                 lambda: "Kubernetes deletes it in the background",
             )
