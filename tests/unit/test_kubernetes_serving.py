@@ -136,3 +136,16 @@ def test_behind_jupyterhub_the_service_answers_under_the_proxys_absolute_path() 
 def test_the_notebooks_proxy_forwards_only_to_the_namespaces_own_model_services(host: str, allowed: bool) -> None:
     assert host_allowlist(object(), host) is allowed
     assert proxy_host_allowed(host) is (allowed and host.startswith("occam-serve-"))
+
+
+def test_the_notebook_images_jupyter_config_installs_the_allowlist() -> None:
+    """The file the notebook image installs as /etc/jupyter/jupyter_server_config.py, run as Jupyter runs it."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    config = Path(__file__).resolve().parents[2] / "images" / "notebook" / "jupyter_server_config.py"
+    c = SimpleNamespace(ServerProxy=SimpleNamespace())
+    exec(compile(config.read_text(), str(config), "exec"), {"c": c})
+    assert c.ServerProxy.host_allowlist is host_allowlist
+    dockerfile = (config.parent / "Dockerfile").read_text()
+    assert "COPY images/notebook/jupyter_server_config.py /etc/jupyter/jupyter_server_config.py" in dockerfile
