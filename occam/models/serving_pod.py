@@ -37,6 +37,11 @@ class PodModelService(BaseModelService):
         return self._service.url
 
     @property
+    def base_path(self) -> str:
+        """The path the service answers under: its path through the hub's proxy, "" outside JupyterHub."""
+        return self._service.base_path
+
+    @property
     def proxy_url(self) -> str | None:
         """The service through the hub: a path on the hub's address (behind its login), or None outside it."""
         return self._service.base_path or None
