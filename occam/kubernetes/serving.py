@@ -3,7 +3,7 @@
 
 The pod starts from :func:`~occam.kubernetes.objects.locked_down_pod_spec` (Pod Security ``restricted``, no
 service-account token), requests what it is limited to (so the namespace's quota counts it), reads the model
-from the shared work volume mounted read-only, and takes its token from the Secret as a file (mode 0400), never
+from the shared work volume mounted read-only, and takes its token from the Secret as a file (read-only), never
 from its environment or command line. Unless the student keeps it, every object is owned by the notebook pod,
 so Kubernetes deletes the service with the notebook. :mod:`occam.models.serving_pod` creates them when
 ``occam.models.serve`` runs in a notebook pod.
@@ -178,7 +178,10 @@ def deployment(
     shared.mount_in(pod_spec, settings.shared_volume, settings.shared_path)
     for mount in container["volumeMounts"]:
         mount["readOnly"] = True  # the service only reads its (immutable) model
-    pod_spec["volumes"].append({"name": "token", "secret": {"secretName": name, "defaultMode": 0o400}})
+    # A Secret's files belong to root, and the image's user is not root: 0444 lets it read its token. Only the
+    # service's own process runs in this container; the pod's filesystem is no one else's to read. (fsGroup
+    # would allow 0440, but it would also re-own the student's work volume, mounted here.)
+    pod_spec["volumes"].append({"name": "token", "secret": {"secretName": name, "defaultMode": 0o444}})
     container["volumeMounts"].append({"name": "token", "mountPath": TOKEN_DIR, "readOnly": True})
     return {
         "apiVersion": "apps/v1",

@@ -53,7 +53,7 @@ def test_the_pod_is_locked_down_reads_the_model_read_only_and_gets_its_token_as_
     assert container["resources"]["requests"] == container["resources"]["limits"] == {"cpu": "500m", "memory": "1Gi"}
     assert all(m["readOnly"] for m in container["volumeMounts"])
     token_volume = next(v for v in pod["volumes"] if "secret" in v)
-    assert token_volume["secret"] == {"secretName": "occam-serve-digits-cnn-v3", "defaultMode": 0o400}
+    assert token_volume["secret"] == {"secretName": "occam-serve-digits-cnn-v3", "defaultMode": 0o444}
     command = container["command"]
     assert command[command.index("--model-dir") + 1] == MODEL_DIR
     assert command[command.index("--port") + 1] == str(SERVING_PORT) and "--token-file" in command
