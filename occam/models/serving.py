@@ -10,6 +10,10 @@ the notebook's kernel even when the kernel is killed. It is never anonymous: eve
 fresh random secret unless one is given, handed to the process on its stdin (never argv or the environment).
 Under JupyterHub its page is reached through jupyter-server-proxy (:func:`occam.links.proxy_path`),
 behind the hub's own login as well.
+
+In a notebook pod on Kubernetes the backend runs the service instead, as a Deployment and ClusterIP Service
+of the notebook's namespace (:mod:`occam.models.serving_pod`, :mod:`occam.backends.kubernetes_serving`);
+``where="process"`` keeps it a process there too.
 """
 
 from __future__ import annotations
