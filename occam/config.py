@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
     # Model services (occam.models.serve): the largest request body, and how long start-up may take.
     "serve_max_bytes": 8 * 1024 * 1024,
     "serve_timeout": 120.0,
+    # What a model service's pod on Kubernetes requests (and is limited to): the quota counts it.
+    "serve_cpu": "1",
+    "serve_memory": "2Gi",
     # fit's live view: auto (widgets in a notebook, text elsewhere), widgets, html or text.
     "dashboard": "auto",
     # What the libraries under Occam print on the console: error (quiet), warn, info or debug (verbose=True).

@@ -95,6 +95,10 @@ DRIVER_COMPONENT = "driver"
 SERVING_COMPONENT = "model-service"
 #: On a model service's objects: which model it serves (the name, as a label value).
 MODEL_LABEL = "occam.io/model"
+#: On a model service's objects: the service's own name (model and version), which its Service selects.
+MODEL_SERVICE_LABEL = "occam.io/model-service"
+#: The prefix of every model service's name; the notebook's jupyter-server-proxy forwards only to these hosts.
+MODEL_SERVICE_PREFIX = "occam-serve-"
 
 # ---- ports: fixed in the notebook pod, so the namespace's NetworkPolicy can open exactly these ----
 

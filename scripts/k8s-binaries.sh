@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build real Kubernetes control-plane binaries (kube-apiserver, kube-controller-manager, kube-scheduler,
-# kubelet) plus kwok (kwokctl with OCCAM_KWOKCTL=1), kube-network-policies (the node tier's NetworkPolicy
+# kubelet, kube-proxy: the node tier's Service routing) plus kwok (kwokctl with OCCAM_KWOKCTL=1), kube-network-policies (the node tier's NetworkPolicy
 # enforcement) and occam-hostpath-provisioner (the node tier's dynamic volume provisioner,
 # scripts/hostpath-provisioner/) from
 # source through the Go module proxy, and make sure an etcd is installed.
@@ -29,7 +29,7 @@ hpp_stamp="$hpp_lib_version+$(sha256sum "$hpp_source" | cut -c1-12)"
 cache=${OCCAM_K8S_CACHE:-$HOME/.cache/occam/k8s}
 root=$cache/v$k8s_version
 bin=$root/bin
-k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 # kwok runs the tests' fake nodes; kwokctl (a developer's tool: docs/kubernetes-test-cluster.md) only when
 # asked, OCCAM_KWOKCTL=1: it adds about a hundred packages and a 53 MB link to a cold build.
 kwok_cmds=(kwok)
@@ -102,9 +102,10 @@ export GOMAXPROCS=2 CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-mod=mod -buildvcs=
 go_() { nice -n 19 go "$@"; }
 
 # --- Kubernetes ------------------------------------------------------------------------------------------
-need_k8s=0
-for b in "${k8s_cmds[@]}"; do [ -x "$bin/$b" ] || need_k8s=1; done
-if [ "$need_k8s" = 1 ]; then
+# Only the missing commands: a cache from before a command was added to k8s_cmds builds just that one.
+missing_k8s=()
+for b in "${k8s_cmds[@]}"; do [ -x "$bin/$b" ] || missing_k8s+=("$b"); done
+if [ "${#missing_k8s[@]}" -gt 0 ]; then
   IFS=. read -r major minor patch <<<"$k8s_version"
   staging_version=v0.$minor.$patch
   start=$SECONDS
@@ -138,7 +139,7 @@ if [ "$need_k8s" = 1 ]; then
   go_ mod edit "${edits[@]}"
 
   pkgs=()
-  for b in "${k8s_cmds[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+  for b in "${missing_k8s[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
   gets=()
   for p in "${pkgs[@]}"; do gets+=("$p@v$k8s_version"); done
   log "resolving dependencies"
@@ -156,9 +157,9 @@ if [ "$need_k8s" = 1 ]; then
   tmp=$root/bin.tmp
   rm -rf "$tmp"
   mkdir -p "$tmp"
-  log "building ${k8s_cmds[*]} v$k8s_version (cold: tens of minutes on 2 cores)"
+  log "building ${missing_k8s[*]} v$k8s_version (cold: tens of minutes on 2 cores)"
   go_ build -trimpath -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}"
-  for b in "${k8s_cmds[@]}"; do mv -f "$tmp/$b" "$bin/$b"; done
+  for b in "${missing_k8s[@]}"; do mv -f "$tmp/$b" "$bin/$b"; done
   rm -rf "$tmp"
   log "kubernetes built in $((SECONDS - start)) s"
 fi

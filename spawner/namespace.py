@@ -84,10 +84,13 @@ _PREFIX = re.compile(rf"[a-z][a-z0-9-]{{0,{_PREFIX_MAX - 1}}}")
 _HASHED = re.compile(rf"(.*-)?[0-9a-f]{{{_HASH_LENGTH}}}")
 
 _CORE = ""
+_APPS = "apps"
 #: What ``start_cluster`` does in the student's namespace, with the notebook's own account: the backend's
 #: calls (occam/kubernetes/api.py: list ResourceQuotas, LimitRanges, pods and events; create Secrets;
 #: delete pods and Secrets by label) and Spark's (create, get, watch, list and delete executor pods; its
-#: executor ConfigMap, deleted by label when the application stops; on-demand PersistentVolumeClaims).
+#: executor ConfigMap, deleted by label when the application stops; on-demand PersistentVolumeClaims), and
+#: ``occam.models.serve``'s (occam/models/serving_pod.py: create, read and delete a model service's
+#: Deployment, with its Service and Secret under the rules above; its pods are listed and its log read).
 #: Nothing here names a cluster-scoped resource, and no rule uses a wildcard.
 NOTEBOOK_RULES: list[dict[str, Any]] = [
     {
@@ -120,6 +123,8 @@ NOTEBOOK_RULES: list[dict[str, Any]] = [
         "resources": ["persistentvolumeclaims"],
         "verbs": ["get", "list", "create", "delete", "deletecollection"],
     },
+    # A model service's Deployment: made, read (why its pod is missing: the quota) and deleted by name.
+    {"apiGroups": [_APPS], "resources": ["deployments"], "verbs": ["create", "get", "delete"]},
 ]
 
 

@@ -10,7 +10,12 @@ gets one policy that selects every pod for both directions and allows nothing
 - :data:`CLUSTER`: Occam's pods of the namespace (the notebook, its executors, a batch job's driver)
   reach each other on every port: Spark's RPC and block manager, Horovod's driver and rendezvous
   services and Gloo's connections listen on ports chosen at run time. Nothing from another namespace
-  is allowed in: another student's executor cannot reach these ports.
+  is allowed in: another student's executor cannot reach these ports. Model services' pods are not
+  among them (:data:`CLUSTER_PODS`).
+- :data:`MODEL_SERVICE`: a model service's pod (``occam.models.serve`` on Kubernetes) accepts connections
+  only from the student's own notebook, on :data:`~occam.contract.SERVING_PORT` (the notebook's
+  jupyter-server-proxy is how the hub reaches it); it reaches nothing itself but DNS (and the internet
+  when the course allows it). :data:`NOTEBOOK` lets the notebook connect to it.
 - :data:`NOTEBOOK`: the hub and its proxy (pods of ``hub_namespace`` matching ``hub_selector``) reach
   Jupyter on ``notebook_port``; the notebook reaches them on ``hub_ports`` only (the hub's API, 8081,
   and the proxy's public port, 8000 in Zero to JupyterHub), not, say, the proxy's API (8001).
@@ -34,13 +39,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from occam.contract import APP_LABEL, APP_NAME, COMPONENT_LABEL, DRIVER_COMPONENT, NOTEBOOK_COMPONENT
+from occam.contract import (
+    APP_LABEL,
+    APP_NAME,
+    COMPONENT_LABEL,
+    DRIVER_COMPONENT,
+    NOTEBOOK_COMPONENT,
+    SERVING_COMPONENT,
+    SERVING_PORT,
+)
 
 DEFAULT_DENY = "occam-default-deny"
 DNS = "occam-dns"
 CLUSTER = "occam-cluster"
 NOTEBOOK = "occam-notebook"
 API_SERVER = "occam-api-server"
+MODEL_SERVICE = "occam-model-service"
 INTERNET = "occam-internet"
 
 #: Policies that exist only with some settings: the spawner deletes them from a namespace whose course
@@ -60,6 +74,13 @@ API_CLIENTS: dict[str, Any] = {
     "matchExpressions": [{"key": COMPONENT_LABEL, "operator": "In", "values": [NOTEBOOK_COMPONENT, DRIVER_COMPONENT]}],
 }
 NOTEBOOK_SELECTOR: dict[str, str] = {APP_LABEL: APP_NAME, COMPONENT_LABEL: NOTEBOOK_COMPONENT}
+#: Model services' pods (occam.kubernetes.serving): reached by the notebook alone.
+MODEL_SERVICE_SELECTOR: dict[str, str] = {APP_LABEL: APP_NAME, COMPONENT_LABEL: SERVING_COMPONENT}
+#: The pods of a student's Occam cluster, which reach each other on every port: Occam's pods but model services.
+CLUSTER_PODS: dict[str, Any] = {
+    "matchLabels": dict(OCCAM_PODS),
+    "matchExpressions": [{"key": COMPONENT_LABEL, "operator": "NotIn", "values": [SERVING_COMPONENT]}],
+}
 
 #: The Jupyter server's port in the notebook pod, reached by the hub and its proxy.
 NOTEBOOK_PORT = 8888
@@ -147,7 +168,7 @@ def _hub_peers(access: NetworkAccess) -> list[dict[str, Any]]:
 
 def network_policies(namespace: str, labels: Mapping[str, str], access: NetworkAccess) -> list[dict[str, Any]]:
     """The NetworkPolicies of the student namespace ``namespace`` (each labelled ``labels``), default deny first."""
-    occam = [{"podSelector": {"matchLabels": dict(OCCAM_PODS)}}]
+    occam = [{"podSelector": CLUSTER_PODS}]
     dns = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": access.dns_namespace}}}]
     if access.dns_selector:
         dns[0]["podSelector"] = {"matchLabels": dict(access.dns_selector)}
@@ -157,21 +178,26 @@ def network_policies(namespace: str, labels: Mapping[str, str], access: NetworkA
     policies = [
         _policy(DEFAULT_DENY, namespace, labels, {}, ingress=[], egress=[]),
         _policy(DNS, namespace, labels, {}, egress=[{"to": dns + _blocks(access.dns_cidrs), "ports": dns_ports}]),
-        _policy(
-            CLUSTER,
-            namespace,
-            labels,
-            {"matchLabels": dict(OCCAM_PODS)},
-            ingress=[{"from": occam}],
-            egress=[{"to": occam}],
-        ),
+        _policy(CLUSTER, namespace, labels, CLUSTER_PODS, ingress=[{"from": occam}], egress=[{"to": occam}]),
         _policy(
             NOTEBOOK,
             namespace,
             labels,
             {"matchLabels": dict(NOTEBOOK_SELECTOR)},
             ingress=[{"from": _hub_peers(access), "ports": _tcp([access.notebook_port])}],
-            egress=[{"to": _hub_peers(access), "ports": _tcp(access.hub_ports)}],
+            egress=[
+                {"to": _hub_peers(access), "ports": _tcp(access.hub_ports)},
+                {"to": [{"podSelector": {"matchLabels": dict(MODEL_SERVICE_SELECTOR)}}], "ports": _tcp([SERVING_PORT])},
+            ],
+        ),
+        _policy(
+            MODEL_SERVICE,
+            namespace,
+            labels,
+            {"matchLabels": dict(MODEL_SERVICE_SELECTOR)},
+            ingress=[
+                {"from": [{"podSelector": {"matchLabels": dict(NOTEBOOK_SELECTOR)}}], "ports": _tcp([SERVING_PORT])}
+            ],
         ),
     ]
     # No "to": any address, on the API server's ports only (see the module).
@@ -201,6 +227,7 @@ __all__ = [
     "DNS",
     "HUB_PORTS",
     "INTERNET",
+    "MODEL_SERVICE",
     "NOTEBOOK",
     "NOTEBOOK_PORT",
     "NOT_INTERNET",

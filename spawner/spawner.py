@@ -32,6 +32,7 @@ from occam.contract import (
     BATCH_JOB_LABEL,
     COMPONENT_LABEL,
     NOTEBOOK_COMPONENT,
+    SERVING_COMPONENT,
     TRACKING_URI_ENV,
 )
 from occam.errors import ConfigError
@@ -43,9 +44,13 @@ from spawner.namespace import namespace_name, restricted_volume_problem
 from spawner.placement import unplaceable_reason
 from spawner.settings import OccamSettings
 
-#: Occam's pods and Secrets in a student's namespace other than the notebook pod and batch jobs (which outlive the
-#: notebook, docs/batch-jobs.md): what ``stop`` deletes.
-EXECUTOR_SELECTOR = f"{APP_LABEL}={APP_NAME},{COMPONENT_LABEL}!={NOTEBOOK_COMPONENT},!{BATCH_JOB_LABEL}"
+#: Occam's pods and Secrets in a student's namespace other than the notebook pod, batch jobs (which outlive the
+#: notebook, docs/batch-jobs.md) and model services (owned by the notebook pod, so Kubernetes deletes them with
+#: it, unless the student kept one: then its token Secret must stay): what ``stop`` deletes.
+EXECUTOR_SELECTOR = (
+    f"{APP_LABEL}={APP_NAME},{COMPONENT_LABEL}!={NOTEBOOK_COMPONENT},{COMPONENT_LABEL}!={SERVING_COMPONENT},"
+    f"!{BATCH_JOB_LABEL}"
+)
 
 #: Seconds one node list is reused by the node-fit checks of spawns that start together.
 NODE_LIST_TTL = 5.0

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from occam import config
 from occam.errors import ConfigError
@@ -21,6 +22,40 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from occam.batch.job import Submission
+
+
+@dataclass(frozen=True)
+class ModelServiceRequest:
+    """What ``occam.models.serve`` asks a backend to run: one store version (``ref``, in ``model_dir``) behind
+    ``token``, up within ``timeout`` seconds, taking request bodies up to ``max_bytes``; ``keep``: outlive the
+    notebook."""
+
+    model: str
+    version: int
+    ref: str
+    model_dir: str
+    token: str
+    timeout: float
+    max_bytes: int
+    keep: bool = False
+
+
+class RunningModelService(Protocol):
+    """A model service a backend started: ``url`` from the notebook, ``base_path`` (its path prefix behind
+    JupyterHub's proxy, "" outside JupyterHub)."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def base_path(self) -> str: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    def log(self) -> str: ...
+
+    def stop(self) -> None: ...
 
 
 class Backend(abc.ABC):
@@ -118,6 +153,29 @@ class Backend(abc.ABC):
     ) -> set[str] | None:
         """The network interfaces Horovod's ranks use to reach the driver, or None to let Horovod find them."""
         return None
+
+    # -- model services (occam.models.serve) ---------------------------------------------------------------
+
+    @classmethod
+    def serves_models_in_pods(cls, environ: Mapping[str, str]) -> bool:
+        """Whether ``occam.models.serve`` runs a model service as objects of this backend's cluster manager
+        (pods behind a Service) rather than as a process beside the notebook. By default a process."""
+        return False
+
+    @classmethod
+    def start_model_service(
+        cls, request: ModelServiceRequest, environ: Mapping[str, str], **context: Any
+    ) -> RunningModelService:
+        """Run the model service in this backend's cluster manager and wait until it answers."""
+        raise ConfigError(
+            f"the {cls.name} backend runs model services as a process beside the notebook: use where='process'"
+        )
+
+    @classmethod
+    def stop_model_service(cls, model: str, version: int, environ: Mapping[str, str]) -> None:
+        """Stop the service of ``model`` version ``version`` in the cluster manager (one kept by an earlier
+        notebook)."""
+        raise ConfigError(f"the {cls.name} backend keeps no model service beyond the process that started it")
 
     # -- occam status / occam stop: the clusters of a cluster manager, from outside their driver ---------
 

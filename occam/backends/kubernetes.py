@@ -14,9 +14,9 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from occam.backends.base import Backend
+from occam.backends.base import Backend, ModelServiceRequest
 from occam.backends.driver import SparkDriver, check_java_and_no_active_context
 from occam.backends.kubernetes_jobs import (
     driver_service_account,
@@ -24,6 +24,7 @@ from occam.backends.kubernetes_jobs import (
     kubernetes_context,
     run_kubernetes,
 )
+from occam.backends.kubernetes_serving import ModelDeployment, start_model_deployment, stop_model_deployment
 from occam.backends.kubernetes_status import status_text, stop_clusters
 from occam.contract import KUBERNETES_BACKEND, SHARED_PATH_CONF
 from occam.errors import ClusterStartError
@@ -171,6 +172,26 @@ class KubernetesBackend(Backend):
     ) -> set[str] | None:
         """A lone rank on an executor pod must not be handed the driver's loopback address."""
         return lone_rank_interfaces(ranks, driver_addresses, interfaces)
+
+    # -- model services ---------------------------------------------------------------------------------
+
+    @classmethod
+    def serves_models_in_pods(cls, environ: Mapping[str, str]) -> bool:
+        """In a notebook pod a model service is a Deployment and Service of its own (occam.models.serving_pod):
+        counted by the namespace's quota, reached through the hub, gone with the notebook unless kept."""
+        return in_kubernetes_pod(environ)
+
+    @classmethod
+    def start_model_service(
+        cls, request: ModelServiceRequest, environ: Mapping[str, str], **context: Any
+    ) -> ModelDeployment:
+        """A Deployment and ClusterIP Service (occam.backends.kubernetes_serving); ``context``: ``settings`` and
+        ``api`` other than the notebook pod's own."""
+        return start_model_deployment(request, environ, **context)
+
+    @classmethod
+    def stop_model_service(cls, model: str, version: int, environ: Mapping[str, str]) -> None:
+        stop_model_deployment(model, version, environ)
 
     # -- occam status / occam stop ------------------------------------------------------------------------
 

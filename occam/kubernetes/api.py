@@ -91,6 +91,7 @@ class NamespaceApi:
         self.namespace = namespace
         self._client = client.ApiClient(configuration)
         self.core = client.CoreV1Api(self._client)
+        self.apps = client.AppsV1Api(self._client)
 
     def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
         result = call(
@@ -136,6 +137,55 @@ class NamespaceApi:
         self._call(
             "delete Secrets", self.core.delete_collection_namespaced_secret, self.namespace, label_selector=selector
         )
+
+    # -- model services (occam.models.serving_pod): a Secret, a Deployment and a Service of one name ----------
+
+    def create_model_service(self, secret: dict[str, Any], deployment: dict[str, Any], service: dict[str, Any]) -> None:
+        """Create a model service's three objects (occam.kubernetes.serving's builders), the Secret first."""
+        self.create_secret(secret)
+        self._call("create a Deployment", self.apps.create_namespaced_deployment, self.namespace, deployment)
+        self._call("create a Service", self.core.create_namespaced_service, self.namespace, service)
+
+    def read_deployment(self, name: str) -> dict[str, Any] | None:
+        """The Deployment ``name``, or None when there is none."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return dict(self._call("read a Deployment", self.apps.read_namespaced_deployment, name, self.namespace))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def pods(self, selector: str) -> list[dict[str, Any]]:
+        """The pods matching the label ``selector``."""
+        return list(
+            self._call("list pods", self.core.list_namespaced_pod, self.namespace, label_selector=selector)["items"]
+        )
+
+    def pod_log(self, name: str, tail_lines: int = 200) -> str:
+        """The last ``tail_lines`` lines of the pod's log."""
+        return str(
+            self._call(
+                "read a pod's log", self.core.read_namespaced_pod_log, name, self.namespace, tail_lines=tail_lines
+            )
+        )
+
+    def delete_model_service(self, name: str) -> None:
+        """Delete a model service's Deployment (foreground: its ReplicaSet and pod go first, and none is made
+        again meanwhile), Service and Secret, all named ``name``. Idempotent."""
+        from kubernetes.client.exceptions import ApiException
+
+        for what, method, options in (
+            ("delete a Deployment", self.apps.delete_namespaced_deployment, {"propagation_policy": "Foreground"}),
+            ("delete a Service", self.core.delete_namespaced_service, {}),
+            ("delete a Secret", self.core.delete_namespaced_secret, {}),
+        ):
+            try:
+                self._call(what, method, name, self.namespace, **options)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
 
     def close(self) -> None:
         self._client.close()

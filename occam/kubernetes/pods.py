@@ -24,8 +24,9 @@ def _name(pod: dict[str, Any]) -> str:
     return str(pod.get("metadata", {}).get("name", "?"))
 
 
-def start_problem(pods: Iterable[dict[str, Any]]) -> str | None:
-    """The first reason an executor pod will not come up by waiting longer, as a sentence; else None."""
+def start_problem(pods: Iterable[dict[str, Any]], kind: str = "executor pod") -> str | None:
+    """The first reason a pod (an executor's, or ``kind``) will not come up by waiting longer, as a sentence;
+    else None."""
     for pod in pods:
         status = pod.get("status") or {}
         for condition in status.get("conditions") or []:
@@ -34,13 +35,13 @@ def start_problem(pods: Iterable[dict[str, Any]]) -> str | None:
                 and condition.get("status") == "False"
                 and condition.get("reason") == "Unschedulable"
             ):
-                return f"executor pod {_name(pod)} cannot be scheduled: {condition.get('message', 'no reason given')}"
+                return f"{kind} {_name(pod)} cannot be scheduled: {condition.get('message', 'no reason given')}"
         for container in status.get("containerStatuses") or []:
             waiting = (container.get("state") or {}).get("waiting") or {}
             reason = waiting.get("reason")
             if reason in FATAL_WAITING_REASONS:
                 detail = waiting.get("message") or reason
-                return f"executor pod {_name(pod)}: {FATAL_WAITING_REASONS[reason]} ({reason}: {detail})"
+                return f"{kind} {_name(pod)}: {FATAL_WAITING_REASONS[reason]} ({reason}: {detail})"
     return None
 
 

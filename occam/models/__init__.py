@@ -21,14 +21,21 @@ from occam.models.publish import info, list, load, publish, remove
 from occam.models.store import ModelEntry, resolve
 
 if TYPE_CHECKING:
-    from occam.models.serving import ModelService
+    from occam.models.service import BaseModelService
 
 
-def serve(ref: str, **kwargs: Any) -> ModelService:
+def serve(ref: str, **kwargs: Any) -> BaseModelService:
     """Start a web service for the model ``ref`` (see :func:`occam.models.serving.serve`)."""
     from occam.models.serving import serve as start_service
 
     return start_service(ref, **kwargs)
+
+
+def stop_service(ref: str, **kwargs: Any) -> None:
+    """Stop the model service of ``ref`` kept on Kubernetes (see :func:`occam.models.serving.stop_service`)."""
+    from occam.models.serving import stop_service as stop
+
+    stop(ref, **kwargs)
 
 
 __all__ = [
@@ -42,4 +49,5 @@ __all__ = [
     "remove",
     "resolve",
     "serve",
+    "stop_service",
 ]

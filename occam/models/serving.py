@@ -10,13 +10,16 @@ the notebook's kernel even when the kernel is killed. It is never anonymous: eve
 fresh random secret unless one is given, handed to the process on its stdin (never argv or the environment).
 Under JupyterHub its page is reached through jupyter-server-proxy (:func:`occam.links.proxy_path`),
 behind the hub's own login as well.
+
+In a notebook pod on Kubernetes the backend runs the service instead, as a Deployment and ClusterIP Service
+of the notebook's namespace (:mod:`occam.models.serving_pod`, :mod:`occam.backends.kubernetes_serving`);
+``where="process"`` keeps it a process there too.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import html
 import json
 import os
 import secrets
@@ -27,19 +30,24 @@ import sys
 import tempfile
 import time
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
 from occam import config, links
+from occam.backends import Backend, select_backend
 from occam.errors import ConfigError, ServiceStartError
+from occam.models import serving_pod
+from occam.models.service import DOCS_PATH, SPEC_PATH, BaseModelService
 from occam.models.store import ModelEntry, resolve
 from occam.reaper import Reaper
 
+__all__ = ["DOCS_PATH", "SPEC_PATH", "WHERE", "BaseModelService", "ModelService", "serve", "stop_service"]
+
 POLL_SECONDS = 0.1
 STOP_GRACE_SECONDS = 20.0
-#: Where DEEPaaS serves the Swagger UI page, the OpenAPI spec and the v2 API, under the service's base path.
-DOCS_PATH = "/api"
-SPEC_PATH = "/swagger.json"
+#: Where a service runs: ``serve(where=...)``; None lets the backend decide.
+WHERE = ("process", "kubernetes")
 
 _live_services: weakref.WeakSet[ModelService] = weakref.WeakSet()
 
@@ -50,10 +58,9 @@ def _stop_all_at_exit() -> None:
         service.stop()
 
 
-class ModelService:
-    """A running model service. ``url`` is its base address from this machine (the notebook), ``token`` the
-    secret each request sends as ``Authorization: token <token>``; ``link`` is what a browser opens (through
-    jupyter-server-proxy under JupyterHub)."""
+class ModelService(BaseModelService):
+    """A model service running as a process beside the notebook. ``url`` is its base address from this machine
+    (the notebook); ``link`` is what a browser opens (through jupyter-server-proxy under JupyterHub)."""
 
     def __init__(
         self,
@@ -67,42 +74,19 @@ class ModelService:
         reaper: Reaper,
         work_dir: str,
     ) -> None:
-        self.entry = entry
+        super().__init__(entry, token)
         self.host = host
         self.port = port
         self.base_path = base_path
-        self._token = token
         self._process = process
         self._reaper = reaper
         self._work_dir = work_dir
         self._stopped = False
 
     @property
-    def ref(self) -> str:
-        return self.entry.metadata.ref
-
-    @property
-    def token(self) -> str:
-        """The service's secret: only the notebook that started it holds it; give it only to whom may use it."""
-        return self._token
-
-    @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}{self.base_path}"
-
-    @property
-    def predict_url(self) -> str:
-        return f"{self.url}/v2/models/{self.entry.metadata.name}/predict/"
-
-    @property
-    def metadata_url(self) -> str:
-        return f"{self.url}/v2/models/{self.entry.metadata.name}/"
-
-    @property
-    def docs_url(self) -> str:
-        """The Swagger UI page (it asks for the token, or takes it once as ``?token=``)."""
-        return f"{self.url}{DOCS_PATH}"
 
     @property
     def link(self) -> str:
@@ -142,25 +126,6 @@ class ModelService:
             self._process.wait(timeout=timeout)
         self._reaper.finish(timeout=timeout + 10)
         shutil.rmtree(self._work_dir, ignore_errors=True)
-
-    def __enter__(self) -> ModelService:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        return f"<ModelService {self.ref} {state} at {self.url}>"
-
-    def _repr_html_(self) -> str:
-        state = "running" if self.running else "stopped"
-        link = html.escape(self.link, quote=True)
-        return (
-            f"<div><strong>Occam model service</strong> {html.escape(self.ref)} ({html.escape(state)}): "
-            f'<a href="{link}" target="_blank">API page</a> '
-            f"<code>{html.escape(self.predict_url)}</code>; the token is <code>service.token</code></div>"
-        )
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -203,6 +168,35 @@ def _tail(log: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
+def _check_where(where: object, keep: object) -> None:
+    if where is not None and where not in WHERE:
+        raise ConfigError(
+            f"where={where!r} is not a place a model service runs; use one of {', '.join(map(repr, WHERE))}, "
+            "or leave it out (on Kubernetes a Deployment, elsewhere a process)"
+        )
+    if not isinstance(keep, bool):
+        raise ConfigError(f"keep={keep!r} must be True or False")
+
+
+def pod_backend(where: str | None, environ: Mapping[str, str] | None = None) -> type[Backend] | None:
+    """The backend that runs ``serve(where=where)``'s service in its cluster manager, or None for a process:
+    the Kubernetes backend when asked, else (``where=None``) this environment's backend if it says so."""
+    if where == "process":
+        return None
+    env = os.environ if environ is None else environ
+    backend = select_backend("kubernetes" if where == "kubernetes" else config.get("backend", environ=env), env)
+    return backend if where == "kubernetes" or backend.serves_models_in_pods(env) else None
+
+
+def stop_service(ref: str, *, root: str | os.PathLike[str] | None = None) -> None:
+    """Stop the model service of ``ref`` that this environment's backend runs (on Kubernetes: one kept by an
+    earlier notebook, in this namespace), and wait until it is gone."""
+    entry = resolve(ref, root=root)
+    backend = pod_backend("kubernetes")
+    assert backend is not None
+    backend.stop_model_service(entry.metadata.name, entry.metadata.version, os.environ)
+
+
 def serve(
     ref: str,
     *,
@@ -212,21 +206,43 @@ def serve(
     timeout: float | None = None,
     max_bytes: int | None = None,
     root: str | os.PathLike[str] | None = None,
-) -> ModelService:
+    keep: bool = False,
+    where: str | None = None,
+) -> BaseModelService:
     """Start a web service for the published model ``ref`` (``name``, ``name:3``, ``owner/name:3``).
 
     It answers the DEEPaaS v2 API: ``GET {url}/v2/models/{name}/`` (metadata: labels, input shape and dtype,
     metrics), ``POST {url}/v2/models/{name}/predict/`` with an image file (multipart field ``data``) or a JSON
     array (``{"instances": [...]}``), ``{url}/swagger.json`` (OpenAPI) and ``{url}/api`` (Swagger UI). Every
-    request needs ``token`` (default: a fresh random secret, ``service.token``). ``port=None`` takes a free
-    port; ``host`` stays ``127.0.0.1`` unless others must reach it directly. ``max_bytes`` caps a request's body
-    (``OCCAM_SERVE_MAX_BYTES``, 8 MiB); ``timeout`` bounds start-up (``OCCAM_SERVE_TIMEOUT``, 120 s).
+    request needs ``token`` (default: a fresh random secret, ``service.token``). ``max_bytes`` caps a request's
+    body (``OCCAM_SERVE_MAX_BYTES``, 8 MiB); ``timeout`` bounds start-up (``OCCAM_SERVE_TIMEOUT``, 120 s).
+
+    Where it runs: in a notebook pod on Kubernetes, a Deployment and ClusterIP Service of the notebook's
+    namespace (:class:`~occam.models.serving_pod.PodModelService`: counted by the quota, deleted with the
+    notebook unless ``keep=True``); elsewhere, or with ``where="process"``, a process beside the notebook
+    (:class:`ModelService`), listening on ``host`` (``127.0.0.1`` unless others must reach it directly) and
+    ``port`` (None: any free port). ``where="kubernetes"`` insists on pods.
     """
+    _check_where(where, keep)
     _check_arguments(host, port, token)
+    backend = pod_backend(where)
+    in_pods = backend is not None
+    if in_pods and (host != "127.0.0.1" or port is not None):
+        raise ConfigError(
+            "host and port choose where a process listens; a model service on Kubernetes listens in its own pod "
+            "behind its Service: leave them out, or pass where='process' to serve beside the notebook"
+        )
+    if keep and not in_pods:
+        raise ConfigError(
+            "keep=True keeps a model service on Kubernetes after the notebook stops; a process always ends with "
+            "the notebook's kernel: leave keep out, or serve from a notebook pod"
+        )
     entry = resolve(ref, root=root)
     wait = float(config.get("serve_timeout", timeout))
     limit = int(config.get("serve_max_bytes", max_bytes))
     secret = token or secrets.token_urlsafe(32)
+    if backend is not None:
+        return serving_pod.serve_in_pods(backend, entry, token=secret, timeout=wait, max_bytes=limit, keep=keep)
     work_dir = tempfile.mkdtemp(prefix="occam-serve-")  # 0700: the log and the ready file are the owner's
     ready, log_path = Path(work_dir) / "ready.json", Path(work_dir) / "service.log"
     proxy_base = links.proxy_path("{port}", absolute=True) or ""

@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[2]
 CHP_INSTALL = "make chp"
 
 #: Scopes of the test's service token: manage users and servers, and reach servers through the proxy.
-SERVICE_SCOPES = ["admin:users", "admin:servers", "access:servers"]
+# tokens, shares: a second user's own token, and a student's server shared with them (tests/node).
+SERVICE_SCOPES = ["admin:users", "admin:servers", "access:servers", "tokens", "shares"]
 
 
 def find_chp() -> str | None:

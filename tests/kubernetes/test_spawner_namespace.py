@@ -453,7 +453,8 @@ def test_a_namespace_that_is_not_the_student_s_is_not_taken_over(kube: Kube, new
 
 
 def test_the_notebooks_stop_selector_spares_batch_jobs_on_the_real_api_server(admin: Any, namespace: Any) -> None:
-    """The API server's own label-selector semantics: executors of the notebook go, a batch job's pods stay."""
+    """The API server's own label-selector semantics: executors of the notebook go, a batch job's pods and
+    model services (a kept one outlives the notebook) stay."""
     from occam.contract import BATCH_JOB_LABEL
     from spawner.spawner import EXECUTOR_SELECTOR
 
@@ -469,6 +470,7 @@ def test_the_notebooks_stop_selector_spares_batch_jobs_on_the_real_api_server(ad
         ("job-driver", "driver", True),
         ("job-exec", "executor", True),
         ("notebook", "notebook", False),
+        ("model-service", "model-service", False),
     ]:
         admin.create_namespaced_pod(namespace.name, pod(name, component, batch))
     selected = admin.list_namespaced_pod(namespace.name, label_selector=EXECUTOR_SELECTOR).items

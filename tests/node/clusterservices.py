@@ -3,17 +3,18 @@
 A batch job's driver pod needs both. It reaches the API server as ``https://kubernetes.default.svc`` with its
 service account's token (Spark's default ``spark.kubernetes.driver.master``), and its executors reach it by
 the name of its headless Service (``<job>-driver-svc.<namespace>.svc``, Spark's ``spark.driver.host`` in
-cluster mode). A cluster gets these from CoreDNS and kube-proxy, which cannot be fetched here. So the harness
+cluster mode). A cluster gets these from CoreDNS (which cannot be fetched here) and kube-proxy. So the harness
 serves, on :data:`~.nodeconfig.GATEWAY` (the kubelet gives pods that address as their nameserver):
 
 * DNS on UDP port 53, for names in :data:`~.nodeconfig.CLUSTER_DOMAIN`: ``kubernetes.default.svc`` is the
-  gateway itself; a headless Service's name is the IPs of the running pods its selector picks (what
-  CoreDNS answers for it); every other name is NXDOMAIN. Services with a cluster IP are not served: no
-  kube-proxy routes their IPs here, and nothing Occam runs uses one.
+  gateway itself; a headless Service's name is the IPs of the running pods its selector picks, and any
+  other Service's name its cluster IP (what CoreDNS answers for both), which kube-proxy routes to the
+  Service's pods where a test runs it (:mod:`.kubeproxy`); every other name is NXDOMAIN.
 * TCP port 443 on the gateway and on the Service's cluster IP :data:`~.nodeconfig.API_SERVICE_IP` (an
   address of the bridge; in-cluster clients take it from ``KUBERNETES_SERVICE_HOST``), forwarded to the
-  API server on loopback: what kube-proxy does for the ``kubernetes`` Service. TLS passes through; the
-  API server's certificate names ``kubernetes.default.svc`` and that IP.
+  API server on loopback: what kube-proxy does for the ``kubernetes`` Service (the node's kube-proxy leaves
+  that one to this forwarder: :mod:`.kubeproxy` says why). TLS passes through; the API server's certificate
+  names ``kubernetes.default.svc`` and that IP.
 
 All of them answer only on the bridge's addresses, which only this machine and its pods reach.
 """
@@ -109,7 +110,9 @@ class ClusterResolver:
             if exc.status == 404:
                 return None
             raise
-        if spec.cluster_ip != "None" or not spec.selector:
+        if spec.cluster_ip and spec.cluster_ip != "None":
+            return [spec.cluster_ip]
+        if not spec.selector:
             return []
         selector = ",".join(f"{k}={v}" for k, v in spec.selector.items())
         pods = self.core.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=5).items

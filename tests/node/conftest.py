@@ -1,8 +1,11 @@
 """Fixtures of the ``node`` tier: the real node (session-wide) and images built here.
 
 ``real_node`` joins a :class:`~.realnode.RealNode` to the session's control plane (the ``kube``
-fixture); ``policy_enforcer`` runs kube-network-policies on it for one module (:mod:`.netpolicy`), and
-``volume_provisioner`` a dynamic provisioner of ReadWriteMany volumes (:mod:`.provisioner`). The tier is
+fixture); ``policy_enforcer`` runs kube-network-policies on it for one module (:mod:`.netpolicy`),
+``volume_provisioner`` a dynamic provisioner of ReadWriteMany volumes (:mod:`.provisioner`), and
+``service_proxy`` kube-proxy, which routes ClusterIP Services, from the first module that asks for it to
+the end of the session (:mod:`.kubeproxy`; it starts in about a second, and its rules change nothing for
+tests that use no Service). The tier is
 skipped, naming the fix, when the machine cannot run a node (not root, no containerd/runc/CNI plugins, no
 kubelet binary), the notebook image has not been built (``make images``), or the cluster is an external one
 (``OCCAM_TEST_KUBECONFIG``), whose nodes we do not manage.
@@ -17,6 +20,7 @@ import pytest
 from tests.kubernetes.fixtures import Kube
 
 from .images import ImageBuildError, build_all
+from .kubeproxy import ServiceProxy, missing_service_proxy
 from .netpolicy import PolicyEnforcer, missing_enforcer
 from .provisioner import VolumeProvisioner, missing_provisioner
 from .realnode import RealNode, missing_capabilities
@@ -64,3 +68,14 @@ def volume_provisioner(real_node: RealNode, kube: Kube) -> Iterator[VolumeProvis
         pytest.skip(f"no dynamic volume provisioner on this machine: {missing}")
     with VolumeProvisioner(kube.control_plane, kube.admin, real_node.name) as provisioner:
         yield provisioner
+
+
+@pytest.fixture(scope="session")
+def service_proxy(real_node: RealNode, kube: Kube) -> Iterator[ServiceProxy]:
+    """kube-proxy routing the cluster's ClusterIP Services to their pods on the real node."""
+    assert kube.control_plane is not None
+    missing = missing_service_proxy(kube.control_plane.bin_dir)
+    if missing:
+        pytest.skip(f"no Service routing on this machine: {missing}")
+    with ServiceProxy(kube.control_plane, kube.admin, real_node.name) as proxy:
+        yield proxy

@@ -24,11 +24,16 @@ TAINT = {"key": "occam.io/real-node", "value": "true", "effect": "NoSchedule"}
 CNI_DIR = Path("/usr/lib/cni")
 
 
+def _cidr(address: str) -> str:
+    return address if "/" in address else f"{address}/32"
+
+
 def cni_config(ipam_dir: Path, host_addresses: list[str]) -> dict[str, Any]:
     """The pod network: one bridge, addresses from :data:`SUBNET`, no default route, no masquerade.
 
-    Besides their subnet, pods get a route to each of this machine's own addresses (``host_addresses``),
-    through the gateway: the host delivers those packets locally, so nothing is forwarded anywhere. A
+    Besides their subnet, pods get a route to each of this machine's own addresses (``host_addresses``,
+    addresses or CIDRs), through the gateway: the host delivers those packets locally, or (the Services'
+    range, where kube-proxy runs: :mod:`.kubeproxy`) DNATs them to a pod of the bridge. A
     driver on this machine may advertise any of them: Horovod's launcher hands its tasks the driver's
     address on the interface name the tasks share (``eth0``), which here is this machine's ``eth0``.
     """
@@ -46,7 +51,7 @@ def cni_config(ipam_dir: Path, host_addresses: list[str]) -> dict[str, Any]:
                 "ipam": {
                     "type": "host-local",
                     "ranges": [[{"subnet": SUBNET, "gateway": GATEWAY}]],
-                    "routes": [{"dst": f"{address}/32"} for address in host_addresses],
+                    "routes": [{"dst": _cidr(address)} for address in host_addresses],
                     "dataDir": str(ipam_dir),
                 },
             }

@@ -9,7 +9,8 @@
   :data:`SUBNET`; the bridge holds the gateway address :data:`GATEWAY`, which is also the node's IP and
   the address pods reach the host (the Spark driver) at. No default route, no masquerade: a pod reaches
   other pods and this machine's own addresses, nothing else (see :func:`.nodeconfig.cni_config`; a route
-  to the metadata address leads nowhere but to the network-policy tests' stand-in, :mod:`.netpolicy`);
+  to the metadata address leads nowhere but to the network-policy tests' stand-in, :mod:`.netpolicy`; one
+  to the Services' range leads to Services' pods where kube-proxy runs, :mod:`.kubeproxy`);
 * on the gateway, cluster DNS and the ``kubernetes`` Service (:mod:`.clusterservices`), which a batch
   job's driver pod needs;
 * a kubelet of the control plane's release, its client certificate (``system:node:<name>``) and
@@ -38,7 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from tests.kubernetes.controlplane import ControlPlane, free_port
+from tests.kubernetes.controlplane import SERVICE_CIDR, ControlPlane, free_port
 from tests.kubernetes.pki import write_kubeconfig
 from tests.kubernetes.processes import Harness
 
@@ -177,7 +178,8 @@ class RealNode(Harness):
         net_d = self.dir / "cni" / "net.d"
         net_d.mkdir(parents=True)
         self.host_addresses = [*host_addresses(), API_SERVICE_IP]
-        self.pod_routes = [*self.host_addresses, METADATA_ADDRESS]
+        # The Services' range too: where kube-proxy runs (.kubeproxy), the host DNATs it to the Service's pods.
+        self.pod_routes = [*self.host_addresses, METADATA_ADDRESS, SERVICE_CIDR]
         conflist = cni_config(self.dir / "cni" / "ipam", self.pod_routes)
         (net_d / "10-occam.conflist").write_text(json.dumps(conflist))
         self.socket = self.dir / "containerd.sock"

@@ -1,16 +1,24 @@
 """The real node's cluster DNS and ``kubernetes`` Service (:mod:`.clusterservices`): the wire format on its own,
-then the servers on the gateway answering from the API server."""
+then the servers on the gateway answering from the API server; and ClusterIP Services routed by kube-proxy
+(:mod:`.kubeproxy`): a pod reaches another namespace's pod by its Service's name, as does this machine."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import ssl
 import struct
+import uuid
 
 import pytest
 
+from tests.kubernetes.controlplane import SERVICE_CIDR
+from tests.kubernetes.student import delete_namespaces, restricted_pod_spec, wait_running, wait_until
+
 from .clusterservices import API_PORT, DNS_PORT, NOERROR, NXDOMAIN, respond, service_of
+from .kubeproxy import ServiceProxy
 from .nodeconfig import API_SERVICE_IP, CLUSTER_DOMAIN, GATEWAY
+from .realnode import RealNode
 
 
 def query(name: str, qtype: int = 1, ident: int = 0x1234) -> bytes:
@@ -90,3 +98,82 @@ def test_the_api_service_reaches_the_api_server_under_its_cluster_name(on_real_n
         tls.sendall(b"GET /livez HTTP/1.0\r\nHost: kubernetes.default.svc\r\n\r\n")
         status = tls.recv(4096).split(b"\r\n", 1)[0]
     assert status.startswith(b"HTTP/1.0 ") or status.startswith(b"HTTP/1.1 "), status
+
+
+SERVER = """
+import socket, socketserver
+class Hello(socketserver.BaseRequestHandler):
+    def handle(self): self.request.sendall(b"hello from " + socket.gethostname().encode())
+socketserver.ThreadingTCPServer(("0.0.0.0", 8080), Hello).serve_forever()
+"""
+#: Resolves the name through the pod's resolv.conf (the gateway's DNS, the namespace's search path) and connects.
+CLIENT = """
+import socket, sys
+for name in sys.argv[1:]:
+    address = socket.gethostbyname(name)
+    with socket.create_connection((name, 80), timeout=10) as c:
+        print(name, address, c.recv(100).decode(), flush=True)
+"""
+
+
+def _python_pod(name: str, image: str, script: str, *args: str, labels: dict[str, str] | None = None) -> dict:
+    container = {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "Never",
+        "command": ["python", "-c", script, *args],
+        "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}, "requests": {"cpu": "50m", "memory": "64Mi"}},
+    }
+    return {
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": restricted_pod_spec(container, restartPolicy="Never"),
+    }
+
+
+def test_a_pod_reaches_another_namespace_s_pod_by_its_cluster_ip_service_name(
+    on_real_node: RealNode, service_proxy: ServiceProxy, admin
+):
+    # The server's pod and Service in one namespace, the client in another: the Service's name resolves to its
+    # cluster IP (the gateway's DNS), which kube-proxy DNATs to the server's pod (port 80 to its 8080).
+    tag = uuid.uuid4().hex[:6]
+    server_ns, client_ns = f"occam-svc-server-{tag}", f"occam-svc-client-{tag}"
+    image = on_real_node.images["notebook"].ref
+    try:
+        for ns in (server_ns, client_ns):
+            admin.create_namespace({"metadata": {"name": ns}})
+        admin.create_namespaced_service(
+            server_ns,
+            {
+                "metadata": {"name": "web"},
+                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+            },
+        )
+        cluster_ip = admin.read_namespaced_service("web", server_ns).spec.cluster_ip
+        assert ipaddress.ip_address(cluster_ip) in ipaddress.ip_network(SERVICE_CIDR)
+        assert ask(f"web.{server_ns}.svc.{CLUSTER_DOMAIN}")[1:] == (NOERROR, [cluster_ip])
+        wait_until(
+            f"the service account of {server_ns}",
+            lambda: admin.create_namespaced_pod(server_ns, _python_pod("web", image, SERVER, labels={"app": "web"})),
+            timeout=60,
+        )
+        wait_running(admin, server_ns, "web")
+        names = [f"web.{server_ns}", f"web.{server_ns}.svc.{CLUSTER_DOMAIN}"]  # the first through the search path
+        wait_until(
+            f"the service account of {client_ns}",
+            lambda: admin.create_namespaced_pod(client_ns, _python_pod("client", image, CLIENT, *names)),
+            timeout=60,
+        )
+
+        def finished() -> str | None:
+            pod = admin.read_namespaced_pod("client", client_ns)
+            if pod.status.phase in ("Succeeded", "Failed"):
+                return f"{pod.status.phase}\n{admin.read_namespaced_pod_log('client', client_ns)}"
+            return None
+
+        result = wait_until("the client pod to finish", finished, timeout=180)
+        assert result.splitlines() == ["Succeeded", *(f"{name} {cluster_ip} hello from web" for name in names)]
+        # From this machine too (kube-proxy's OUTPUT rules, masqueraded so that the answer comes back).
+        with socket.create_connection((cluster_ip, 80), timeout=10) as connection:
+            assert connection.recv(100) == b"hello from web"
+    finally:
+        delete_namespaces(admin, [server_ns, client_ns])

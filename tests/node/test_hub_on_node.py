@@ -14,8 +14,10 @@ API server (``kubernetes.default.svc``, :mod:`.clusterservices`), the executor r
 the notebook pod, and the Spark UI answers at ``cluster.dashboard_link`` through the hub's proxy and the
 image's jupyter-server-proxy, as do TensorBoard and the MLflow UI started from the kernel
 (``occam.tensorboard()``, ``occam.mlflow_ui()``) and the trained model, published and served
-(``occam.models.serve``: a local process in the notebook pod, its own token besides the hub's login).
-Stopping the server leaves no pod. All of it with the namespace's
+(``occam.models.serve``: a Deployment and ClusterIP Service in the student's namespace, routed by kube-proxy,
+reached through the notebook's jupyter-server-proxy behind the hub's login and its own token; another user
+gets in only once the student shares the server through JupyterHub). Stopping the service leaves no pod of
+it, and stopping the server no pod at all. All of it with the namespace's
 NetworkPolicies enforced by kube-network-policies (:mod:`.netpolicy`): the notebook pod and its executor
 reach each other only as the policies allow (the hub and the cluster services are on this machine, whose
 own traffic the enforcer does not filter).
@@ -42,6 +44,7 @@ from tests.hub.hubprocess import CHP_INSTALL, HubProcess, find_chp, hub_account_
 from tests.kubernetes.fixtures import Kube
 from tests.kubernetes.student import namespace_report, wait_until
 
+from .kubeproxy import ServiceProxy
 from .netpolicy import PolicyEnforcer
 from .nodeconfig import API_SERVICE_IP, GATEWAY
 from .podlogs import PodLogs
@@ -181,12 +184,27 @@ def _anonymous_get(url: str) -> tuple[int, str]:
         connection.close()
 
 
+def _post_as(url: str, body: Any, headers: dict[str, str]) -> tuple[int, bytes]:
+    """POST ``body`` as JSON with exactly ``headers`` (no hub service token), redirects not followed."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    try:
+        connection.request(
+            "POST", parts.path, json.dumps(body).encode(), {**headers, "Content-Type": "application/json"}
+        )
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
 def test_a_spawned_notebook_on_the_node_starts_executors_and_shows_its_web_uis_through_the_hub(
     kube: Kube,
     node_hub: HubProcess,
     student: str,
     on_real_node: RealNode,
     volume_provisioner: VolumeProvisioner,
+    service_proxy: ServiceProxy,
     tmp_path: Path,
 ):
     from kubernetes import client
@@ -273,13 +291,15 @@ def test_a_spawned_notebook_on_the_node_starts_executors_and_shows_its_web_uis_t
     assert [r["info"]["status"] for r in json.loads(body)["runs"]] == ["FINISHED"], body[:500]
     assert "stopped" in kernel.run("tb.stop()\nui.stop()\nprint('stopped')\n", timeout=120)
 
-    # The trained model, published to the student's store (on the work volume) and served from the notebook:
-    # through the hub, with the hub's login and the service's own token, it predicts what model.predict does.
+    # The trained model, published to the student's store (on the work volume) and served from the notebook as
+    # a Deployment and Service of its namespace: through the hub, with the hub's login and the service's own
+    # token, it predicts what model.predict does.
     served = kernel.run(
         "import json\n"
         "import occam.models\n"
         "occam.models.publish(result, 'digits-node', labels=[str(d) for d in range(10)])\n"
         "service = occam.models.serve('digits-node', timeout=240)\n"
+        "print('kind', type(service).__name__)\n"
         "print('base', service.base_path)\n"
         "print('secret', service.token)\n"
         "print('expected', json.dumps(result.model.predict(x_test[:4], verbose=0).argmax(axis=1).tolist()))\n"
@@ -287,16 +307,41 @@ def test_a_spawned_notebook_on_the_node_starts_executors_and_shows_its_web_uis_t
         timeout=420,
     )
     facts = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in served.splitlines() if " " in line}
-    assert facts["base"].startswith(f"/user/{student}/proxy/"), served[-2000:]
+    assert facts.get("kind") == "PodModelService", served[-2000:]
+    assert facts["base"] == f"/user/{student}/proxy/absolute/occam-serve-digits-node-v1:80", served[-2000:]
+    [serving_pod] = core.list_namespaced_pod(
+        namespace, label_selector="app.kubernetes.io/component=model-service"
+    ).items
+    assert serving_pod.spec.node_name == on_real_node.name
+    (replica_set,) = serving_pod.metadata.owner_references  # the Deployment's ReplicaSet
+    assert replica_set.name.startswith("occam-serve-digits-node-v1-")
     predict = f"{node_hub.url}{facts['base']}/v2/models/digits-node/predict/"
     body = {"instances": json.loads(facts["instances"])}
-    status, answer = node_hub.request("POST", predict, body, headers={"X-Occam-Token": facts["secret"]})
+    service_token = {"X-Occam-Token": facts["secret"]}
+    status, answer = node_hub.request("POST", predict, body, headers=service_token)
     assert status == 200, answer[:500]
     labels = [int(p["label"]) for p in json.loads(answer)["predictions"]]
     assert labels == json.loads(facts["expected"])
     status, answer = node_hub.request("POST", predict, body)  # the hub's login alone: not the service's token
     assert status in (401, 403), answer[:300]
+    status, location = _anonymous_get(predict)  # nothing at all: the hub's login
+    assert status in (302, 303, 401, 403) and (status in (401, 403) or "login" in location or "oauth" in location)
+    # Another user, with their own JupyterHub token and the service's: refused, until the student shares the
+    # server with them through JupyterHub (what a share grants: access:servers!server=<student>/).
+    other = f"other-{uuid.uuid4().hex[:6]}"
+    node_hub.api("POST", f"/users/{other}")
+    other_token = node_hub.api("POST", f"/users/{other}/tokens", {"note": "model service test"})["token"]
+    as_other = {**service_token, "Authorization": f"token {other_token}"}
+    status, answer = _post_as(predict, body, as_other)
+    assert status in (302, 303, 401, 403), (status, answer[:300])
+    node_hub.api("POST", f"/shares/{student}/", {"user": other})
+    # A token the notebook server has not seen: it caches what the hub said of the first one for minutes.
+    fresh_token = node_hub.api("POST", f"/users/{other}/tokens", {"note": "model service test, shared"})["token"]
+    status, answer = _post_as(predict, body, {**service_token, "Authorization": f"token {fresh_token}"})
+    assert status == 200, answer[:500]
+    assert [int(p["label"]) for p in json.loads(answer)["predictions"]] == labels
     assert "stopped" in kernel.run("service.stop()\nprint('stopped')\n", timeout=120)
+    assert not core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/component=model-service").items
     node_hub.stop_server(student)
     wait_until(
         f"every pod in {namespace} to be deleted",

@@ -7,8 +7,9 @@ accepts connections on its listening ports, and on its control port (reached fro
 traffic the enforcer lets through) tries a TCP connection from inside the pod and says what happened.
 
 First, with no enforcement (the bridge CNI ignores NetworkPolicies), every path below connects: the
-hostile attempts are real ways out, not typos. Then kube-network-policies runs on the node
-(:class:`.netpolicy.PolicyEnforcer`) and the same pods try again: the student's own notebook and
+hostile attempts are real ways out, not typos. Some go through ClusterIP Services (which kube-proxy,
+:mod:`.kubeproxy`, DNATs to the pods): the policies of the pod behind the Service apply. Then
+kube-network-policies runs on the node (:class:`.netpolicy.PolicyEnforcer`) and the same pods try again: the student's own notebook and
 executors still reach each other and the hub's API; another student's executor, the metadata address
 (a stand-in answering at 169.254.169.254, :class:`.netpolicy.MetadataStandIn`), the hub's other ports and
 the hub from an executor time out, the packets dropped by the enforcer. The tally of hostile attempts
@@ -17,6 +18,7 @@ is printed at the end, as tests/kubernetes/test_hostile_student.py prints the AP
 
 from __future__ import annotations
 
+import socket
 import time
 import urllib.parse
 import urllib.request
@@ -33,6 +35,7 @@ from spawner.namespace import NOTEBOOK_LABELS, namespace_name, namespace_objects
 from tests.kubernetes.fixtures import Kube
 from tests.kubernetes.student import Tally, delete_namespaces, report_tally, restricted_pod_spec, wait_until
 
+from .kubeproxy import ServiceProxy
 from .netpolicy import MetadataStandIn, PolicyEnforcer, missing_enforcer
 from .nodeconfig import API_SERVICE_IP, METADATA_ADDRESS
 from .realnode import RealNode
@@ -77,7 +80,8 @@ http.server.ThreadingHTTPServer(("0.0.0.0", CONTROL_PORT), Probe).serve_forever(
 
 @dataclass(frozen=True)
 class Pods:
-    """The running pods' IPs, by role."""
+    """The running pods' IPs, by role, and the cluster IPs of two Services (``hub-service``,
+    ``ada-executor-service``), which kube-proxy DNATs to the pods: the policies must see through that."""
 
     ip: dict[str, str]
     hub_namespace: str
@@ -104,12 +108,19 @@ def probe(pods: Pods, source: str, target: str, port: int) -> str:
         return str(response.read().decode())
 
 
+def _answers(host: str, port: int) -> bool:
+    """Whether an agent answers ``ok`` at ``host:port`` when this machine connects."""
+    with socket.create_connection((host, port), timeout=CONNECT_SECONDS) as connection:
+        return connection.recv(2) == b"ok"
+
+
 #: (name, source, target, port): the student's cluster's own paths, which must stay open.
 ALLOWED = [
     ("executor to its notebook's Spark RPC port", "ada-executor", "ada-notebook", SPARK_RPC),
     ("notebook to its executor's Gloo port", "ada-notebook", "ada-executor", GLOO),
     ("notebook to the hub's API", "ada-notebook", "hub", HUB_API),
     ("notebook to the proxy's public port", "ada-notebook", "hub", PROXY_PUBLIC),
+    ("notebook to the hub's API through its Service", "ada-notebook", "hub-service", HUB_API),
 ]
 #: The hostile student's attempts: every one must be dropped once policies are enforced.
 HOSTILE = [
@@ -120,12 +131,16 @@ HOSTILE = [
     ("the metadata address from the notebook", "ada-notebook", METADATA_ADDRESS, MetadataStandIn.PORT),
     ("the proxy's API port", "ada-notebook", "hub", PROXY_API),
     ("the hub's API from an executor", "ada-executor", "hub", HUB_API),
+    ("another student's executor through a Service", "bob-executor", "ada-executor-service", GLOO),
+    ("the proxy's API port through the hub's Service", "ada-notebook", "hub-service", PROXY_API),
 ]
 TALLY = Tally()
 
 
 @pytest.fixture(scope="module")
-def pods(real_node: RealNode, kube: Kube, request: pytest.FixtureRequest) -> Iterator[Pods]:
+def pods(
+    real_node: RealNode, service_proxy: ServiceProxy, kube: Kube, request: pytest.FixtureRequest
+) -> Iterator[Pods]:
     """Two students' namespaces with their policies, a hub stand-in, the agents Running; all removed after."""
     from kubernetes import client
 
@@ -171,8 +186,20 @@ def pods(real_node: RealNode, kube: Kube, request: pytest.FixtureRequest) -> Ite
 
                 ips[role] = wait_until(f"pod {ns}/{name} to run", running, timeout=180)
         pods = Pods(ips, hub_ns, tuple(namespaces))
-        for role in ips:
+        for role in list(ips):
             wait_until(f"the agent in {role} to answer", lambda role=role: probe(pods, role, "127.0.0.1", CONTROL_PORT))
+        services = {"hub-service": (hub_ns, HUB_LABELS, [HUB_API, PROXY_API])}
+        services["ada-executor-service"] = (namespace_name(users["ada"]), EXECUTOR_LABELS, [GLOO])
+        for role, (ns, selector, ports) in services.items():
+            service = {
+                "metadata": {"name": role},
+                "spec": {"selector": selector, "ports": [{"name": f"p{p}", "port": p} for p in ports]},
+            }
+            # The cluster IP, not the name: the namespaces' policies allow DNS only to kube-dns pods and dnsCIDRs
+            # (none here), and a name that does not resolve would look like a dropped connection.
+            ips[role] = core.create_namespaced_service(ns, service).spec.cluster_ip
+            for port in ports:  # kube-proxy REJECTs a Service's connections until it has synced its endpoints
+                wait_until(f"kube-proxy to route {role} port {port}", lambda a=(ips[role], port): _answers(*a))
         yield pods
     finally:
         delete_namespaces(core, namespaces)

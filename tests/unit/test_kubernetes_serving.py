@@ -8,7 +8,18 @@ import pytest
 
 from occam.contract import SERVING_PORT
 from occam.errors import ConfigError
-from occam.kubernetes.serving import cluster_ip_service, deployment, service_name, serving_labels, token_secret
+from occam.kubernetes.serving import (
+    cluster_ip_service,
+    deployment,
+    host_allowlist,
+    in_cluster_url,
+    proxy_base,
+    proxy_host_allowed,
+    selector,
+    service_name,
+    serving_labels,
+    token_secret,
+)
 from occam.kubernetes.settings import KubernetesSettings
 from tests.unit import factories
 
@@ -42,7 +53,7 @@ def test_the_pod_is_locked_down_reads_the_model_read_only_and_gets_its_token_as_
     assert container["resources"]["requests"] == container["resources"]["limits"] == {"cpu": "500m", "memory": "1Gi"}
     assert all(m["readOnly"] for m in container["volumeMounts"])
     token_volume = next(v for v in pod["volumes"] if "secret" in v)
-    assert token_volume["secret"] == {"secretName": "occam-serve-digits-cnn-v3", "defaultMode": 0o400}
+    assert token_volume["secret"] == {"secretName": "occam-serve-digits-cnn-v3", "defaultMode": 0o444}
     command = container["command"]
     assert command[command.index("--model-dir") + 1] == MODEL_DIR
     assert command[command.index("--port") + 1] == str(SERVING_PORT) and "--token-file" in command
@@ -53,7 +64,9 @@ def test_the_pod_is_locked_down_reads_the_model_read_only_and_gets_its_token_as_
 def test_the_service_is_cluster_ip_in_front_of_the_pod_and_the_secret_holds_the_token() -> None:
     service = cluster_ip_service(settings(), model="digits-cnn", version=3)
     assert service["spec"]["type"] == "ClusterIP"
-    assert service["spec"]["selector"] == serving_labels(settings(), "digits-cnn")
+    assert service["spec"]["selector"] == serving_labels(settings(), "digits-cnn", "occam-serve-digits-cnn-v3")
+    pod_labels = deployment(settings(), model="digits-cnn", version=3, model_dir=MODEL_DIR)["spec"]["template"]
+    assert service["spec"]["selector"] == pod_labels["metadata"]["labels"]
     assert service["spec"]["ports"][0]["targetPort"] == SERVING_PORT
     secret = token_secret(settings(), "digits-cnn", 3, "s3cret-token")
     assert secret["stringData"] == {"token": "s3cret-token"} and secret["metadata"]["name"] == service_name(
@@ -78,3 +91,61 @@ def test_the_model_must_be_on_the_shared_work_volume() -> None:
         deployment(factories.settings(), model="m", version=1, model_dir=MODEL_DIR)
     with pytest.raises(ConfigError, match="not on the shared work volume"):
         deployment(settings(), model="m", version=1, model_dir="/home/jane/models/m/1")
+
+
+def test_two_versions_of_a_model_are_two_services_that_select_only_their_own_pod() -> None:
+    one, two = (cluster_ip_service(settings(), model="m", version=v)["spec"]["selector"] for v in (1, 2))
+    assert one != two and one["occam.io/model-service"] == "occam-serve-m-v1"
+    assert selector({"b": "2", "a": "1"}) == "a=1,b=2"
+
+
+def test_behind_jupyterhub_the_service_answers_under_the_proxys_absolute_path() -> None:
+    base = proxy_base("/user/jane/", "occam-serve-m-v1")
+    assert base == "/user/jane/proxy/absolute/occam-serve-m-v1:80"
+    command = deployment(settings(), model="m", version=1, model_dir=MODEL_DIR, base_path=base)["spec"]["template"][
+        "spec"
+    ]["containers"][0]["command"]
+    assert command[command.index("--proxy-base") + 1] == base
+    assert (
+        "--proxy-base"
+        not in deployment(settings(), model="m", version=1, model_dir=MODEL_DIR)["spec"]["template"]["spec"][
+            "containers"
+        ][0]["command"]
+    )
+    assert proxy_base(None, "occam-serve-m-v1") == "" and proxy_base("", "x") == ""
+    assert in_cluster_url(settings(), "occam-serve-m-v1", base) == f"http://occam-serve-m-v1.jane.svc:80{base}"
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("occam-serve-digits-cnn-v3", True),
+        (service_name("x" * 100, 7), True),
+        ("localhost", True),  # jupyter-server-proxy's own default, kept
+        ("127.0.0.1", True),
+        ("occam-serve-m-v1.other-student.svc", False),  # another namespace
+        ("occam-serve-m-v1.other-student", False),
+        ("kubernetes.default.svc", False),
+        ("10.96.0.1", False),
+        ("occam-serve-", False),
+        ("occam-serve-M-v1", False),
+        ("hub", False),
+        ("169.254.169.254", False),
+    ],
+)
+def test_the_notebooks_proxy_forwards_only_to_the_namespaces_own_model_services(host: str, allowed: bool) -> None:
+    assert host_allowlist(object(), host) is allowed
+    assert proxy_host_allowed(host) is (allowed and host.startswith("occam-serve-"))
+
+
+def test_the_notebook_images_jupyter_config_installs_the_allowlist() -> None:
+    """The file the notebook image installs as /etc/jupyter/jupyter_server_config.py, run as Jupyter runs it."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    config = Path(__file__).resolve().parents[2] / "images" / "notebook" / "jupyter_server_config.py"
+    c = SimpleNamespace(ServerProxy=SimpleNamespace())
+    exec(compile(config.read_text(), str(config), "exec"), {"c": c})
+    assert c.ServerProxy.host_allowlist is host_allowlist
+    dockerfile = (config.parent / "Dockerfile").read_text()
+    assert "COPY images/notebook/jupyter_server_config.py /etc/jupyter/jupyter_server_config.py" in dockerfile

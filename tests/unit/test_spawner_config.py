@@ -320,7 +320,8 @@ def test_stop_deletes_executors_after_the_notebook_pod(monkeypatch: pytest.Monke
     run(check)
     assert order == ["notebook", "pods", "secrets"]
     assert EXECUTOR_SELECTOR == (
-        "app.kubernetes.io/name=occam,app.kubernetes.io/component!=notebook,!occam.io/batch-job"
+        "app.kubernetes.io/name=occam,app.kubernetes.io/component!=notebook,"
+        "app.kubernetes.io/component!=model-service,!occam.io/batch-job"
     )
 
 

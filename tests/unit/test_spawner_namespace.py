@@ -105,7 +105,8 @@ def test_namespace_objects_come_in_apply_order_all_labelled_and_in_the_namespace
         "RoleBinding",
         "ResourceQuota",
         "LimitRange",
-        *["NetworkPolicy"] * 5,  # default deny, DNS, the student's cluster, the notebook, the API server
+        # default deny, DNS, the student's cluster, the notebook, its model services, the API server
+        *["NetworkPolicy"] * 6,
     ]
     ns = namespace_name("Ada Lovelace")
     assert objects[0]["metadata"]["name"] == ns
@@ -163,7 +164,12 @@ def test_role_has_no_wildcards_and_nothing_cluster_scoped_or_escalating():
         assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
         assert "nonResourceURLs" not in rule
         assert not {"roles", "rolebindings", "serviceaccounts", "serviceaccounts/token"} & set(rule["resources"])
-        assert rule["apiGroups"] == [""], rule
+        # The core group, but for the one Deployment a model service is (occam.models.serve).
+        assert rule["apiGroups"] == [""] or rule == {
+            "apiGroups": ["apps"],
+            "resources": ["deployments"],
+            "verbs": ["create", "get", "delete"],
+        }, rule
 
 
 @pytest.mark.parametrize(
@@ -192,6 +198,43 @@ def test_role_has_no_wildcards_and_nothing_cluster_scoped_or_escalating():
 )
 def test_role_allows_what_start_cluster_does(resource, verb):
     assert _allowed(role("ada")["rules"], resource, verb)
+
+
+@pytest.mark.parametrize(
+    ("resource", "verb", "group"),
+    [
+        ("deployments", "create", "apps"),
+        ("deployments", "get", "apps"),
+        ("deployments", "delete", "apps"),
+        ("services", "create", ""),
+        ("services", "delete", ""),
+        ("secrets", "create", ""),
+        ("secrets", "delete", ""),
+        ("pods", "list", ""),
+        ("pods/log", "get", ""),
+    ],
+)
+def test_role_allows_what_a_model_service_on_kubernetes_needs(resource, verb, group):
+    assert _allowed(role("ada")["rules"], resource, verb, group)
+
+
+@pytest.mark.parametrize(
+    ("resource", "verb", "group"),
+    [
+        ("deployments", "list", "apps"),
+        ("deployments", "update", "apps"),
+        ("deployments", "patch", "apps"),
+        ("deployments/scale", "update", "apps"),
+        ("replicasets", "create", "apps"),
+        ("statefulsets", "create", "apps"),
+        ("daemonsets", "create", "apps"),
+        ("jobs", "create", "batch"),
+        ("ingresses", "create", "networking.k8s.io"),
+        ("networkpolicies", "delete", "networking.k8s.io"),
+    ],
+)
+def test_role_refuses_other_workloads_and_changing_a_deployment(resource, verb, group):
+    assert not _allowed(role("ada")["rules"], resource, verb, group)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from occam.contract import SERVING_PORT
 from spawner.limits import CourseLimits
 from spawner.namespace import NOTEBOOK_LABELS, namespace_name, namespace_objects
 from spawner.network_policy import (
@@ -43,8 +44,9 @@ def _labels_match(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
         return False
     for expression in selector.get("matchExpressions", []):
-        assert expression["operator"] == "In", expression
-        if labels.get(expression["key"]) not in expression["values"]:
+        assert expression["operator"] in ("In", "NotIn"), expression
+        inside = labels.get(expression["key"]) in expression["values"]  # an absent key is in no set
+        if inside != (expression["operator"] == "In"):
             return False
     return True
 
@@ -112,6 +114,8 @@ NOTEBOOK = Pod(NS, dict(NOTEBOOK_LABELS))
 EXECUTOR = Pod(NS, {"app.kubernetes.io/name": "occam", "app.kubernetes.io/component": "executor"})
 DRIVER = Pod(NS, {"app.kubernetes.io/name": "occam", "app.kubernetes.io/component": "driver"})
 STRANGER_IN_NS = Pod(NS, {"app": "mine"})
+MODEL_SERVICE = Pod(NS, {"app.kubernetes.io/name": "occam", "app.kubernetes.io/component": "model-service"})
+OTHER_MODEL_SERVICE = Pod(OTHER, dict(MODEL_SERVICE.labels))
 OTHER_EXECUTOR = Pod(OTHER, dict(EXECUTOR.labels))
 OTHER_NOTEBOOK = Pod(OTHER, dict(NOTEBOOK_LABELS))
 HUB_POD = Pod("jhub", {"app": "jupyterhub", "release": "occam", "component": "hub"})
@@ -136,6 +140,24 @@ def test_the_student_s_own_pods_reach_each_other_on_every_port():
         assert allowed(policies, NOTEBOOK, EXECUTOR, port)
         assert allowed(policies, EXECUTOR, EXECUTOR, port)
         assert allowed(policies, DRIVER, EXECUTOR, port)
+
+
+def test_a_model_service_is_reached_by_the_student_s_own_notebook_alone_on_its_port():
+    policies = _policies(api_server_cidrs=[API], internet=False)
+    assert allowed(policies, NOTEBOOK, MODEL_SERVICE, SERVING_PORT)
+    assert not allowed(policies, NOTEBOOK, MODEL_SERVICE, 22)
+    for other in (EXECUTOR, DRIVER, STRANGER_IN_NS, OTHER_NOTEBOOK, OTHER_EXECUTOR, HUB_POD, PROXY_POD):
+        assert not allowed(policies, other, MODEL_SERVICE, SERVING_PORT), other
+    assert not allowed(policies, OTHER_NOTEBOOK, OTHER_MODEL_SERVICE, 22)
+    assert allowed(policies, OTHER_NOTEBOOK, OTHER_MODEL_SERVICE, SERVING_PORT)  # bob's own
+    assert not allowed(policies, NOTEBOOK, OTHER_MODEL_SERVICE, SERVING_PORT)
+    # It reaches nothing itself but DNS: not the notebook, executors, the hub, the API server.
+    for port in (7078, 8888, 40123):
+        assert not allowed(policies, MODEL_SERVICE, NOTEBOOK, port)
+        assert not allowed(policies, MODEL_SERVICE, EXECUTOR, port)
+    assert not allowed(policies, MODEL_SERVICE, HUB_POD, 8081)
+    assert not allowed(policies, MODEL_SERVICE, "10.0.0.5", 6443)
+    assert allowed(policies, MODEL_SERVICE, DNS_POD, 53, "UDP")
 
 
 def test_another_student_s_pods_reach_nothing_and_are_reached_by_nothing():

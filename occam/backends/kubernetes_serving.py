@@ -1,0 +1,212 @@
+"""A model service on Kubernetes: a Deployment and a ClusterIP Service in the notebook's own namespace.
+
+The objects are :mod:`occam.kubernetes.serving`'s, created with the notebook's own service account (the
+notebook's Role allows exactly that, ``spawner.namespace.NOTEBOOK_RULES``): the token in a Secret (a file
+in the pod, never in its spec), the Occam image reading the model read-only from the shared work volume,
+requests equal to limits so that the namespace's quota counts the pod. Unless kept, every object is owned by
+the notebook pod, so Kubernetes deletes the service with the notebook; ``stop()`` and the kernel's exit delete
+it sooner, and wait until its pod is gone.
+
+Who reaches it: the namespace's NetworkPolicies let only the student's own notebook pod connect to the
+service's pod (``spawner.network_policy``); a browser goes through the notebook's jupyter-server-proxy
+(``<prefix>proxy/absolute/<service>:80/``), behind JupyterHub's own login (the owner, or whom the owner
+shares the server with); every request needs the service's token besides.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from occam import config
+from occam.backends.base import ModelServiceRequest
+from occam.contract import JUPYTERHUB_SERVICE_PREFIX_ENV
+from occam.errors import ConfigError, ServiceStartError
+from occam.kubernetes import pods, serving
+from occam.kubernetes.api import NamespaceApi
+from occam.kubernetes.settings import KubernetesSettings, settings_from_env
+
+POLL_SECONDS = 0.5
+#: How long ``stop()`` waits for the pod to go: its grace period (30 s) and some.
+STOP_TIMEOUT_SECONDS = 60.0
+
+_live: weakref.WeakSet[ModelDeployment] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all_at_exit() -> None:
+    for service in list(_live):
+        with contextlib.suppress(Exception):  # the notebook pod's end deletes them anyway (owner references)
+            service.stop()
+
+
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod is Ready and not being deleted."""
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def replica_failure(deployment: Mapping[str, Any] | None) -> str | None:
+    """Why the Deployment's ReplicaSet could not make its pod (e.g. the quota refused it), else None."""
+    for condition in ((deployment or {}).get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
+            return str(condition.get("message") or condition.get("reason") or "no reason given")
+    return None
+
+
+def _wait(what: str, check: Callable[[], bool], timeout: float, then: Callable[[], str]) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise ServiceStartError(f"timed out after {timeout:.0f} s waiting for {what}; {then()}")
+        time.sleep(POLL_SECONDS)
+
+
+class ModelDeployment:
+    """A model service's Deployment, Service and Secret (all named ``name``) in ``settings.namespace``."""
+
+    def __init__(self, settings: KubernetesSettings, api: NamespaceApi, *, model: str, name: str, base_path: str):
+        self.settings = settings
+        self.name = name
+        self.base_path = base_path
+        self._api = api
+        self._selector = serving.selector(serving.serving_labels(settings, model, name))
+        self._stopped = False
+
+    @property
+    def url(self) -> str:
+        """The Service's address from a pod of the namespace: ``http://<name>.<namespace>.svc:80<base_path>``."""
+        return serving.in_cluster_url(self.settings, self.name, self.base_path)
+
+    def pods(self) -> list[dict[str, Any]]:
+        """The service's pods, as the API returns them."""
+        return self._api.pods(self._selector)
+
+    @property
+    def running(self) -> bool:
+        return not self._stopped and any(pod_ready(p) for p in self.pods())
+
+    def log(self) -> str:
+        """The log of the service's pod ("" when it has none yet)."""
+        try:
+            found = self.pods()
+            return self._api.pod_log(found[0]["metadata"]["name"]) if found else ""
+        except Exception as exc:
+            return f"(could not read the service's log: {exc})"
+
+    def wait_ready(self, timeout: float, ref: str) -> None:
+        """Wait until the service's pod is Ready; fail at once when it cannot start (quota, image, crash)."""
+
+        def ready() -> bool:
+            found = self.pods()
+            if any(pod_ready(p) for p in found):
+                return True
+            problem = pods.start_problem(found, kind="model service pod") or replica_failure(
+                self._api.read_deployment(self.name)
+            )
+            if problem:
+                raise ServiceStartError(
+                    f"the model service {self.name} for {ref} cannot start: {problem}\n{self.log()}"
+                )
+            return False
+
+        _wait(
+            f"the pod of model service {self.name} ({ref}) to be Ready",
+            ready,
+            timeout,
+            lambda: "(OCCAM_SERVE_TIMEOUT, or serve(..., timeout=)); its pods:\n"
+            + pods.pod_summary(self.pods())
+            + f"\n{self.log()}",
+        )
+
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        """Delete the Deployment, Service and Secret, and wait until the pod and the Deployment are gone (so the
+        same version can be served again at once). Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        _live.discard(self)
+        try:
+            self._api.delete_model_service(self.name)
+            _wait(
+                f"the pod and Deployment of model service {self.name} to go",
+                lambda: not self.pods() and self._api.read_deployment(self.name) is None,
+                timeout,
+                lambda: "Kubernetes deletes it in the background",
+            )
+        finally:
+            self._api.close()
+
+
+def namespace_context(environ: Mapping[str, str]) -> tuple[KubernetesSettings, NamespaceApi]:
+    """The notebook pod's settings (``OCCAM_K8S_*``) and an API client with its service account."""
+    settings = settings_from_env(environ)
+    return settings, NamespaceApi(settings.namespace)
+
+
+def start_model_deployment(
+    request: ModelServiceRequest,
+    environ: Mapping[str, str] | None = None,
+    *,
+    settings: KubernetesSettings | None = None,
+    api: NamespaceApi | None = None,
+) -> ModelDeployment:
+    """Create the service's Secret, Deployment and Service and wait until its pod is Ready.
+
+    ``settings`` and ``api`` default to the notebook pod's own (``OCCAM_K8S_*`` in ``environ``, its service
+    account); tests pass a student's. On any failure nothing is left behind.
+    """
+    env = os.environ if environ is None else environ
+    if settings is None or api is None:
+        settings, api = namespace_context(env)
+    name = serving.service_name(request.model, request.version)
+    base_path = serving.proxy_base(env.get(JUPYTERHUB_SERVICE_PREFIX_ENV), name)
+    try:
+        objects = (
+            serving.token_secret(settings, request.model, request.version, request.token, keep=request.keep),
+            serving.deployment(
+                settings,
+                model=request.model,
+                version=request.version,
+                model_dir=request.model_dir,
+                cpu=str(config.get("serve_cpu", environ=env)),
+                memory=str(config.get("serve_memory", environ=env)),
+                max_bytes=request.max_bytes,
+                keep=request.keep,
+                base_path=base_path,
+            ),
+            serving.cluster_ip_service(settings, model=request.model, version=request.version, keep=request.keep),
+        )
+        if api.read_deployment(name) is not None:
+            raise ConfigError(
+                f"a model service {name} already runs in namespace {settings.namespace} (a kept one, or another "
+                f"notebook's): use it, or stop it first with occam.models.stop_service({request.ref!r})"
+            )
+    except BaseException:
+        api.close()
+        raise
+    service = ModelDeployment(settings, api, model=request.model, name=name, base_path=base_path)
+    try:
+        api.create_model_service(*objects)
+        service.wait_ready(request.timeout, request.ref)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the first error is the one to see
+            service.stop()
+        raise
+    if not request.keep:
+        _live.add(service)
+    return service
+
+
+def stop_model_deployment(model: str, version: int, environ: Mapping[str, str] | None = None) -> None:
+    """Delete the service of ``model`` version ``version`` in the notebook's namespace and wait for its pod."""
+    settings, api = namespace_context(os.environ if environ is None else environ)
+    name = serving.service_name(model, version)
+    ModelDeployment(settings, api, model=model, name=name, base_path="").stop()
