@@ -28,7 +28,7 @@ images: setup
 	@if [ "$$(id -u)" != 0 ]; then echo "images: not root, not built (the node tier will skip)"; \
 	elif ! dpkg -s $(NODE_PACKAGES) >/dev/null 2>&1; then \
 		echo "images: missing Debian packages (run scripts/system-packages.sh as root); not built, the node tier will skip"; \
-	else VENV=$(VENV) bash scripts/build-images.sh notebook-cpu hub; fi
+	else VENV=$(VENV) bash scripts/build-images.sh notebook-cpu hub proxy; fi
 
 # The GPU variant of the notebook image (a release builds it too; it needs no GPU to build).
 images-gpu: setup
@@ -65,13 +65,13 @@ kubernetes: setup
 	$(PY) -m pytest tests/kubernetes
 
 # The hub's real proxy (configurable-http-proxy, from npm) for the hub tier and bench/bench_spawn.py: installed
-# with `npm ci` from tests/hub/chp/package-lock.json (every transitive version locked), cached until the lock changes.
+# with `npm ci` from images/proxy/package-lock.json (every transitive version locked), cached until the lock changes.
 CHP_DIR := $(HOME)/.cache/occam/chp
-CHP_LOCK := tests/hub/chp/package-lock.json
+CHP_LOCK := images/proxy/package-lock.json
 chp:
 	@if cmp -s $(CHP_LOCK) $(CHP_DIR)/package-lock.json && test -x $(CHP_DIR)/node_modules/.bin/configurable-http-proxy; \
 	then echo "chp: up to date with $(CHP_LOCK)"; \
-	else mkdir -p $(CHP_DIR) && cp tests/hub/chp/package.json $(CHP_LOCK) $(CHP_DIR)/ && \
+	else mkdir -p $(CHP_DIR) && cp images/proxy/package.json $(CHP_LOCK) $(CHP_DIR)/ && \
 		npm ci --prefix $(CHP_DIR) --no-audit --no-fund; fi
 
 # A real JupyterHub process with OccamSpawner against the test control plane.
