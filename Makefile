@@ -19,8 +19,9 @@ lint: setup
 k8s-binaries:
 	bash scripts/k8s-binaries.sh
 
-# The images admins deploy (images/*/Dockerfile: the notebook image's CPU variant and the hub image), built with
-# podman from a local stand-in of their base (docs/images.md); the node tier runs the notebook image. About
+# The images admins deploy (images/*/Dockerfile: the notebook image's CPU variant, the hub image and the proxy
+# image), built with podman from a local stand-in of their base (docs/images.md); the node tier runs them (the
+# hub and proxy images in its release test; the proxy image adds about 2 minutes cold). About
 # 25 minutes cold (Horovod's compile, PyPI and Debian downloads), seconds when nothing changed. Needs root and
 # the Debian packages scripts/system-packages.sh installs; without them the node tier skips.
 NODE_PACKAGES := containerd runc containernetworking-plugins busybox-static debootstrap iptables gcc libc6-dev podman

@@ -273,13 +273,15 @@ def _spawn_and_run(kube: Kube, browser: Student, namespace: str, tmp_path: Path,
         status, answer = browser.api("POST", f"/users/{user}/server", {"profile": "cpu"})
         assert status in (201, 202), answer
 
-        def ready() -> bool:
+        def settled() -> str | None:
+            """ "ready", "gone" (the hub gave up on the spawn and dropped the server), or None: still pending."""
             status, model = browser.api("GET", f"/users/{user}")
             assert status == 200, model
             server = (model.get("servers") or {}).get("")
-            return bool(server and server.get("ready"))
+            return "gone" if server is None else ("ready" if server.get("ready") else None)
 
-        wait_until(f"{user}'s server to be ready", ready, timeout=SPAWN_TIMEOUT)
+        outcome = wait_until(f"{user}'s server to be ready", settled, timeout=SPAWN_TIMEOUT, interval=2)
+        assert outcome == "ready", f"the hub gave up on {user}'s spawn"
     except Exception as exc:
         hub_logs = core.read_namespaced_pod_log(
             core.list_namespaced_pod(release_namespace, label_selector="component=hub").items[0].metadata.name,
