@@ -219,6 +219,7 @@ def test_a_spawned_notebook_on_the_node_starts_executors_and_shows_its_web_uis_t
         timeout=420,
     )
     facts = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in served.splitlines() if " " in line}
+    assert "base" in facts, served[-3000:]  # the kernel's traceback, where serving failed
     assert facts["base"].startswith(f"/user/{student}/proxy/"), served[-2000:]
     predict = f"{node_hub.url}{facts['base']}/v2/models/digits-node/predict/"
     body = {"instances": json.loads(facts["instances"])}
