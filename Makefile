@@ -19,8 +19,9 @@ lint: setup
 k8s-binaries:
 	bash scripts/k8s-binaries.sh
 
-# The images admins deploy (images/*/Dockerfile: the notebook image's CPU variant and the hub image), built with
-# podman from a local stand-in of their base (docs/images.md); the node tier runs the notebook image. About
+# The images admins deploy (images/*/Dockerfile: the notebook image's CPU variant, the hub image and the proxy
+# image), built with podman from a local stand-in of their base (docs/images.md); the node tier runs them (the
+# hub and proxy images in its release test; the proxy image adds about 2 minutes cold). About
 # 25 minutes cold (Horovod's compile, PyPI and Debian downloads), seconds when nothing changed. Needs root and
 # the Debian packages scripts/system-packages.sh installs; without them the node tier skips.
 NODE_PACKAGES := containerd runc containernetworking-plugins busybox-static debootstrap iptables gcc libc6-dev podman
@@ -28,7 +29,7 @@ images: setup
 	@if [ "$$(id -u)" != 0 ]; then echo "images: not root, not built (the node tier will skip)"; \
 	elif ! dpkg -s $(NODE_PACKAGES) >/dev/null 2>&1; then \
 		echo "images: missing Debian packages (run scripts/system-packages.sh as root); not built, the node tier will skip"; \
-	else VENV=$(VENV) bash scripts/build-images.sh notebook-cpu hub; fi
+	else VENV=$(VENV) bash scripts/build-images.sh notebook-cpu hub proxy; fi
 
 # The GPU variant of the notebook image (a release builds it too; it needs no GPU to build).
 images-gpu: setup
@@ -65,13 +66,13 @@ kubernetes: setup
 	$(PY) -m pytest tests/kubernetes
 
 # The hub's real proxy (configurable-http-proxy, from npm) for the hub tier and bench/bench_spawn.py: installed
-# with `npm ci` from tests/hub/chp/package-lock.json (every transitive version locked), cached until the lock changes.
+# with `npm ci` from images/proxy/package-lock.json (every transitive version locked), cached until the lock changes.
 CHP_DIR := $(HOME)/.cache/occam/chp
-CHP_LOCK := tests/hub/chp/package-lock.json
+CHP_LOCK := images/proxy/package-lock.json
 chp:
 	@if cmp -s $(CHP_LOCK) $(CHP_DIR)/package-lock.json && test -x $(CHP_DIR)/node_modules/.bin/configurable-http-proxy; \
 	then echo "chp: up to date with $(CHP_LOCK)"; \
-	else mkdir -p $(CHP_DIR) && cp tests/hub/chp/package.json $(CHP_LOCK) $(CHP_DIR)/ && \
+	else mkdir -p $(CHP_DIR) && cp images/proxy/package.json $(CHP_LOCK) $(CHP_DIR)/ && \
 		npm ci --prefix $(CHP_DIR) --no-audit --no-fund; fi
 
 # A real JupyterHub process with OccamSpawner against the test control plane.

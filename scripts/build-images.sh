@@ -2,14 +2,16 @@
 # Build the images admins deploy from images/*/Dockerfile with a real builder (podman, Debian's package), from
 # the local stand-in of their base (scripts/image-base.sh), and export them for the node tier.
 #
-#   scripts/build-images.sh notebook-cpu hub      (`make images`)
+#   scripts/build-images.sh notebook-cpu hub proxy  (`make images`)
 #   scripts/build-images.sh notebook-gpu          (`make images-gpu`, for a release)
 #
-# Tags: localhost/occam-notebook:<version>[-gpu], localhost/occam-hub:<version> (<version> from pyproject.toml).
+# Tags: localhost/occam-notebook:<version>[-gpu], localhost/occam-hub:<version>, localhost/occam-proxy:<version>
+# (<version> from pyproject.toml).
 # podman's layer cache makes an unchanged build take seconds; pip's cache is a build cache mount (the
 # Dockerfiles' RUN --mount=type=cache), so a cold layer cache re-downloads nothing pip already has.
-# Each notebook-cpu build is also saved as an OCI archive, $OCCAM_IMAGE_CACHE/exports/<name>-<image id>.tar,
-# which the node tier imports into its containerd (tests/node/images.py); older exports are removed.
+# Each notebook-cpu, hub and proxy build is also saved as an OCI archive,
+# $OCCAM_IMAGE_CACHE/exports/<name>-<image id>.tar, which the node tier imports into its containerd
+# (tests/node/images.py; the hub and proxy images for the release test); older exports are removed.
 # Needs root (rootful podman: the builds run apt and pip in containers) and the network (Debian, PyPI).
 set -euo pipefail
 
@@ -22,7 +24,7 @@ python_version=$(sed -n 's/^ARG BASE_IMAGE=python:\([0-9.]*\)-slim-bookworm$/\1/
 base=localhost/occam-python-base:$python_version-slim-bookworm
 
 if [ $# -eq 0 ]; then
-  set -- notebook-cpu hub
+  set -- notebook-cpu hub proxy
 fi
 if ! command -v podman >/dev/null 2>&1; then
   echo "build-images: podman is missing: scripts/system-packages.sh (as root) installs it" >&2
@@ -90,6 +92,13 @@ inputs_key() {
       -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16
 }
 
+export_name() { # target: the name of its archive for the node tier ('' for none)
+  case "$1" in
+  notebook-cpu) echo occam-notebook ;;
+  hub | proxy) echo "occam-$1" ;;
+  esac
+}
+
 for target in "$@"; do
   started=$(date +%s)
   key=$(inputs_key "$target" "${build[@]}")
@@ -97,7 +106,7 @@ for target in "$@"; do
   id=$(podman image inspect --format '{{.Id}}' "$(sed -n 2p "$stamp" 2>/dev/null || echo none)" 2>/dev/null || true)
   if [ -n "$id" ] && [ "$(sed -n 1p "$stamp")" = "$key" ] && [ "$(sed -n 3p "$stamp")" = "$id" ]; then
     echo "build-images: $(sed -n 2p "$stamp") is up to date with its Dockerfile and context ($key)"
-    [ "$target" != notebook-cpu ] || export_archive "$(sed -n 2p "$stamp")" occam-notebook
+    [ -z "$(export_name "$target")" ] || export_archive "$(sed -n 2p "$stamp")" "$(export_name "$target")"
     continue
   fi
   case "$target" in
@@ -111,8 +120,12 @@ for target in "$@"; do
     ref=localhost/occam-hub:$version
     "${build[@]}" -f images/hub/Dockerfile --ignorefile images/hub/Dockerfile.dockerignore -t "$ref" .
     ;;
+  proxy)
+    ref=localhost/occam-proxy:$version
+    "${build[@]}" -f images/proxy/Dockerfile --ignorefile images/proxy/Dockerfile.dockerignore -t "$ref" .
+    ;;
   *)
-    echo "build-images: unknown image '$target' (notebook-cpu, notebook-gpu, hub)" >&2
+    echo "build-images: unknown image '$target' (notebook-cpu, notebook-gpu, hub, proxy)" >&2
     exit 1
     ;;
   esac
@@ -120,7 +133,5 @@ for target in "$@"; do
   printf '%s\n%s\n%s\n' "$key" "$ref" "$(podman image inspect --format '{{.Id}}' "$ref")" >"$stamp"
   size=$(podman image inspect --format '{{.Size}}' "$ref")
   echo "build-images: $ref built in $(($(date +%s) - started)) s, $((size / 1048576)) MiB"
-  if [ "$target" = notebook-cpu ]; then
-    export_archive "$ref" occam-notebook
-  fi
+  [ -z "$(export_name "$target")" ] || export_archive "$ref" "$(export_name "$target")"
 done

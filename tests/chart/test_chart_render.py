@@ -27,6 +27,7 @@ from .rendering import (
     KUBE_VERSION,
     NAMESPACE,
     RELEASE,
+    VALUES_DIR,
     by_kind,
     copy_without_dependency,
     expected_error,
@@ -362,3 +363,26 @@ def test_the_work_volumes_are_on_by_default_and_turning_them_off_is_said_explici
     work = _hub_values(objects(ADMIN_DEFAULTS))["sharedWork"]
     assert work["enabled"] is True and work["storageClass"] == "nfs-client" and work["volume"] == {}
     assert _hub_values(objects(values_file("work-off.yaml")))["sharedWork"]["enabled"] is False
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a mapping with a key twice (PyYAML and Helm both keep the last one silently)."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    keys = [loader.construct_object(key, deep=deep) for key, _ in node.value]
+    repeated = sorted({str(k) for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise yaml.constructor.ConstructorError(None, None, f"keys given twice: {repeated}", node.start_mark)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+@pytest.mark.parametrize("path", [CHART / "values.yaml", *sorted(VALUES_DIR.glob("*.yaml"))], ids=lambda p: p.name)
+def test_no_values_file_gives_a_key_twice(path: Path) -> None:
+    # values.yaml once held jupyterhub.hub.networkPolicy twice: an edit of the first would have been ignored.
+    yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+    with pytest.raises(yaml.constructor.ConstructorError, match="keys given twice"):
+        yaml.load("a:\n  b: 1\n  b: 2\n", Loader=_UniqueKeyLoader)

@@ -127,7 +127,7 @@ def test_setup_installs_only_from_the_lock_without_resolving() -> None:
 def test_chp_is_installed_from_its_npm_lock() -> None:
     import json
 
-    folder = ROOT / "tests" / "hub" / "chp"
+    folder = ROOT / "images" / "proxy"
     package = json.loads((folder / "package.json").read_text())
     lock = json.loads((folder / "package-lock.json").read_text())
     (version,) = package["dependencies"].values()
@@ -136,3 +136,7 @@ def test_chp_is_installed_from_its_npm_lock() -> None:
     assert all("integrity" in entry for name, entry in lock["packages"].items() if name), "every package pinned by hash"
     makefile = (ROOT / "Makefile").read_text()
     assert "npm ci" in makefile and "npm install" not in makefile
+    # The proxy image installs the same lock, the same way (and in no other way).
+    dockerfile = (folder / "Dockerfile").read_text()
+    assert "npm ci" in dockerfile and "npm install" not in dockerfile
+    assert "COPY images/proxy/package.json images/proxy/package-lock.json" in dockerfile

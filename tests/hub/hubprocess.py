@@ -30,7 +30,7 @@ from tests.kubernetes.controlplane import free_port
 from tests.kubernetes.processes import Harness, log_tail
 
 REPO = Path(__file__).resolve().parents[2]
-#: Installs the locked proxy (tests/hub/chp/package-lock.json) into ~/.cache/occam/chp.
+#: Installs the locked proxy (images/proxy/package-lock.json) into ~/.cache/occam/chp.
 CHP_INSTALL = "make chp"
 
 #: Scopes of the test's service token: manage users and servers, and reach servers through the proxy.

@@ -1,6 +1,6 @@
 """The real node's images: the notebook image admins deploy, built by podman, and two small test images.
 
-Usage: ``python -m tests.node.images`` finds (or builds) all three and prints their references and sizes.
+Usage: ``python -m tests.node.images`` finds (or builds) them all and prints their references and sizes.
 
 * ``notebook``: ``images/notebook/Dockerfile`` (VARIANT=cpu) built by ``scripts/build-images.sh`` (``make
   images``) with podman from the local stand-in of its base; that script saves it as an OCI archive in
@@ -10,7 +10,10 @@ Usage: ``python -m tests.node.images`` finds (or builds) all three and prints th
   takes from the driver's ``sys.executable``, is the image's own.
 * ``pause``: the pod sandbox (``tests/node/pause.c``, compiled static here) under the name containerd's CRI
   looks for, :data:`PAUSE_REF`;
-* ``busybox``: this machine's ``busybox-static``, for the node's own tests.
+* ``busybox``: this machine's ``busybox-static``, for the node's own tests;
+* ``hub`` and ``proxy``, where ``scripts/build-images.sh`` has exported them (``make images``): the hub image
+  (``images/hub/Dockerfile``) and the proxy image (``images/proxy/Dockerfile``) that Zero to JupyterHub's hub
+  and proxy pods run in the release test (tests/node/test_release_on_node.py, which skips without them).
 
 The two small ones are imported into podman from a directory (``podman import``) and saved the same way; each
 build is keyed by its inputs, so a second run takes a second.
@@ -38,6 +41,8 @@ PAUSE_REF = "registry.k8s.io/pause:3.10"  # also the name containerd's CRI looks
 IMAGE_VENV = "/opt/occam/venv"
 NOTEBOOK_EXPORT = "occam-notebook"  # scripts/build-images.sh's archive name: exports/occam-notebook-<id>.tar
 BUILD_COMMAND = "make images (scripts/build-images.sh notebook-cpu, as root)"
+#: The release test's images, by role: scripts/build-images.sh's archive names.
+RELEASE_EXPORTS = {"hub": "occam-hub", "proxy": "occam-proxy"}
 
 
 class ImageBuildError(RuntimeError):
@@ -85,12 +90,24 @@ def archived(archive: Path) -> Image:
     return Image(manifest["annotations"]["org.opencontainers.image.ref.name"], archive, manifest["digest"], size)
 
 
+def exported_image(cache: Path, name: str) -> Image | None:
+    """The image scripts/build-images.sh saved last as ``exports/<name>-<id>.tar`` (it keeps one), or None."""
+    archives = sorted((cache / "exports").glob(f"{name}-*.tar"), key=lambda p: p.stat().st_mtime)
+    return archived(archives[-1]) if archives else None
+
+
 def notebook_image(cache: Path) -> Image:
     """The notebook image scripts/build-images.sh saved last (it keeps one archive, named by the image's id)."""
-    archives = sorted((cache / "exports").glob(f"{NOTEBOOK_EXPORT}-*.tar"), key=lambda p: p.stat().st_mtime)
-    if not archives:
+    image = exported_image(cache, NOTEBOOK_EXPORT)
+    if image is None:
         raise ImageBuildError(f"no notebook image in {cache / 'exports'}: build it with `{BUILD_COMMAND}`")
-    return archived(archives[-1])
+    return image
+
+
+def release_images(cache: Path) -> dict[str, Image]:
+    """The hub and proxy images scripts/build-images.sh exported (``make images``), those that are there."""
+    found = {role: exported_image(cache, export) for role, export in RELEASE_EXPORTS.items()}
+    return {role: image for role, image in found.items() if image is not None}
 
 
 def _podman_image(cache: Path, name: str, ref: str, root: Path, key: str, changes: list[str]) -> Image:
@@ -139,12 +156,14 @@ def build_busybox(cache: Path) -> Image:
 
 
 def build_all(cache: Path | None = None) -> dict[str, Image]:
-    """The node's images: ``{"pause": ..., "busybox": ..., "notebook": ...}`` (the notebook image must be built)."""
+    """The node's images: ``{"pause": ..., "busybox": ..., "notebook": ...}`` (the notebook image must be built),
+    and ``"hub"`` and ``"proxy"`` where they were built."""
     cache = cache or cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     if not shutil.which("podman"):
         raise ImageBuildError("podman is not installed: scripts/system-packages.sh (as root) installs it")
-    return {"pause": build_pause(cache), "busybox": build_busybox(cache), "notebook": notebook_image(cache)}
+    images = {"pause": build_pause(cache), "busybox": build_busybox(cache), "notebook": notebook_image(cache)}
+    return {**images, **release_images(cache)}
 
 
 def main() -> None:

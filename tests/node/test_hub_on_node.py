@@ -27,8 +27,6 @@ One executor: the notebook pod and the executor pod take one core each, and this
 
 from __future__ import annotations
 
-import asyncio
-import datetime
 import http.client
 import json
 import urllib.parse
@@ -44,6 +42,7 @@ from tests.hub.hubprocess import CHP_INSTALL, HubProcess, find_chp, hub_account_
 from tests.kubernetes.fixtures import Kube
 from tests.kubernetes.student import namespace_report, wait_until
 
+from .kernel import Kernel
 from .kubeproxy import ServiceProxy
 from .netpolicy import PolicyEnforcer
 from .nodeconfig import API_SERVICE_IP, GATEWAY
@@ -105,71 +104,6 @@ def node_hub(
 def student(kube: Kube, node_hub: HubProcess) -> Iterator[str]:
     with node_hub.new_student(kube.admin) as name:
         yield name
-
-
-def _message(code: str, session: str) -> dict[str, Any]:
-    return {
-        "header": {
-            "msg_id": uuid.uuid4().hex,
-            "username": "occam-test",
-            "session": session,
-            "msg_type": "execute_request",
-            "version": "5.3",
-            "date": datetime.datetime.now(datetime.UTC).isoformat(),
-        },
-        "parent_header": {},
-        "metadata": {},
-        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {}},
-        "channel": "shell",
-        "buffers": [],
-    }
-
-
-class Kernel:
-    """A kernel in the student's notebook server, reached through the hub's proxy over the kernel websocket."""
-
-    def __init__(self, hub: HubProcess, user: str) -> None:
-        self.hub, self.user = hub, user
-        self.base = f"/user/{user}/api/kernels"
-        status, body = hub.request("POST", f"{hub.url}{self.base}", {"name": "python3"})
-        assert status == 201, body[:300]
-        self.id = json.loads(body)["id"]
-        self.session = uuid.uuid4().hex
-
-    def run(self, code: str, timeout: float) -> str:
-        """Run ``code``; its printed output (and an error's traceback, if it failed)."""
-        return asyncio.run(self._run(code, timeout))
-
-    async def _run(self, code: str, timeout: float) -> str:
-        from tornado.httpclient import HTTPRequest
-        from tornado.websocket import websocket_connect
-
-        url = f"ws://127.0.0.1:{self.hub.port}{self.base}/{self.id}/channels?session_id={self.session}"
-        request = HTTPRequest(url, headers={"Authorization": f"token {self.hub.token}"}, connect_timeout=30)
-        connection = await websocket_connect(request)
-        message = _message(code, self.session)
-        await connection.write_message(json.dumps(message))
-        output: list[str] = []
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    raw = await connection.read_message()
-                    if raw is None:
-                        raise RuntimeError(f"the kernel's websocket closed; output so far:\n{''.join(output)}")
-                    reply = json.loads(raw)
-                    if reply.get("parent_header", {}).get("msg_id") != message["header"]["msg_id"]:
-                        continue
-                    kind, content = reply["msg_type"], reply["content"]
-                    if kind == "stream":
-                        output.append(content["text"])
-                    elif kind == "error":
-                        output.append("\n".join(content["traceback"]))
-                    elif kind == "status" and content["execution_state"] == "idle":
-                        return "".join(output)
-        except TimeoutError:
-            raise TimeoutError(f"the kernel ran for {timeout:.0f} s; output so far:\n{''.join(output)}") from None
-        finally:
-            connection.close()
 
 
 def _anonymous_get(url: str) -> tuple[int, str]:
@@ -307,7 +241,7 @@ def test_a_spawned_notebook_on_the_node_starts_executors_and_shows_its_web_uis_t
         timeout=420,
     )
     facts = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in served.splitlines() if " " in line}
-    assert facts.get("kind") == "PodModelService", served[-2000:]
+    assert facts.get("kind") == "PodModelService", served[-3000:]  # the kernel's traceback, where serving failed
     assert facts["base"] == f"/user/{student}/proxy/absolute/occam-serve-digits-node-v1:80", served[-2000:]
     [serving_pod] = core.list_namespaced_pod(
         namespace, label_selector="app.kubernetes.io/component=model-service"
