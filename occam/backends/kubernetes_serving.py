@@ -65,9 +65,12 @@ def replica_failure(deployment: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-def creation_refused(events: list[dict[str, Any]]) -> str | None:
-    """The Job controller's last ``FailedCreate`` event (e.g. the quota refused the pod), else None."""
-    refused = [e for e in events if e.get("reason") == "FailedCreate"]
+def creation_refused(events: list[dict[str, Any]], uid: str) -> str | None:
+    """The last ``FailedCreate`` event of the Job with ``uid`` (e.g. the quota refused its pod), else None; a
+    Job of the same name before it (its events outlive it) is not this one."""
+    refused = [
+        e for e in events if e.get("reason") == "FailedCreate" and (e.get("involvedObject") or {}).get("uid") == uid
+    ]
     return str(refused[-1].get("message") or "the pod was refused") if refused else None
 
 
@@ -115,7 +118,11 @@ class ModelDeployment:
         deployment = self._api.read_deployment(self.name)
         if deployment is not None:
             return replica_failure(deployment)
-        return replica_failure(self._api.read_job(self.name)) or creation_refused(self._api.pod_events([self.name]))
+        job = self._api.read_job(self.name)
+        if job is None:
+            return None
+        uid = str(job["metadata"].get("uid"))
+        return replica_failure(job) or creation_refused(self._api.pod_events([self.name]), uid)
 
     def wait_ready(self, timeout: float, ref: str) -> None:
         """Wait until the service's pod is Ready; fail at once when it cannot start (quota, image, crash)."""

@@ -149,14 +149,16 @@ def test_serve_makes_a_deployment_and_service_with_the_notebooks_rights_counted_
     assert not service.running
 
 
+@pytest.mark.parametrize("kept", [False, True], ids=["deployment", "kept-job"])
 def test_a_service_the_quota_cannot_hold_fails_at_once_naming_the_quota_and_leaves_nothing(
-    kube: Any, namespace: Any, admin: Any, student_notebook: Path
+    kube: Any, namespace: Any, admin: Any, student_notebook: Path, monkeypatch: pytest.MonkeyPatch, kept: bool
 ) -> None:
     from occam.models import serve
 
+    monkeypatch.setenv("OCCAM_SERVE_KEPT_IDLE_MINUTES", "2")
     _quota(admin, namespace.name, "250m")
     with pytest.raises(ServiceStartError, match="exceeded quota") as failure:
-        serve("digits", timeout=60)
+        serve("digits", keep=kept, timeout=60)
     assert "timed out" not in str(failure.value)
     assert _service_objects_gone(kube, namespace.name)
 
