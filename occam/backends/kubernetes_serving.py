@@ -222,7 +222,8 @@ def start_model_deployment(
         if api.read_deployment(name) is not None or api.read_job(name) is not None:
             raise ConfigError(
                 f"a model service {name} already runs in namespace {settings.namespace} (a kept one, or another "
-                f"notebook's): use it, or stop it first with occam.models.stop_service({request.ref!r})"
+                f"notebook's, or a kept one that has just ended idle and goes within a minute): use it, or stop it "
+                f"first with occam.models.stop_service({request.ref!r})"
             )
     except BaseException:
         api.close()
