@@ -47,6 +47,9 @@ DEFAULTS: dict[str, Any] = {
     # What a model service's pod on Kubernetes requests (and is limited to): the quota counts it.
     "serve_cpu": "1",
     "serve_memory": "2Gi",
+    # A kept model service (serve(..., keep=True)) ends after this many minutes with no request; 0: never.
+    # The hub sets it from the chart's occam.serving.keptIdleMinutes (OCCAM_SERVE_KEPT_IDLE_MINUTES).
+    "serve_kept_idle_minutes": 0.0,
     # fit's live view: auto (widgets in a notebook, text elsewhere), widgets, html or text.
     "dashboard": "auto",
     # What the libraries under Occam print on the console: error (quiet), warn, info or debug (verbose=True).
@@ -110,6 +113,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "catalog_max_bytes": int,
     "catalog_timeout": float,
     "serve_timeout": float,
+    "serve_kept_idle_minutes": float,
     "log_level": _log_level,
 }
 

@@ -19,6 +19,9 @@ BACKEND_ENV = ENV_PREFIX + "BACKEND"
 #: Minutes a cluster may sit with no Spark job and no fit before its executors are released (occam.config's
 #: ``executor_idle_minutes``; the spawner sets it from the course's setting).
 EXECUTOR_IDLE_MINUTES_ENV = ENV_PREFIX + "EXECUTOR_IDLE_MINUTES"
+#: Minutes a kept model service may go without a request before it ends (occam.config's
+#: ``serve_kept_idle_minutes``; the spawner sets it from the chart's ``occam.serving.keptIdleMinutes``).
+SERVE_KEPT_IDLE_MINUTES_ENV = ENV_PREFIX + "SERVE_KEPT_IDLE_MINUTES"
 CACHE_DIR_ENV = ENV_PREFIX + "CACHE_DIR"
 CHECKPOINT_DIR_ENV = ENV_PREFIX + "CHECKPOINT_DIR"
 #: Where every fit is recorded (occam.tracking): a course MLflow server when the spawner sets it.

@@ -85,12 +85,14 @@ _HASHED = re.compile(rf"(.*-)?[0-9a-f]{{{_HASH_LENGTH}}}")
 
 _CORE = ""
 _APPS = "apps"
+_BATCH = "batch"
 #: What ``start_cluster`` does in the student's namespace, with the notebook's own account: the backend's
 #: calls (occam/kubernetes/api.py: list ResourceQuotas, LimitRanges, pods and events; create Secrets;
 #: delete pods and Secrets by label) and Spark's (create, get, watch, list and delete executor pods; its
 #: executor ConfigMap, deleted by label when the application stops; on-demand PersistentVolumeClaims), and
 #: ``occam.models.serve``'s (occam/models/serving_pod.py: create, read and delete a model service's
-#: Deployment, with its Service and Secret under the rules above; its pods are listed and its log read).
+#: Deployment, or a kept one's Job, with its Service and Secret under the rules above; its pods are listed and
+#: its log read).
 #: Nothing here names a cluster-scoped resource, and no rule uses a wildcard.
 NOTEBOOK_RULES: list[dict[str, Any]] = [
     {
@@ -125,6 +127,8 @@ NOTEBOOK_RULES: list[dict[str, Any]] = [
     },
     # A model service's Deployment: made, read (why its pod is missing: the quota) and deleted by name.
     {"apiGroups": [_APPS], "resources": ["deployments"], "verbs": ["create", "get", "delete"]},
+    # A kept model service with an idle limit is a Job (it ends by itself): made, read and deleted by name.
+    {"apiGroups": [_BATCH], "resources": ["jobs"], "verbs": ["create", "get", "delete"]},
 ]
 
 

@@ -32,6 +32,7 @@ from occam.contract import (
     POD_IP_ENV,
     POD_NAME_ENV,
     POD_UID_ENV,
+    SERVE_KEPT_IDLE_MINUTES_ENV,
     SERVICE_ACCOUNT_ENV,
     SHARED_PATH_ENV,
     SHARED_VOLUME_ENV,
@@ -63,6 +64,7 @@ def notebook_env(
     gpu_executor_image: str | None = None,
     service_account: str | None = SERVICE_ACCOUNT,
     executor_idle_minutes: float = 0,
+    kept_service_idle_minutes: float = 0,
 ) -> list[dict[str, Any]]:
     """The ``OCCAM_K8S_*`` variables of the notebook container, as Kubernetes EnvVar objects.
 
@@ -72,11 +74,15 @@ def notebook_env(
     borrowing GPUs). ``service_account``: the account executor pods run as, token not mounted: the
     notebook's, whose ``imagePullSecrets`` then reach them. ``executor_idle_minutes`` above 0: a cluster
     with no Spark job and no fit for that long releases its executors (``OCCAM_EXECUTOR_IDLE_MINUTES``).
+    ``kept_service_idle_minutes`` above 0: a kept model service ends after that long with no request
+    (``OCCAM_SERVE_KEPT_IDLE_MINUTES``).
     """
     if not executor_image or not executor_image.strip():
         raise ValueError("executor_image must name a container image (the notebook's own image, usually)")
     if isinstance(executor_idle_minutes, bool) or not executor_idle_minutes >= 0:
         raise ValueError(f"executor_idle_minutes={executor_idle_minutes!r} must be 0 (never) or more minutes")
+    if isinstance(kept_service_idle_minutes, bool) or not kept_service_idle_minutes >= 0:
+        raise ValueError(f"kept_service_idle_minutes={kept_service_idle_minutes!r} must be 0 (never) or more minutes")
     env = [_field_ref(name, path) for name, path in DOWNWARD_API_FIELDS.items()]
     env.append({"name": EXECUTOR_IMAGE_ENV, "value": executor_image})
     if gpu_executor_image and gpu_executor_image != executor_image:
@@ -85,6 +91,8 @@ def notebook_env(
         env.append({"name": SERVICE_ACCOUNT_ENV, "value": service_account})
     if executor_idle_minutes:
         env.append({"name": EXECUTOR_IDLE_MINUTES_ENV, "value": f"{executor_idle_minutes:g}"})
+    if kept_service_idle_minutes:
+        env.append({"name": SERVE_KEPT_IDLE_MINUTES_ENV, "value": f"{kept_service_idle_minutes:g}"})
     if image_pull_policy:
         env.append({"name": IMAGE_PULL_POLICY_ENV, "value": image_pull_policy})
     env.append({"name": USER_ENV, "value": user})

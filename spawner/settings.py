@@ -84,6 +84,17 @@ class OccamSettings(KubeSpawner):
         """,
     )
 
+    kept_service_idle_minutes = Float(
+        0,
+        config=True,
+        help="""
+        Minutes a kept model service (occam.models.serve(..., keep=True)) may go without a request
+        before it ends: its pod is then a Job, deleted with its Service and Secret once the service
+        exits, so its CPU and memory go back to the student's quota. Passed to the notebook as
+        OCCAM_SERVE_KEPT_IDLE_MINUTES. 0 (the default): a kept service lives until stop_service.
+        """,
+    )
+
     max_gpus_in_use = Int(
         0,
         config=True,

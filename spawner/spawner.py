@@ -159,6 +159,7 @@ class OccamSpawner(OccamSettings):
             gpu_tolerations=self.gpu_tolerations,
             gpu_executor_image=self.gpu_executor_image or None,
             executor_idle_minutes=self.executor_idle_minutes,
+            kept_service_idle_minutes=self.kept_service_idle_minutes,
         )
 
     def get_env(self) -> dict[str, Any]:

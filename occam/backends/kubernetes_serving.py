@@ -5,7 +5,10 @@ notebook's Role allows exactly that, ``spawner.namespace.NOTEBOOK_RULES``): the 
 in the pod, never in its spec), the Occam image reading the model read-only from the shared work volume,
 requests equal to limits so that the namespace's quota counts the pod. Unless kept, every object is owned by
 the notebook pod, so Kubernetes deletes the service with the notebook; ``stop()`` and the kernel's exit delete
-it sooner, and wait until its pod is gone.
+it sooner, and wait until its pod is gone. A kept service, when the hub sets an idle limit
+(``serve_kept_idle_minutes``, the chart's ``occam.serving.keptIdleMinutes``), is a Job instead of a Deployment:
+its process exits after that long with no request, and Kubernetes deletes the Job, its pod, Service and Secret
+(``occam.kubernetes.serving.kept_job``); without a limit it is a Deployment that lives until ``stop_service``.
 
 Who reaches it: the namespace's NetworkPolicies let only the student's own notebook pod connect to the
 service's pod (``spawner.network_policy``); a browser goes through the notebook's jupyter-server-proxy
@@ -54,11 +57,21 @@ def pod_ready(pod: Mapping[str, Any]) -> bool:
 
 
 def replica_failure(deployment: Mapping[str, Any] | None) -> str | None:
-    """Why the Deployment's ReplicaSet could not make its pod (e.g. the quota refused it), else None."""
+    """Why the Deployment's ReplicaSet could not make its pod (e.g. the quota refused it), or why a kept
+    service's Job failed, else None."""
     for condition in ((deployment or {}).get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
+        if condition.get("type") in ("ReplicaFailure", "Failed") and condition.get("status") == "True":
             return str(condition.get("message") or condition.get("reason") or "no reason given")
     return None
+
+
+def creation_refused(events: list[dict[str, Any]], uid: str) -> str | None:
+    """The last ``FailedCreate`` event of the Job with ``uid`` (e.g. the quota refused its pod), else None; a
+    Job of the same name before it (its events outlive it) is not this one."""
+    refused = [
+        e for e in events if e.get("reason") == "FailedCreate" and (e.get("involvedObject") or {}).get("uid") == uid
+    ]
+    return str(refused[-1].get("message") or "the pod was refused") if refused else None
 
 
 def _wait(what: str, check: Callable[[], bool], timeout: float, then: Callable[[], str]) -> None:
@@ -101,6 +114,16 @@ class ModelDeployment:
         except Exception as exc:
             return f"(could not read the service's log: {exc})"
 
+    def _controller_problem(self) -> str | None:
+        deployment = self._api.read_deployment(self.name)
+        if deployment is not None:
+            return replica_failure(deployment)
+        job = self._api.read_job(self.name)
+        if job is None:
+            return None
+        uid = str(job["metadata"].get("uid"))
+        return replica_failure(job) or creation_refused(self._api.pod_events([self.name]), uid)
+
     def wait_ready(self, timeout: float, ref: str) -> None:
         """Wait until the service's pod is Ready; fail at once when it cannot start (quota, image, crash)."""
 
@@ -108,9 +131,7 @@ class ModelDeployment:
             found = self.pods()
             if any(pod_ready(p) for p in found):
                 return True
-            problem = pods.start_problem(found, kind="model service pod") or replica_failure(
-                self._api.read_deployment(self.name)
-            )
+            problem = pods.start_problem(found, kind="model service pod") or self._controller_problem()
             if problem:
                 raise ServiceStartError(
                     f"the model service {self.name} for {ref} cannot start: {problem}\n{self.log()}"
@@ -127,8 +148,8 @@ class ModelDeployment:
         )
 
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
-        """Delete the Deployment, Service and Secret, and wait until the pod and the Deployment are gone (so the
-        same version can be served again at once). Idempotent."""
+        """Delete the Deployment (or a kept service's Job), Service and Secret, and wait until the pod and the
+        Deployment or Job are gone (so the same version can be served again at once). Idempotent."""
         if self._stopped:
             return
         self._stopped = True
@@ -136,13 +157,25 @@ class ModelDeployment:
         try:
             self._api.delete_model_service(self.name)
             _wait(
-                f"the pod and Deployment of model service {self.name} to go",
-                lambda: not self.pods() and self._api.read_deployment(self.name) is None,
+                f"the pod and Deployment or Job of model service {self.name} to go",
+                lambda: not self.pods()
+                and self._api.read_deployment(self.name) is None
+                and self._api.read_job(self.name) is None,
                 timeout,
                 lambda: "Kubernetes deletes it in the background",
             )
         finally:
             self._api.close()
+
+
+def kept_idle_minutes(environ: Mapping[str, str]) -> float:
+    """``serve_kept_idle_minutes`` (``OCCAM_SERVE_KEPT_IDLE_MINUTES``): 0 (never) or more minutes."""
+    minutes = config.get("serve_kept_idle_minutes", environ=environ)
+    if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not minutes >= 0:
+        raise ConfigError(
+            f"serve_kept_idle_minutes={minutes!r} (OCCAM_SERVE_KEPT_IDLE_MINUTES) must be 0 (never) or more minutes"
+        )
+    return float(minutes)
 
 
 def namespace_context(environ: Mapping[str, str]) -> tuple[KubernetesSettings, NamespaceApi]:
@@ -169,32 +202,38 @@ def start_model_deployment(
     name = serving.service_name(request.model, request.version)
     base_path = serving.proxy_base(env.get(JUPYTERHUB_SERVICE_PREFIX_ENV), name)
     try:
-        objects = (
-            serving.token_secret(settings, request.model, request.version, request.token, keep=request.keep),
-            serving.deployment(
-                settings,
-                model=request.model,
-                version=request.version,
-                model_dir=request.model_dir,
-                cpu=str(config.get("serve_cpu", environ=env)),
-                memory=str(config.get("serve_memory", environ=env)),
-                max_bytes=request.max_bytes,
-                keep=request.keep,
-                base_path=base_path,
-            ),
-            serving.cluster_ip_service(settings, model=request.model, version=request.version, keep=request.keep),
-        )
-        if api.read_deployment(name) is not None:
+        idle_minutes = kept_idle_minutes(env) if request.keep else 0.0
+        cpu = str(config.get("serve_cpu", environ=env))
+        memory = str(config.get("serve_memory", environ=env))
+        model, version, model_dir = request.model, request.version, request.model_dir
+        runner = (
+            serving.kept_job(
+                settings, model=model, version=version, model_dir=model_dir, idle_minutes=idle_minutes, cpu=cpu,
+                memory=memory, max_bytes=request.max_bytes, base_path=base_path,
+            )
+            if idle_minutes
+            else serving.deployment(
+                settings, model=model, version=version, model_dir=model_dir, cpu=cpu, memory=memory,
+                max_bytes=request.max_bytes, keep=request.keep, base_path=base_path,
+            )
+        )  # fmt: skip
+        secret = serving.token_secret(settings, request.model, request.version, request.token, keep=request.keep)
+        front = serving.cluster_ip_service(settings, model=request.model, version=request.version, keep=request.keep)
+        if api.read_deployment(name) is not None or api.read_job(name) is not None:
             raise ConfigError(
                 f"a model service {name} already runs in namespace {settings.namespace} (a kept one, or another "
-                f"notebook's): use it, or stop it first with occam.models.stop_service({request.ref!r})"
+                f"notebook's, or a kept one that has just ended idle and goes within a minute): use it, or stop it "
+                f"first with occam.models.stop_service({request.ref!r})"
             )
     except BaseException:
         api.close()
         raise
     service = ModelDeployment(settings, api, model=request.model, name=name, base_path=base_path)
     try:
-        api.create_model_service(*objects)
+        if idle_minutes:
+            api.create_kept_model_service(secret, runner, front)
+        else:
+            api.create_model_service(secret, runner, front)
         service.wait_ready(request.timeout, request.ref)
     except BaseException:
         with contextlib.suppress(Exception):  # the first error is the one to see

@@ -92,6 +92,7 @@ class NamespaceApi:
         self._client = client.ApiClient(configuration)
         self.core = client.CoreV1Api(self._client)
         self.apps = client.AppsV1Api(self._client)
+        self.batch = client.BatchV1Api(self._client)
 
     def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
         result = call(
@@ -146,16 +147,32 @@ class NamespaceApi:
         self._call("create a Deployment", self.apps.create_namespaced_deployment, self.namespace, deployment)
         self._call("create a Service", self.core.create_namespaced_service, self.namespace, service)
 
-    def read_deployment(self, name: str) -> dict[str, Any] | None:
-        """The Deployment ``name``, or None when there is none."""
+    def create_kept_model_service(self, secret: dict[str, Any], job: dict[str, Any], service: dict[str, Any]) -> None:
+        """Create a kept model service: its Job first, then its Secret and Service owned by the Job (its uid is
+        known only once it exists), so that they go with it. The pod waits for its Secret to mount."""
+        from occam.kubernetes.serving import owned_by
+
+        created = self._call("create a Job", self.batch.create_namespaced_job, self.namespace, job)
+        self.create_secret(owned_by(secret, created))
+        self._call("create a Service", self.core.create_namespaced_service, self.namespace, owned_by(service, created))
+
+    def _read(self, what: str, method: Any, name: str) -> dict[str, Any] | None:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            return dict(self._call("read a Deployment", self.apps.read_namespaced_deployment, name, self.namespace))
+            return dict(self._call(what, method, name, self.namespace))
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
+
+    def read_deployment(self, name: str) -> dict[str, Any] | None:
+        """The Deployment ``name``, or None when there is none."""
+        return self._read("read a Deployment", self.apps.read_namespaced_deployment, name)
+
+    def read_job(self, name: str) -> dict[str, Any] | None:
+        """The Job ``name`` (a kept model service), or None when there is none."""
+        return self._read("read a Job", self.batch.read_namespaced_job, name)
 
     def pods(self, selector: str) -> list[dict[str, Any]]:
         """The pods matching the label ``selector``."""
@@ -172,12 +189,13 @@ class NamespaceApi:
         )
 
     def delete_model_service(self, name: str) -> None:
-        """Delete a model service's Deployment (foreground: its ReplicaSet and pod go first, and none is made
-        again meanwhile), Service and Secret, all named ``name``. Idempotent."""
+        """Delete a model service's Deployment or Job (foreground: its ReplicaSet and pod go first, and none is
+        made again meanwhile), Service and Secret, all named ``name``. Idempotent."""
         from kubernetes.client.exceptions import ApiException
 
         for what, method, options in (
             ("delete a Deployment", self.apps.delete_namespaced_deployment, {"propagation_policy": "Foreground"}),
+            ("delete a Job", self.batch.delete_namespaced_job, {"propagation_policy": "Foreground"}),
             ("delete a Service", self.core.delete_namespaced_service, {}),
             ("delete a Secret", self.core.delete_namespaced_secret, {}),
         ):

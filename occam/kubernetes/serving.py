@@ -1,5 +1,8 @@
 """Pure builders of a model service on Kubernetes: a Deployment of the Occam image running the serving process
-(:mod:`occam.models.serving_app`), a ClusterIP Service in front of it, and the Secret holding its token.
+(:mod:`occam.models.serving_app`), a ClusterIP Service in front of it, and the Secret holding its token. A kept
+service with an idle limit runs as a Job instead (:func:`kept_job`): its process exits after the limit with no
+request, the Job finishes and the Job controller deletes it (``ttlSecondsAfterFinished``), and the garbage
+collector deletes its Service and Secret, which it owns (:func:`owned_by`).
 
 The pod starts from :func:`~occam.kubernetes.objects.locked_down_pod_spec` (Pod Security ``restricted``, no
 service-account token), requests what it is limited to (so the namespace's quota counts it), reads the model
@@ -129,28 +132,24 @@ def token_secret(settings: KubernetesSettings, model: str, version: int, token: 
     }
 
 
-def deployment(
+def _pod_spec(
     settings: KubernetesSettings,
     *,
-    model: str,
-    version: int,
+    name: str,
     model_dir: str,
-    cpu: str = "1",
-    memory: str = "2Gi",
-    max_bytes: int = 8 * 1024 * 1024,
-    keep: bool = False,
-    base_path: str = "",
+    cpu: str,
+    memory: str,
+    max_bytes: int,
+    base_path: str,
+    restart_policy: str,
+    idle_seconds: float = 0,
 ) -> dict[str, Any]:
-    """A one-replica Deployment serving the store version in ``model_dir`` (a path on the shared work volume),
-    under ``base_path`` (:func:`proxy_base`)."""
     if settings.shared_volume is None or settings.shared_path is None:
         raise ConfigError(f"serving on Kubernetes reads the model from the shared work volume: {shared.FIX}")
     if not shared.is_under(model_dir, settings.shared_path):
         raise ConfigError(f"{model_dir} is not on the shared work volume ({settings.shared_path}): {shared.FIX}")
-    name = service_name(model, version)
-    labels = serving_labels(settings, model, name)
     pod_spec = locked_down_pod_spec(CONTAINER_NAME, settings, automount_token=False)
-    pod_spec["restartPolicy"] = "Always"  # a Deployment's pods must restart; the rest stays locked down
+    pod_spec["restartPolicy"] = restart_policy  # a served model's pod restarts; the rest stays locked down
     container = pod_spec["containers"][0]
     container["command"] = [
         "python",
@@ -171,6 +170,8 @@ def deployment(
     ]
     if base_path:
         container["command"] += ["--proxy-base", base_path]
+    if idle_seconds:
+        container["command"] += ["--idle-exit", f"{idle_seconds:g}"]
     container["ports"] = [{"name": "http", "containerPort": SERVING_PORT, "protocol": "TCP"}]
     container["resources"] = {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": cpu, "memory": memory}}
     # Every route wants the token, so the probe only checks that the port listens.
@@ -183,6 +184,35 @@ def deployment(
     # would allow 0440, but it would also re-own the student's work volume, mounted here.)
     pod_spec["volumes"].append({"name": "token", "secret": {"secretName": name, "defaultMode": 0o444}})
     container["volumeMounts"].append({"name": "token", "mountPath": TOKEN_DIR, "readOnly": True})
+    return pod_spec
+
+
+def deployment(
+    settings: KubernetesSettings,
+    *,
+    model: str,
+    version: int,
+    model_dir: str,
+    cpu: str = "1",
+    memory: str = "2Gi",
+    max_bytes: int = 8 * 1024 * 1024,
+    keep: bool = False,
+    base_path: str = "",
+) -> dict[str, Any]:
+    """A one-replica Deployment serving the store version in ``model_dir`` (a path on the shared work volume),
+    under ``base_path`` (:func:`proxy_base`)."""
+    name = service_name(model, version)
+    labels = serving_labels(settings, model, name)
+    pod_spec = _pod_spec(
+        settings,
+        name=name,
+        model_dir=model_dir,
+        cpu=cpu,
+        memory=memory,
+        max_bytes=max_bytes,
+        base_path=base_path,
+        restart_policy="Always",
+    )
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -193,6 +223,79 @@ def deployment(
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     }
+
+
+#: A kept service's Job: how often its pod may fail (a crash restarts it) before the Job gives up.
+KEPT_BACKOFF_LIMIT = 3
+#: How long a finished kept service's Job (and its pod) stays before the Job controller deletes it.
+KEPT_TTL_SECONDS = 60
+
+
+def kept_job(
+    settings: KubernetesSettings,
+    *,
+    model: str,
+    version: int,
+    model_dir: str,
+    idle_minutes: float,
+    cpu: str = "1",
+    memory: str = "2Gi",
+    max_bytes: int = 8 * 1024 * 1024,
+    base_path: str = "",
+) -> dict[str, Any]:
+    """A kept service with an idle limit: a Job of one pod whose process exits (status 0) after ``idle_minutes``
+    with no request, so the Job completes and its pod stops counting in the quota; ``ttlSecondsAfterFinished``
+    then deletes the Job and its pod, and the garbage collector its Service and Secret (:func:`owned_by`). A
+    crash restarts the pod (``OnFailure``), at most :data:`KEPT_BACKOFF_LIMIT` times. Not owned by the notebook.
+    """
+    if isinstance(idle_minutes, bool) or not idle_minutes > 0:
+        raise ConfigError(f"a kept service's idle limit {idle_minutes!r} must be more than 0 minutes")
+    name = service_name(model, version)
+    labels = serving_labels(settings, model, name)
+    pod_spec = _pod_spec(
+        settings,
+        name=name,
+        model_dir=model_dir,
+        cpu=cpu,
+        memory=memory,
+        max_bytes=max_bytes,
+        base_path=base_path,
+        restart_policy="OnFailure",
+        idle_seconds=idle_minutes * 60,
+    )
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(settings, name, model, keep=True),
+        "spec": {
+            "completions": 1,
+            "parallelism": 1,
+            "backoffLimit": KEPT_BACKOFF_LIMIT,
+            "ttlSecondsAfterFinished": KEPT_TTL_SECONDS,
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+
+
+def owned_by(manifest: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
+    """``manifest`` with an owner reference to ``owner`` (an object as the API returned it, with its uid), so
+    the garbage collector deletes it with ``owner``: a kept service's Service and Secret, owned by its Job."""
+    meta = owner["metadata"]
+    if not meta.get("uid"):
+        raise ConfigError(f"{owner.get('kind')} {meta.get('name')} has no uid yet: create it before its dependents")
+    reference = {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": False,
+        # Blocking the owner's deletion would need rights on jobs/finalizers where that is enforced; nothing
+        # needs the Job to wait for its Service and Secret.
+        "blockOwnerDeletion": False,
+    }
+    owned = {**manifest, "metadata": {**manifest["metadata"]}}
+    owned["metadata"]["ownerReferences"] = [*manifest["metadata"].get("ownerReferences", []), reference]
+    return owned
 
 
 def cluster_ip_service(settings: KubernetesSettings, *, model: str, version: int, keep: bool = False) -> dict:

@@ -5,7 +5,10 @@ reads its token from the first line of stdin (never argv or the environment, whi
 stdin open as its lifeline: when it reaches end of file, because the parent stopped the service or died, the
 process shuts down; it also does if the parent process is gone. When the socket listens and the model is loaded
 it writes ``{"port": N}`` to ``--ready-file``. In a pod of its own (:mod:`occam.kubernetes.serving`) it
-reads the token from ``--token-file`` (a mounted Secret) instead, and Kubernetes ends it.
+reads the token from ``--token-file`` (a mounted Secret) instead, and Kubernetes ends it. With
+``--idle-exit SECONDS`` it also ends by itself, exit status 0, once that long has passed with no request (any
+route, answered or refused; its start counts as one): a kept service's Job then finishes and Kubernetes deletes
+it, which gives back its CPU and memory.
 
 The model is registered with DEEPaaS in-process (``deepaas.model.v2.MODELS``) rather than through a
 ``deepaas.v2.model`` entry point, so nothing needs to be installed to serve a model. Two middlewares wrap
@@ -163,6 +166,32 @@ async def build_app(model: StoreModel, token: str, base_path: str, max_bytes: in
     return app
 
 
+def make_activity_middleware(touch: Callable[[], None]) -> Any:
+    """A middleware that calls ``touch`` on every request, before anything else looks at it."""
+
+    @web.middleware
+    async def note_activity(request: web.Request, handler: Handler) -> web.StreamResponse:
+        touch()
+        try:
+            return await handler(request)
+        finally:
+            touch()  # a long prediction counts until it ends
+
+    return note_activity
+
+
+async def stop_when_idle(idle_seconds: float, last_activity: Callable[[], float], stop: Callable[[], None]) -> None:
+    """Call ``stop`` once ``idle_seconds`` have passed since ``last_activity()`` (the event loop's clock)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        left = last_activity() + idle_seconds - loop.time()
+        if left <= 0:
+            LOG.info("no request for %g s (--idle-exit): stopping", idle_seconds)
+            stop()
+            return
+        await asyncio.sleep(min(left, 5.0) + 0.05)
+
+
 def _watch_parent(stop: Callable[[], None]) -> None:
     """Stop when stdin reaches end of file (the parent stopped us, or died) or the parent process is gone."""
     parent = psutil.Process(os.getppid())
@@ -204,12 +233,22 @@ async def run(args: argparse.Namespace, token: str) -> None:
     # links (absolute paths) stay right.
     base_path = args.proxy_base.format(port=port).rstrip("/") if args.proxy_base else ""
     app = await build_app(model, token, base_path, args.max_bytes)
+    loop = asyncio.get_running_loop()
+    last = [loop.time()]  # the start counts as activity
+
+    def touch() -> None:
+        last[0] = loop.time()
+
+    app.middlewares.insert(0, make_activity_middleware(touch))
     runner = web.AppRunner(app, access_log=None)  # an access log would record ?token= links
     await runner.setup()
     site = web.SockSite(runner, listener)
     await site.start()
     finished = asyncio.Event()
-    loop = asyncio.get_running_loop()
+    idle_watch = None
+    if args.idle_exit:
+        touch()  # loading the model took a while: the limit counts from now
+        idle_watch = asyncio.create_task(stop_when_idle(args.idle_exit, lambda: last[0], finished.set))
     if not args.token_file:  # in its own pod, Kubernetes ends the service; else the parent's lifeline does
         _watch_parent(lambda: _call_soon(loop, finished.set))
     ready = Path(args.ready_file)
@@ -218,6 +257,8 @@ async def run(args: argparse.Namespace, token: str) -> None:
     try:
         await finished.wait()
     finally:
+        if idle_watch is not None:
+            idle_watch.cancel()
         await runner.cleanup()
 
 
@@ -232,7 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--token-file", default=None, help="read the token here (a Kubernetes Secret), not stdin; no lifeline"
     )
+    parser.add_argument(
+        "--idle-exit", type=float, default=0.0, help="exit (status 0) after this many seconds with no request; 0: never"
+    )
     args = parser.parse_args(argv)
+    if args.idle_exit < 0:
+        parser.error(f"--idle-exit {args.idle_exit:g} must be 0 (never) or more seconds")
     token = (Path(args.token_file).read_text() if args.token_file else sys.stdin.readline()).strip()
     if not token:
         print("no token given: the service never runs without one", file=sys.stderr)

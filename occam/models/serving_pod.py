@@ -7,7 +7,8 @@ in the notebook's namespace (:mod:`occam.backends.kubernetes_serving`).
     service.stop()      # deletes the Deployment, Service and Secret and waits until the pod is gone
 
 ``keep=True`` leaves it running after the notebook stops; :func:`stop_service` (from a later notebook)
-deletes it.
+deletes it. With the hub's idle limit for kept services (``OCCAM_SERVE_KEPT_IDLE_MINUTES``) a kept one is a
+Kubernetes Job that ends, and is deleted, after that long with no request.
 """
 
 from __future__ import annotations

@@ -255,6 +255,7 @@ def test_course_settings_reach_the_spawner_and_the_notebook(tmp_path: Path, monk
     assert spawner.notebook_gpus() == 1
     env = spawner.get_env()
     assert env["OCCAM_EXECUTOR_IDLE_MINUTES"] == "20"
+    assert env["OCCAM_SERVE_KEPT_IDLE_MINUTES"] == "120"  # the chart's default
     assert env["OCCAM_K8S_SERVICE_ACCOUNT"] == "occam-notebook"
     assert "OCCAM_K8S_GPU_EXECUTOR_IMAGE" not in env  # a GPU notebook's executors run its own image
 

@@ -1,6 +1,7 @@
 """occam.models.serve in a notebook pod, against a real API server: a Deployment, ClusterIP Service and
 Secret made with the notebook's own service account (the Role the hub binds, spawner.namespace.NOTEBOOK_RULES),
-counted by the namespace's quota, owned by the notebook pod unless kept, and gone after ``stop()``.
+counted by the namespace's quota, owned by the notebook pod unless kept, and gone after ``stop()``. A kept
+service with an idle limit is a Job owning its Service and Secret, gone with the Job.
 
 ``serve`` runs in this process with ``OCCAM_K8S_*`` set as the spawner sets them and ``KUBECONFIG`` holding
 the student's token, so RBAC, admission (Pod Security ``restricted``), the quota and the garbage collector
@@ -89,9 +90,10 @@ def _gone(read: Any, *args: Any) -> bool:
 def _service_objects_gone(kube: Any, namespace: str) -> bool:
     from kubernetes import client
 
-    core, apps = client.CoreV1Api(kube.admin), client.AppsV1Api(kube.admin)
+    core, apps, batch = client.CoreV1Api(kube.admin), client.AppsV1Api(kube.admin), client.BatchV1Api(kube.admin)
     return (
         _gone(apps.read_namespaced_deployment, NAME, namespace)
+        and _gone(batch.read_namespaced_job, NAME, namespace)
         and _gone(core.read_namespaced_service, NAME, namespace)
         and _gone(core.read_namespaced_secret, NAME, namespace)
         and not core.list_namespaced_pod(namespace, label_selector=f"occam.io/model-service={NAME}").items
@@ -147,14 +149,16 @@ def test_serve_makes_a_deployment_and_service_with_the_notebooks_rights_counted_
     assert not service.running
 
 
+@pytest.mark.parametrize("kept", [False, True], ids=["deployment", "kept-job"])
 def test_a_service_the_quota_cannot_hold_fails_at_once_naming_the_quota_and_leaves_nothing(
-    kube: Any, namespace: Any, admin: Any, student_notebook: Path
+    kube: Any, namespace: Any, admin: Any, student_notebook: Path, monkeypatch: pytest.MonkeyPatch, kept: bool
 ) -> None:
     from occam.models import serve
 
+    monkeypatch.setenv("OCCAM_SERVE_KEPT_IDLE_MINUTES", "2")
     _quota(admin, namespace.name, "250m")
     with pytest.raises(ServiceStartError, match="exceeded quota") as failure:
-        serve("digits", timeout=60)
+        serve("digits", keep=kept, timeout=60)
     assert "timed out" not in str(failure.value)
     assert _service_objects_gone(kube, namespace.name)
 
@@ -178,6 +182,50 @@ def test_a_service_goes_with_the_notebook_pod_unless_kept(
     assert kept.running  # the garbage collector leaves it: no owner
     stop_service("digits:1")  # as a later notebook would
     assert _service_objects_gone(kube, namespace.name)
+
+
+def test_a_kept_service_with_an_idle_limit_is_a_job_owning_its_service_and_secret(
+    kube: Any, namespace: Any, admin: Any, student_notebook: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kwok's pods never exit, so the idle exit itself is tests/local/test_serving.py's; here: the objects, made
+    with the notebook's rights, and that the Job's deletion (what ``ttlSecondsAfterFinished`` does once the
+    service has exited) takes the Service, Secret and pod with it through the real garbage collector."""
+    from kubernetes import client
+
+    from occam.models import serve, stop_service
+
+    monkeypatch.setenv("OCCAM_SERVE_KEPT_IDLE_MINUTES", "2")
+    batch, apps = client.BatchV1Api(kube.admin), client.AppsV1Api(kube.admin)
+    for ending in ("stop_service", "job deleted"):
+        kept = serve("digits", keep=True, token=SECRET_TOKEN, timeout=60)
+        assert kept.running
+        assert _gone(apps.read_namespaced_deployment, NAME, namespace.name)  # a Job, not a Deployment
+        job = admin.api_client.sanitize_for_serialization(batch.read_namespaced_job(NAME, namespace.name))
+        assert "ownerReferences" not in job["metadata"]  # kept: not the notebook's
+        assert job["spec"]["ttlSecondsAfterFinished"] > 0
+        pod_spec = job["spec"]["template"]["spec"]
+        assert pod_spec["restartPolicy"] == "OnFailure"
+        command = pod_spec["containers"][0]["command"]
+        assert command[command.index("--idle-exit") + 1] == "120"
+        assert SECRET_TOKEN not in json.dumps(job)
+        for owned in (
+            admin.read_namespaced_secret(NAME, namespace.name),
+            admin.read_namespaced_service(NAME, namespace.name),
+        ):
+            owners = [(o.kind, o.name, o.uid) for o in owned.metadata.owner_references]
+            assert owners == [("Job", NAME, job["metadata"]["uid"])]
+        with pytest.raises(ConfigError, match="already runs"):
+            serve("digits", timeout=60)
+        if ending == "stop_service":
+            stop_service("digits:1")  # as a later notebook would: it finds the Job
+            assert _service_objects_gone(kube, namespace.name)
+        else:
+            batch.delete_namespaced_job(NAME, namespace.name, propagation_policy="Background")
+            wait_until(
+                "the garbage collector to delete the kept service's Service, Secret and pod with its Job",
+                lambda: _service_objects_gone(kube, namespace.name),
+                timeout=90,
+            )
 
 
 def test_an_unkept_service_is_deleted_by_the_garbage_collector_with_the_notebook_pod(

@@ -57,6 +57,7 @@ class Published:
     root: Path
     model: Any
     x_test: np.ndarray
+    path: Path
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
             description="a test CNN",
         )
         entry = write_version(metadata, lambda path: model.save(path))
-        yield Published(entry.metadata.ref, root, model, x_test)
+        yield Published(entry.metadata.ref, root, model, x_test, Path(entry.path))
 
 
 @pytest.fixture(scope="module")
@@ -307,6 +308,41 @@ def test_a_killed_notebook_leaves_no_service_behind(published: Published) -> Non
         if kernel.poll() is None:
             kernel.kill()
             kernel.wait()
+
+
+def test_with_an_idle_limit_requests_keep_the_service_up_and_then_it_exits_by_itself(
+    published: Published, tmp_path: Path
+) -> None:
+    """``--idle-exit 2`` (what a kept service's pod runs with, in minutes there): requests every half second
+    keep it serving past the limit; with none for 2 s it stops, exit status 0, its port free."""
+    token = "idle-test-token-0123456789"
+    (tmp_path / "token").write_text(token)
+    ready = tmp_path / "ready.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "occam.models.serving_app", "--model-dir", str(published.path), "--ready-file",
+         str(ready), "--max-bytes", str(MAX_BYTES), "--token-file", str(tmp_path / "token"), "--idle-exit", "2"],
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while not ready.exists():
+            assert process.poll() is None, f"the service ended before it was ready: {process.returncode}"
+            assert time.monotonic() < deadline, "timed out after 180 s waiting for the service to be ready"
+            time.sleep(0.2)
+        port = json.loads(ready.read_text())["port"]
+        url = f"http://127.0.0.1:{port}/v2/models/digits-cnn/"
+        busy_until = time.monotonic() + 5  # more than twice the limit
+        while time.monotonic() < busy_until:
+            status, _ = request(url, token=token if time.monotonic() % 1 < 0.5 else None)  # refused ones count
+            assert status in (200, 401)
+            assert process.poll() is None, "the service stopped while it had requests"
+            time.sleep(0.5)
+        assert process.wait(timeout=60) == 0
+        assert _free(port)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def test_bad_arguments_and_a_service_that_cannot_start_say_why(published: Published, tmp_path: Path) -> None:

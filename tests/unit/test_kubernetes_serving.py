@@ -13,6 +13,8 @@ from occam.kubernetes.serving import (
     deployment,
     host_allowlist,
     in_cluster_url,
+    kept_job,
+    owned_by,
     proxy_base,
     proxy_host_allowed,
     selector,
@@ -84,6 +86,54 @@ def test_kept_services_are_not_owned_by_the_notebook() -> None:
     ):
         assert "ownerReferences" not in manifest["metadata"]
         assert manifest["metadata"]["namespace"] == "jane"
+
+
+def test_a_kept_service_with_an_idle_limit_is_a_job_that_ends_by_itself_and_is_then_deleted() -> None:
+    job = kept_job(settings(), model="m", version=1, model_dir=MODEL_DIR, idle_minutes=90, cpu="2", memory="1Gi")
+    assert job["apiVersion"] == "batch/v1" and job["kind"] == "Job"
+    assert "ownerReferences" not in job["metadata"]  # kept: not deleted with the notebook
+    spec = job["spec"]
+    assert spec["completions"] == 1 and spec["parallelism"] == 1
+    assert 0 < spec["backoffLimit"] <= 5  # a crash restarts it, a few times
+    assert 0 < spec["ttlSecondsAfterFinished"] <= 300  # finished: deleted soon, pod included
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "OnFailure"
+    command = pod["containers"][0]["command"]
+    assert command[command.index("--idle-exit") + 1] == "5400"  # seconds
+    assert pod["containers"][0]["resources"]["limits"] == {"cpu": "2", "memory": "1Gi"}
+    # The Service selects its pod: the template has every label the Service's selector names.
+    service = cluster_ip_service(settings(), model="m", version=1, keep=True)
+    assert service["spec"]["selector"].items() <= spec["template"]["metadata"]["labels"].items()
+    # The same locked-down pod as a Deployment's, but for its restart policy and the idle limit.
+    same = deployment(settings(), model="m", version=1, model_dir=MODEL_DIR, cpu="2", memory="1Gi")["spec"]
+    same_pod = same["template"]["spec"]
+    assert {**pod, "restartPolicy": "Always", "containers": None} == {**same_pod, "containers": None}
+    assert command[: command.index("--idle-exit")] == same_pod["containers"][0]["command"]
+    for minutes in (0, -1, True):
+        with pytest.raises(ConfigError, match="idle limit"):
+            kept_job(settings(), model="m", version=1, model_dir=MODEL_DIR, idle_minutes=minutes)
+
+
+def test_a_kept_services_service_and_secret_are_owned_by_its_job() -> None:
+    job = kept_job(settings(), model="m", version=1, model_dir=MODEL_DIR, idle_minutes=1)
+    created = {**job, "metadata": {**job["metadata"], "uid": "job-uid-1"}}
+    for manifest in (
+        cluster_ip_service(settings(), model="m", version=1, keep=True),
+        token_secret(settings(), "m", 1, "tok", keep=True),
+    ):
+        owned = owned_by(manifest, created)
+        (reference,) = owned["metadata"]["ownerReferences"]
+        assert reference == {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "name": "occam-serve-m-v1",
+            "uid": "job-uid-1",
+            "controller": False,
+            "blockOwnerDeletion": False,
+        }
+        assert "ownerReferences" not in manifest["metadata"]  # the builder's own object is left as it was
+    with pytest.raises(ConfigError, match="no uid"):
+        owned_by(cluster_ip_service(settings(), model="m", version=1, keep=True), job)
 
 
 def test_the_model_must_be_on_the_shared_work_volume() -> None:

@@ -164,12 +164,12 @@ def test_role_has_no_wildcards_and_nothing_cluster_scoped_or_escalating():
         assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
         assert "nonResourceURLs" not in rule
         assert not {"roles", "rolebindings", "serviceaccounts", "serviceaccounts/token"} & set(rule["resources"])
-        # The core group, but for the one Deployment a model service is (occam.models.serve).
-        assert rule["apiGroups"] == [""] or rule == {
-            "apiGroups": ["apps"],
-            "resources": ["deployments"],
-            "verbs": ["create", "get", "delete"],
-        }, rule
+        # The core group, but for the one Deployment a model service is (occam.models.serve), or the Job a kept
+        # one with an idle limit is.
+        assert rule["apiGroups"] == [""] or rule in (
+            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create", "get", "delete"]},
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "delete"]},
+        ), rule
 
 
 @pytest.mark.parametrize(
@@ -228,7 +228,10 @@ def test_role_allows_what_a_model_service_on_kubernetes_needs(resource, verb, gr
         ("replicasets", "create", "apps"),
         ("statefulsets", "create", "apps"),
         ("daemonsets", "create", "apps"),
-        ("jobs", "create", "batch"),
+        ("jobs", "list", "batch"),
+        ("jobs", "update", "batch"),
+        ("jobs", "patch", "batch"),
+        ("cronjobs", "create", "batch"),
         ("ingresses", "create", "networking.k8s.io"),
         ("networkpolicies", "delete", "networking.k8s.io"),
     ],

@@ -93,6 +93,7 @@ def test_the_backend_reads_back_what_the_spawner_sets():
         gpu_tolerations=TOLERATIONS,
         gpu_executor_image="reg/occam:1-gpu",
         executor_idle_minutes=7.5,
+        kept_service_idle_minutes=90,
     )
     pod = {
         "metadata": {"name": "jupyter-ada", "namespace": "occam-ada", "uid": "0f0e-uid"},
@@ -114,6 +115,15 @@ def test_the_backend_reads_back_what_the_spawner_sets():
     assert settings.service_account == "occam-notebook"
     assert settings.gpu_executor_image == "reg/occam:1-gpu"
     assert config.get("executor_idle_minutes", environ=environ) == 7.5
+    assert config.get("serve_kept_idle_minutes", environ=environ) == 90
+    assert config.get("serve_kept_idle_minutes", environ={}) == 0  # outside the chart: a kept one lives on
+
+
+def test_a_negative_kept_service_idle_limit_is_refused_and_0_sets_nothing():
+    with pytest.raises(ValueError, match="kept_service_idle_minutes"):
+        notebook_env(executor_image="reg/occam:1", user="ada", kept_service_idle_minutes=-1)
+    env = notebook_env(executor_image="reg/occam:1", user="ada", kept_service_idle_minutes=0)
+    assert "OCCAM_SERVE_KEPT_IDLE_MINUTES" not in {e["name"] for e in env}
 
 
 def test_an_empty_executor_image_is_refused():

@@ -238,6 +238,7 @@ def hub_config(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "hub_namespace_role": values["hubNamespaceRole"],
         **network(values),
         "executor_idle_minutes": float(values["course"].get("executorIdleMinutes", 0)),
+        "kept_service_idle_minutes": float((values.get("serving") or {}).get("keptIdleMinutes", 0)),
         "max_gpus_in_use": int(values["course"].get("maxGpusInUse", 0)),
         "copied_pull_secrets": list(values.get("imagePullSecrets") or []),
         **shared_work(values),
