@@ -120,7 +120,7 @@ def test_prepare_namespace_creates_every_object(kube: Kube, new_user: Callable[[
         ("RoleBinding", CREATED),
         ("ResourceQuota", CREATED),
         ("LimitRange", CREATED),
-        *[("NetworkPolicy", CREATED)] * 5,  # deny, DNS, own cluster, notebook, API server
+        *[("NetworkPolicy", CREATED)] * 6,  # deny, DNS, own cluster, notebook, model service, API server
     ]
     objects = _read_all(kube.admin, ns)
     for obj in objects.values():
@@ -153,7 +153,14 @@ def test_prepare_namespace_creates_every_object(kube: Kube, new_user: Callable[[
     ports = {p["port"] for rule in objects["NetworkPolicy"]["spec"]["ingress"] for p in rule["ports"]}
     assert ports == {8888}  # the notebook's policy: Jupyter, for the hub and proxy
     names = {p.metadata.name for p in client.NetworkingV1Api(kube.admin).list_namespaced_network_policy(ns).items}
-    assert names == {"occam-default-deny", "occam-dns", "occam-cluster", "occam-notebook", "occam-api-server"}
+    assert names == {
+        "occam-default-deny",
+        "occam-dns",
+        "occam-cluster",
+        "occam-notebook",
+        "occam-model-service",
+        "occam-api-server",
+    }
 
 
 def _quota_counted(kube: Kube, ns: str) -> None:

@@ -82,7 +82,7 @@ def test_spawner_prepares_the_namespace_and_runs_the_notebook_pod(kube: Kube, us
             # The namespace, the notebook's account, its and the hub's RoleBindings, quota, limits, 5 policies.
             assert Counter(a.kind for a in applied) == {
                 "Namespace": 1, "ServiceAccount": 1, "RoleBinding": 2, "ResourceQuota": 1, "LimitRange": 1,
-                "NetworkPolicy": 5,
+                "NetworkPolicy": 6,  # deny, DNS, own cluster, notebook, model service, API server
             }  # fmt: skip
             assert [a.action for a in applied] == [CREATED] * len(applied)
             again = await spawner.prepare_user_namespace()
