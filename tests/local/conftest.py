@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from occam import Cluster, Dataset, start_cluster
+from occam.backends.driver import scoped_environ
 from occam.examples.digits import load_digits
-from tests.local.environment import environment
 
 
 # Package scope: the local tier's cluster stops when the tier ends, so that tiers after it in the same pytest
@@ -21,7 +21,7 @@ from tests.local.environment import environment
 def isolated_occam_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Keep the dataset cache and checkpoints of the tests out of the developer's home."""
     root = tmp_path_factory.mktemp("occam-home")
-    with environment({"OCCAM_CACHE_DIR": str(root / "cache"), "OCCAM_CHECKPOINT_DIR": str(root / "checkpoints")}):
+    with scoped_environ({"OCCAM_CACHE_DIR": str(root / "cache"), "OCCAM_CHECKPOINT_DIR": str(root / "checkpoints")}):
         yield
 
 

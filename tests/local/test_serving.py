@@ -31,13 +31,13 @@ import numpy as np
 import psutil
 import pytest
 
+from occam.backends.driver import scoped_environ
 from occam.errors import ConfigError, ServiceStartError
 from occam.examples.digits import build_cnn, load_digits
 from occam.models.metadata import ModelMetadata
 from occam.models.serving import ModelService, serve
 from occam.models.store import write_version
 from tests.local import test_spark_ui_proxy
-from tests.local.environment import environment
 from tests.local.test_spark_ui_proxy import PREFIX, TOKEN, JupyterServer
 
 tf = pytest.importorskip("tensorflow")
@@ -63,7 +63,7 @@ class Published:
 @pytest.fixture(scope="module")
 def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
     root = tmp_path_factory.mktemp("models")
-    with environment({"OCCAM_MODELS_DIR": str(root), "JUPYTERHUB_USER": OWNER}):
+    with scoped_environ({"OCCAM_MODELS_DIR": str(root), "JUPYTERHUB_USER": OWNER}):
         x_train, y_train, x_test, _ = load_digits()
         tf.keras.utils.set_random_seed(0)
         model = build_cnn()

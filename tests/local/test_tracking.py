@@ -24,11 +24,11 @@ import pytest
 
 import occam
 from occam import Cluster, Dataset
+from occam.backends.driver import scoped_environ
 from occam.examples.digits import build_cnn
 from occam.tracking.mlflow_store import open_client
 from occam.tracking.paths import settings
 from occam.tracking.servers import LocalServer
-from tests.local.environment import environment
 
 from .leakcheck import wait_until_clean
 from .test_spark_ui_proxy import PREFIX, get, jupyter  # noqa: F401 - jupyter is a fixture
@@ -46,7 +46,7 @@ def build_small() -> Any:
 def runs_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A runs folder and an experiment of this module's own (the other local tests' fits are recorded too)."""
     home = tmp_path_factory.mktemp("runs")
-    with environment({"OCCAM_RUNS_DIR": str(home), "OCCAM_TRACKING_EXPERIMENT": "tracking-tests"}):
+    with scoped_environ({"OCCAM_RUNS_DIR": str(home), "OCCAM_TRACKING_EXPERIMENT": "tracking-tests"}):
         yield home
 
 
