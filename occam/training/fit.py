@@ -22,6 +22,7 @@ from occam.training import defaults
 from occam.training.callbacks import check_callbacks
 from occam.training.environment import rank_environment
 from occam.training.events import EventServer
+from occam.training.horovod_checks import ensure_gloo_check_cached
 from occam.training.interrupt import InterruptWatch
 from occam.training.job import TrainingJob
 from occam.training.keras_setup import CHECKPOINT_PREFIX, compiled_model_problem, take_weights
@@ -60,6 +61,8 @@ class Cluster(Protocol):
 # How long fit waits, once Horovod returned, for the ranks' last messages to arrive (their connections
 # end when their processes do; one to a lost executor may never say so).
 DRAIN_SECONDS = 2.0
+# Horovod's launcher prints nothing of its own (0); its build checks are cached per verbosity.
+HOROVOD_VERBOSITY = 0
 # How long fit waits, after ranks failed only because a peer went away, for Spark to notice which executor
 # died: the surviving rank reports the broken collective at once, the executor's loss (a Kubernetes pod
 # watch event, a closed RPC connection) reaches the driver's list of executors a little later.
@@ -165,6 +168,8 @@ def fit(
     model_name = getattr(model_fn, "__name__", "model").strip("<>")
     run_id = new_run_id(model_name)
     log_dir = tensorboard_logdir(cluster.spark, tensorboard, tracking.runs_dir, run_id)
+    # Horovod's launch asks this again and gets the cached answer; asked here, a dead check is retried.
+    ensure_gloo_check_cached(verbose=HOROVOD_VERBOSITY >= 2)
     # The last check, and before the first Spark job (the split).
     model = _driver_model(model_fn)
     if isinstance(validation, float):
@@ -341,7 +346,7 @@ def _run_horovod(cluster: Cluster, job: TrainingJob, start_timeout: float) -> li
         start_timeout=int(start_timeout),
         use_gloo=True,
         env=_rank_env(cluster),
-        verbose=0,
+        verbose=HOROVOD_VERBOSITY,
         nics=rank_interfaces(cluster.spark, cluster.n, driver_addresses, local_interfaces()),
     )
 
