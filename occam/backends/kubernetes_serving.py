@@ -22,6 +22,8 @@ import atexit
 import contextlib
 import os
 import time
+import urllib.error
+import urllib.request
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -35,6 +37,8 @@ from occam.kubernetes.api import NamespaceApi
 from occam.kubernetes.settings import KubernetesSettings, settings_from_env
 
 POLL_SECONDS = 0.5
+#: How long ``serve`` waits, once the pod is Ready, for its Service to route to it (kube-proxy's next sync).
+ROUTE_TIMEOUT_SECONDS = 60.0
 #: How long ``stop()`` waits for the pod to go: its grace period (30 s) and some.
 STOP_TIMEOUT_SECONDS = 60.0
 
@@ -147,6 +151,32 @@ class ModelDeployment:
             + f"\n{self.log()}",
         )
 
+    def wait_routed(self, model: str, token: str, timeout: float, ref: str) -> None:
+        """Wait until the Service answers at :attr:`url` (its metadata, with the service's token).
+
+        A Ready pod is reachable through its Service only once the cluster's service proxy (kube-proxy) has
+        written the new endpoint into the node's rules, a moment later (seconds on a busy node); until then a
+        connection to the cluster IP is refused or goes nowhere. ``serve`` returns when a request would work.
+        """
+        request = urllib.request.Request(
+            f"{self.url}/v2/models/{model}/", headers={"Authorization": f"token {token}"}, method="GET"
+        )
+
+        def answers() -> bool:
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    return bool(response.status == 200)
+            except (urllib.error.URLError, OSError):  # refused, unroutable, or not our app yet
+                return False
+
+        _wait(
+            f"the Service {self.url} of model service {self.name} ({ref}) to route to its Ready pod",
+            answers,
+            timeout,
+            lambda: "the cluster's service proxy (kube-proxy) has not routed it; ask the course admin whether "
+            "kube-proxy runs on the node",
+        )
+
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         """Delete the Deployment (or a kept service's Job), Service and Secret, and wait until the pod and the
         Deployment or Job are gone (so the same version can be served again at once). Idempotent."""
@@ -235,6 +265,8 @@ def start_model_deployment(
         else:
             api.create_model_service(secret, runner, front)
         service.wait_ready(request.timeout, request.ref)
+        if env.get("KUBERNETES_SERVICE_HOST"):  # in a pod, where the Service's name resolves and routes
+            service.wait_routed(request.model, request.token, ROUTE_TIMEOUT_SECONDS, request.ref)
     except BaseException:
         with contextlib.suppress(Exception):  # the first error is the one to see
             service.stop()

@@ -44,6 +44,12 @@ def _post(url: str, body: Any, token: str | None) -> tuple[int, Any]:
         return exc.code, exc.read()[:300]
 
 
+def _get_status(url: str) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": f"token {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return int(response.status)
+
+
 def test_a_served_model_answers_through_its_cluster_ip_as_model_predict_does_and_stop_leaves_no_pod(
     on_real_node: Any,
     service_proxy: Any,
@@ -90,6 +96,10 @@ def test_a_served_model_answers_through_its_cluster_ip_as_model_predict_does_and
         cluster_ip = admin.read_namespaced_service("occam-serve-digits-v1", namespace.name).spec.cluster_ip
         predict = service.predict_url.replace(f"occam-serve-digits-v1.{namespace.name}.svc", cluster_ip)
 
+        # serve() checks the route from inside the cluster only; this test calls from the host, where kube-proxy
+        # writes the same rules (its sync after the endpoint became ready can take a few seconds under load).
+        metadata = service.metadata_url.replace(f"occam-serve-digits-v1.{namespace.name}.svc", cluster_ip)
+        wait_until(f"kube-proxy to route {cluster_ip}:80 to the serving pod", lambda: _get_status(metadata) == 200)
         status, answer = _post(predict, {"instances": x_test[:8].tolist()}, TOKEN)
         assert status == 200, answer
         predictions = answer["predictions"]
