@@ -28,13 +28,14 @@ if TYPE_CHECKING:
 class ModelServiceRequest:
     """What ``occam.models.serve`` asks a backend to run: one store version (``ref``, in ``model_dir``) behind
     ``token``, up within ``timeout`` seconds, taking request bodies up to ``max_bytes``; ``keep``: outlive the
-    notebook."""
+    notebook. ``metadata_path``: where, under the service's address, it answers ``GET`` with the token once up."""
 
     model: str
     version: int
     ref: str
     model_dir: str
     token: str
+    metadata_path: str
     timeout: float
     max_bytes: int
     keep: bool = False

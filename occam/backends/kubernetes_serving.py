@@ -22,7 +22,6 @@ import atexit
 import contextlib
 import os
 import time
-import urllib.error
 import urllib.request
 import weakref
 from collections.abc import Callable, Mapping
@@ -151,22 +150,22 @@ class ModelDeployment:
             + f"\n{self.log()}",
         )
 
-    def wait_routed(self, model: str, token: str, timeout: float, ref: str) -> None:
-        """Wait until the Service answers at :attr:`url` (its metadata, with the service's token).
+    def wait_routed(self, metadata_path: str, token: str, timeout: float, ref: str) -> None:
+        """Wait until the Service answers at :attr:`url` (``metadata_path``, with the service's token).
 
         A Ready pod is reachable through its Service only once the cluster's service proxy (kube-proxy) has
         written the new endpoint into the node's rules, a moment later (seconds on a busy node); until then a
         connection to the cluster IP is refused or goes nowhere. ``serve`` returns when a request would work.
         """
         request = urllib.request.Request(
-            f"{self.url}/v2/models/{model}/", headers={"Authorization": f"token {token}"}, method="GET"
+            self.url + metadata_path, headers={"Authorization": f"token {token}"}, method="GET"
         )
 
         def answers() -> bool:
             try:
                 with urllib.request.urlopen(request, timeout=5) as response:
                     return bool(response.status == 200)
-            except (urllib.error.URLError, OSError):  # refused, unroutable, or not our app yet
+            except OSError:  # refused, unroutable, or not our app yet (URLError and HTTPError are OSErrors)
                 return False
 
         _wait(
@@ -266,7 +265,7 @@ def start_model_deployment(
             api.create_model_service(secret, runner, front)
         service.wait_ready(request.timeout, request.ref)
         if env.get("KUBERNETES_SERVICE_HOST"):  # in a pod, where the Service's name resolves and routes
-            service.wait_routed(request.model, request.token, ROUTE_TIMEOUT_SECONDS, request.ref)
+            service.wait_routed(request.metadata_path, request.token, ROUTE_TIMEOUT_SECONDS, request.ref)
     except BaseException:
         with contextlib.suppress(Exception):  # the first error is the one to see
             service.stop()

@@ -17,6 +17,11 @@ DOCS_PATH = "/api"
 SPEC_PATH = "/swagger.json"
 
 
+def metadata_path(name: str) -> str:
+    """DEEPaaS's v2 route for model ``name`` (``GET``: its metadata; ``predict/`` below it), under the base path."""
+    return f"/v2/models/{name}/"
+
+
 class BaseModelService(abc.ABC):
     """A running model service: ``url`` is its base address from the notebook, ``token`` the secret each
     request sends as ``Authorization: token <token>`` (or ``X-Occam-Token`` behind JupyterHub's proxy);
@@ -60,11 +65,11 @@ class BaseModelService(abc.ABC):
 
     @property
     def predict_url(self) -> str:
-        return f"{self.url}/v2/models/{self.entry.metadata.name}/predict/"
+        return f"{self.metadata_url}predict/"
 
     @property
     def metadata_url(self) -> str:
-        return f"{self.url}/v2/models/{self.entry.metadata.name}/"
+        return self.url + metadata_path(self.entry.metadata.name)
 
     @property
     def docs_url(self) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from occam.backends import Backend
 from occam.backends.base import ModelServiceRequest, RunningModelService
-from occam.models.service import DOCS_PATH, BaseModelService
+from occam.models.service import DOCS_PATH, BaseModelService, metadata_path
 from occam.models.store import ModelEntry
 
 
@@ -84,6 +84,7 @@ def serve_in_pods(
         ref=entry.metadata.ref,
         model_dir=str(entry.path),
         token=token,
+        metadata_path=metadata_path(entry.metadata.name),
         timeout=timeout,
         max_bytes=max_bytes,
         keep=keep,
